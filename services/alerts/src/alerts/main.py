@@ -1,0 +1,64 @@
+"""Builds the alerts service: the faust worker, the outbox dispatcher and the API, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from faust.contrib.asgi import faust_app_running
+from prometheus_client import CollectorRegistry
+from pymongo.errors import PyMongoError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from alerts.agents import AlertHandler, register_agents
+from alerts.config import Settings
+from alerts.metrics import AlertsMetrics
+from alerts.notifier import Dispatcher
+from alerts.repository import AlertsRepository
+from alerts.routes import read_router, write_router
+from feedback_shared.http import api_key_dependency, health_router
+from feedback_shared.kafka import broker_reachable, create_faust_app
+from feedback_shared.metrics import metrics_asgi_app
+from feedback_shared.mongo import connect, database, reachable
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
+    registry = registry or CollectorRegistry()
+    metrics = AlertsMetrics.create(registry)
+    api_keys = frozenset(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings.mongo, ping=False)
+        repo = AlertsRepository(database(client, settings.mongo, "alerts"))
+        retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
+              retry=retry_if_exception_type(PyMongoError), reraise=True)(repo.ensure_indexes)()
+        app.state.mongo = client
+        app.state.repo = repo
+        if not stream:
+            yield
+            client.close()
+            return
+        worker = create_faust_app("alerts", settings.kafka)
+        register_agents(worker, AlertHandler(repo, settings, metrics), metrics)
+        dispatcher = Dispatcher(repo, settings, metrics)
+        async with faust_app_running(worker, stop_timeout=30):
+            task = asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client.close()
+
+    app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)
+    app.include_router(read_router)
+    app.include_router(write_router, dependencies=[Depends(api_key_dependency(lambda: api_keys))])
+    app.include_router(health_router({
+        "broker": lambda: broker_reachable(settings.kafka),
+        "database": lambda: reachable(app.state.mongo),
+    }))
+    app.mount("/metrics", metrics_asgi_app(registry))
+    return app

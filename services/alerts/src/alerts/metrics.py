@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from alerts.rules import PRIORITIES
+from feedback_shared.metrics import dlq_counter, latency_histogram
+
+
+@dataclass(frozen=True)
+class AlertsMetrics:
+    raised: Counter
+    case_updates: Counter
+    notifications: Counter
+    feedback_to_alert: Histogram
+    dlq: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
+        m = cls(
+            raised=Counter("alerts_raised", "New cases opened, by priority.", ["priority"], registry=registry),
+            case_updates=Counter("alert_case_updates", "Negative items added to an already open case.",
+                                 registry=registry),
+            notifications=Counter("alert_notifications", "Notification attempts, by channel and outcome.",
+                                  ["channel", "outcome"], registry=registry),
+            feedback_to_alert=latency_histogram(
+                "feedback_to_alert_seconds", "From ingestion to the CSM notification being delivered.",
+                registry),
+            dlq=dlq_counter(registry),
+        )
+        for p in PRIORITIES:
+            m.raised.labels(priority=p)
+        return m

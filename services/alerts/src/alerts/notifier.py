@@ -1,0 +1,100 @@
+"""Delivery of alert notifications through the outbox, to Apprise URLs (e-mail, Slack, Teams, JSON …).
+
+A delivery is written to the outbox in MongoDB first; the dispatcher claims due deliveries one at a
+time, sends, and records the outcome. A failed send is retried with exponential backoff and marked
+dead after ``delivery_max_attempts``; a worker that dies mid-send leaves a lease that expires, so
+another retries it. An outage of a channel therefore loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import apprise
+
+from alerts.config import Settings
+from alerts.metrics import AlertsMetrics
+from alerts.repository import AlertsRepository
+from feedback_shared.events import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def channel_of(url: str) -> str:
+    """A low-cardinality label for a notify URL: its scheme (mailto, slack, msteams, json …)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "unknown"
+    return scheme if scheme.isalnum() and len(scheme) <= 16 else "other"
+
+
+def send_with_apprise(url: str, title: str, body: str) -> None:
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        raise ValueError(f"not a notification URL Apprise understands ({channel_of(url)}://…)")
+    if not notifier.notify(title=title, body=body):
+        raise ConnectionError(f"{channel_of(url)} delivery failed")
+
+
+def backoff(attempts: int, base_s: float, max_s: float) -> timedelta:
+    return timedelta(seconds=min(max_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repo: AlertsRepository,
+        settings: Settings,
+        metrics: AlertsMetrics,
+        send: Callable[[str, str, str], None] = send_with_apprise,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.metrics = metrics
+        self.send = send
+        self.clock = clock
+
+    def deliver_one(self) -> bool:
+        """Claim and attempt one due delivery; False when nothing was due."""
+        now = self.clock()
+        doc = self.repo.claim_due(now, timedelta(seconds=self.settings.delivery_lease_s))
+        if doc is None:
+            return False
+        channel = channel_of(doc["url"])
+        try:
+            self.send(doc["url"], doc["title"], doc["body"])
+        except Exception as exc:
+            dead = doc["attempts"] >= self.settings.delivery_max_attempts
+            delay = backoff(doc["attempts"], self.settings.delivery_backoff_s, self.settings.delivery_backoff_max_s)
+            self.repo.mark_failed(doc["_id"], dead=dead, next_attempt_at=self.clock() + delay, error=repr(exc))
+            self.metrics.notifications.labels(channel=channel, outcome="dead" if dead else "retry").inc()
+            logger.warning("delivery_failed delivery=%s alert_id=%s channel=%s attempt=%d dead=%s error=%r",
+                           doc["_id"], doc["alert_id"], channel, doc["attempts"], dead, exc)
+            return True
+        self.repo.mark_sent(doc["_id"], self.clock())
+        self.metrics.notifications.labels(channel=channel, outcome="sent").inc()
+        created: datetime | None = doc.get("feedback_ingested_at")
+        if created is not None:
+            self.metrics.feedback_to_alert.observe(max(0.0, (self.clock() - created).total_seconds()))
+        logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
+        return True
+
+    async def drain(self, max_items: int = 50) -> int:
+        done = 0
+        while done < max_items and await asyncio.to_thread(self.deliver_one):
+            done += 1
+        return done
+
+    async def run_forever(self) -> Any:
+        while True:
+            try:
+                if await self.drain() == 0:
+                    await asyncio.sleep(self.settings.delivery_poll_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("dispatcher_error")
+                await asyncio.sleep(min(5.0, self.settings.delivery_poll_s * 4))

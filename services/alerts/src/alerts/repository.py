@@ -1,0 +1,136 @@
+"""The alerts service's own database: cases, CSMs, accounts and the delivery outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from alerts.rules import Account
+
+Doc = dict[str, Any]
+OPEN_STATUSES = ("open", "acknowledged", "responded")
+
+
+class AlertsRepository:
+    def __init__(self, db: Database[Doc]) -> None:
+        self.alerts: Collection[Doc] = db["alerts"]
+        self.csms: Collection[Doc] = db["csms"]
+        self.accounts: Collection[Doc] = db["accounts"]
+        self.outbox: Collection[Doc] = db["outbox"]
+
+    def ensure_indexes(self) -> None:
+        # Every scored event belongs to at most one case: the dedupe key for redelivered events.
+        self.alerts.create_index("feedback_event_ids", unique=True)
+        self.alerts.create_index([("customer_id", ASCENDING), ("status", ASCENDING)])
+        self.alerts.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+        self.outbox.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+
+    # ---- cases -----------------------------------------------------------------------------------
+    def case_with_event(self, feedback_event_id: str) -> Doc | None:
+        return self.alerts.find_one({"feedback_event_ids": feedback_event_id})
+
+    def open_case_for(self, customer_id: str) -> Doc | None:
+        return self.alerts.find_one(
+            {"customer_id": customer_id, "status": {"$in": list(OPEN_STATUSES)}},
+            sort=[("created_at", DESCENDING)],
+        )
+
+    def count_cases_for(self, customer_id: str) -> int:
+        return self.alerts.count_documents({"customer_id": customer_id})
+
+    def insert_case(self, doc: Doc) -> bool:
+        """Insert a new case; False if this event already made one (a redelivery)."""
+        try:
+            self.alerts.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def add_event_to_case(self, alert_id: str, feedback_event_id: str, latest: Doc, now: datetime) -> None:
+        self.alerts.update_one(
+            {"_id": alert_id, "feedback_event_ids": {"$ne": feedback_event_id}},
+            {"$push": {"feedback_event_ids": feedback_event_id}, "$inc": {"event_count": 1},
+             "$set": {"latest": latest, "updated_at": now}},
+        )
+
+    def get(self, alert_id: str) -> Doc | None:
+        return self.alerts.find_one({"_id": alert_id})
+
+    def list(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Doc]:
+        query: Doc = {}
+        if status:
+            query["status"] = status
+        if csm:
+            query["csm_id"] = csm
+        if need:
+            query["needs"] = need
+        return list(self.alerts.find(query).sort("created_at", DESCENDING).limit(limit))
+
+    def transition(self, alert_id: str, from_statuses: tuple[str, ...], to: str, now: datetime) -> Doc | None:
+        return self.alerts.find_one_and_update(
+            {"_id": alert_id, "status": {"$in": list(from_statuses)}},
+            {"$set": {"status": to, f"{to}_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    # ---- routing ---------------------------------------------------------------------------------
+    def put_csm(self, csm_id: str, doc: Doc) -> None:
+        self.csms.replace_one({"_id": csm_id}, {"_id": csm_id, **doc}, upsert=True)
+
+    def get_csm(self, csm_id: str) -> Doc | None:
+        return self.csms.find_one({"_id": csm_id})
+
+    def put_account(self, customer_id: str, doc: Doc) -> None:
+        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc}, upsert=True)
+
+    def get_account(self, customer_id: str | None) -> Account | None:
+        if not customer_id:
+            return None
+        doc = self.accounts.find_one({"_id": customer_id})
+        if doc is None:
+            return None
+        return Account(
+            customer_id=customer_id, csm_id=doc.get("csm_id"), tier=doc.get("tier"),
+            preferred_name=doc.get("preferred_name"), preferred_channel=doc.get("preferred_channel"),
+            language=doc.get("language"),
+        )
+
+    # ---- outbox ----------------------------------------------------------------------------------
+    def enqueue(self, delivery_id: str, doc: Doc, now: datetime) -> None:
+        """Add a delivery unless it is already there (redelivered events enqueue nothing twice)."""
+        self.outbox.update_one(
+            {"_id": delivery_id},
+            {"$setOnInsert": {**doc, "status": "pending", "attempts": 0, "next_attempt_at": now,
+                              "created_at": now}},
+            upsert=True,
+        )
+
+    def claim_due(self, now: datetime, lease: timedelta) -> Doc | None:
+        """Atomically take one due delivery: pending and due, or sending with an expired lease."""
+        return self.outbox.find_one_and_update(
+            {"$or": [
+                {"status": "pending", "next_attempt_at": {"$lte": now}},
+                {"status": "sending", "lease_until": {"$lte": now}},
+            ]},
+            {"$set": {"status": "sending", "lease_until": now + lease}, "$inc": {"attempts": 1}},
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def mark_sent(self, delivery_id: str, now: datetime) -> None:
+        self.outbox.update_one({"_id": delivery_id}, {"$set": {"status": "sent", "sent_at": now}})
+
+    def mark_failed(self, delivery_id: str, *, dead: bool, next_attempt_at: datetime, error: str) -> None:
+        self.outbox.update_one(
+            {"_id": delivery_id},
+            {"$set": {"status": "dead" if dead else "pending", "next_attempt_at": next_attempt_at,
+                      "last_error": error[:500]}},
+        )
+
+    def deliveries_for(self, alert_id: str) -> list[Doc]:
+        return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0}))

@@ -1,0 +1,168 @@
+"""The alerts HTTP API: cases, their lifecycle, CSMs, accounts, and the inbox page."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any, Literal
+
+import apprise
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from alerts.repository import AlertsRepository
+from feedback_shared.events import AlertStatus, utcnow
+
+read_router = APIRouter(tags=["alerts"])
+write_router = APIRouter(tags=["alerts"])
+
+#: Which statuses each action may start from (seed 001: no resolving without a response).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], AlertStatus]] = {
+    "ack": (("open",), "acknowledged"),
+    "respond": (("open", "acknowledged"), "responded"),
+    "resolve": (("responded",), "resolved"),
+}
+
+
+def get_repo(request: Request) -> AlertsRepository:
+    repo: AlertsRepository = request.app.state.repo
+    return repo
+
+
+RepoDep = Annotated[AlertsRepository, Depends(get_repo)]
+
+
+class CsmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: EmailStr | None = None
+    notify: Annotated[list[Annotated[str, Field(max_length=2048)]], Field(max_length=20)] = Field(
+        default_factory=list, description="Notification URLs in Apprise form: mailto://, slack://, json:// …"
+    )
+
+    @field_validator("notify")
+    @classmethod
+    def _apprise_urls(cls, urls: list[str]) -> list[str]:
+        for i, url in enumerate(urls):
+            if not apprise.Apprise().add(url):
+                raise ValueError(f"notify[{i}] is not a notification URL Apprise understands")
+        return urls
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    csm_id: Annotated[str, Field(max_length=128)] | None = None
+    tier: Annotated[str, Field(max_length=32)] | None = None
+    preferred_name: Annotated[str, Field(max_length=200)] | None = None
+    preferred_channel: Literal["email", "phone", "chat", "social", "sms"] | None = None
+    language: Annotated[str, Field(max_length=16)] | None = None
+    consent: dict[str, bool] = Field(default_factory=dict)
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k != "_id"}
+    out["alert_id"] = doc["_id"]
+    return out
+
+
+@read_router.get("/v1/alerts")
+def list_alerts(
+    repo: RepoDep,
+    status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
+    csm: Annotated[str | None, Query(max_length=128)] = None,
+    need: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Cases, newest first, filtered by status, CSM and need."""
+    return [_public(d) for d in repo.list(status=status_, csm=csm, need=need, limit=limit)]
+
+
+@read_router.get("/v1/alerts/{alert_id}")
+def get_alert(alert_id: str, repo: RepoDep) -> dict[str, Any]:
+    doc = repo.get(alert_id)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
+    out = _public(doc)
+    out["deliveries"] = [
+        {k: v for k, v in d.items() if k in ("status", "attempts", "sent_at", "last_error")}
+        for d in repo.deliveries_for(alert_id)
+    ]
+    return out
+
+
+@write_router.post("/v1/alerts/{alert_id}/{action}")
+def change_status(alert_id: str, action: Literal["ack", "respond", "resolve"], repo: RepoDep) -> dict[str, Any]:
+    """Move a case along open → acknowledged → responded → resolved."""
+    allowed_from, to = TRANSITIONS[action]
+    doc = repo.transition(alert_id, allowed_from, to, utcnow())
+    if doc is None:
+        current = repo.get(alert_id)
+        if current is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"cannot {action} a case that is {current['status']}; allowed from: {', '.join(allowed_from)}",
+        )
+    return _public(doc)
+
+
+@write_router.put("/v1/csms/{csm_id}")
+def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, repo: RepoDep) -> dict[str, Any]:
+    """Create or replace a CSM and where their alerts are delivered."""
+    repo.put_csm(csm_id, body.model_dump(mode="json"))
+    return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
+
+
+@write_router.put("/v1/accounts/{customer_id}")
+def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, repo: RepoDep) -> dict[str, Any]:
+    """Create or replace a customer's account: the assigned CSM, tier, preferences and consents."""
+    repo.put_account(customer_id, body.model_dump(mode="json"))
+    return {"customer_id": customer_id, **body.model_dump(mode="json")}
+
+
+INBOX_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CSM inbox</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}} table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}}
+.critical{{color:#b00;font-weight:bold}} .high{{color:#d60}} button{{margin-right:.3rem}}
+</style></head><body>
+<h1>Open cases</h1>
+<p><label>API key <input id="key" type="password" size="16"></label></p>
+<table><thead><tr><th>Priority</th><th>Status</th><th>CSM</th><th>Needs</th><th>What they said</th><th>Since</th><th></th></tr></thead>
+<tbody>{rows}</tbody></table>
+<script>
+const keyInput = document.getElementById('key');
+keyInput.value = localStorage.getItem('feedback-api-key') || 'dev-key';
+keyInput.addEventListener('change', () => localStorage.setItem('feedback-api-key', keyInput.value));
+async function act(id, action) {{
+  const r = await fetch(`/v1/alerts/${{id}}/${{action}}`, {{method: 'POST', headers: {{Authorization: 'Bearer ' + keyInput.value}}}});
+  if (!r.ok) {{ alert((await r.json()).detail); return; }}
+  location.reload();
+}}
+</script></body></html>"""
+
+PRIORITY_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+
+
+@read_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def inbox(repo: RepoDep) -> HTMLResponse:
+    docs = [d for d in repo.list(status=None, csm=None, need=None, limit=500) if d["status"] != "resolved"]
+    docs.sort(key=lambda d: (PRIORITY_ORDER.get(d["priority"], 9), d["created_at"]))
+    rows = []
+    for d in docs:
+        latest = d.get("latest", {})
+        alert_id = html.escape(d["_id"])
+        buttons = "".join(
+            f'<button onclick="act(\'{alert_id}\', \'{a}\')">{a}</button>' for a in ("ack", "respond", "resolve")
+        )
+        rows.append(
+            f'<tr data-alert="{alert_id}"><td class="{html.escape(d["priority"])}">{html.escape(d["priority"])}</td>'
+            f'<td class="status">{html.escape(d["status"])}</td><td>{html.escape(str(d.get("csm_id")))}</td>'
+            f'<td>{html.escape(", ".join(d.get("needs", [])))}</td>'
+            f'<td>{html.escape(str(latest.get("text", ""))[:300])}</td>'
+            f'<td>{html.escape(d["created_at"].isoformat(timespec="seconds"))}</td><td>{buttons}</td></tr>'
+        )
+    return HTMLResponse(INBOX_PAGE.format(rows="".join(rows) or '<tr><td colspan="7">No open cases.</td></tr>'))

@@ -1,0 +1,1 @@
+"""The ingest service: every source in, validated, idempotent, durably handed to Kafka."""

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
+
+DEV_API_KEY = "dev-key"
+
+
+class Settings(CommonSettings):
+    model_config = service_settings_config("INGEST_")
+
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8000))
+    #: Keys accepted in ``Authorization: Bearer …`` on every write.
+    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    max_body_bytes: int = 1_000_000
+    #: Seconds a client is told to wait (``Retry-After``) when the broker or database is down.
+    retry_after_s: int = 5
+
+    @model_validator(mode="after")
+    def _refuse_dev_key_outside_development(self) -> Self:
+        if DEV_API_KEY in self.api_keys:
+            if self.environment != "development":
+                raise ValueError("INGEST_API_KEYS still holds the development key outside development")
+            warnings.warn("ingest accepts the development API key 'dev-key'", UserWarning, stacklevel=2)
+        if not self.api_keys:
+            raise ValueError("INGEST_API_KEYS is empty: no client could write")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Settings()

@@ -1,0 +1,87 @@
+"""Builds the ingest FastAPI app. ``python -m ingest`` serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from pymongo.errors import PyMongoError
+
+from feedback_shared.errors import DependencyUnavailable
+from feedback_shared.http import BodySizeLimit, api_key_dependency, health_router
+from feedback_shared.kafka import broker_reachable
+from feedback_shared.metrics import metrics_asgi_app
+from feedback_shared.mongo import connect, database, reachable
+from ingest.config import Settings
+from ingest.metrics import IngestMetrics
+from ingest.publisher import Publisher
+from ingest.repository import MongoAcceptedRepository
+from ingest.routes import router
+from ingest.service import IngestService
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+    registry = registry or CollectorRegistry()
+    metrics = IngestMetrics.create(registry)
+    api_keys = frozenset(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings.mongo, ping=False)
+        repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
+        # The database may still be starting (compose, k8s): wait for it a bounded time.
+        retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
+              retry=retry_if_exception_type(PyMongoError), reraise=True)(repo.ensure_indexes)()
+        publisher = Publisher(settings.kafka)
+        app.state.mongo = client
+        app.state.ingest_service = IngestService(repo, publisher, metrics)
+        yield
+        publisher.close()
+        client.close()
+
+    app = FastAPI(
+        title="Feedback ingest",
+        version="1",
+        description="Reviews, mentions, complaints, purchases and returns in; events to Kafka out.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(DependencyUnavailable)
+    async def _unavailable(_: Request, exc: DependencyUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"temporarily unavailable, nothing was accepted: {exc}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        metrics.rejected.labels(reason="validation").inc()
+        return await request_validation_exception_handler(request, exc)
+
+    def _count_auth(request: Request) -> None:
+        header = request.headers.get("authorization")
+        token = header.partition(" ")[2].strip() if header else ""
+        if not header:
+            metrics.rejected.labels(reason="unauthorized").inc()
+        elif token not in api_keys:
+            metrics.rejected.labels(reason="forbidden").inc()
+
+    require_key = api_key_dependency(lambda: api_keys)
+    app.include_router(router, dependencies=[Depends(_count_auth), Depends(require_key)])
+    app.include_router(health_router({
+        "broker": lambda: broker_reachable(settings.kafka),
+        "database": lambda: reachable(app.state.mongo),
+    }))
+    app.mount("/metrics", metrics_asgi_app(registry))
+    return app

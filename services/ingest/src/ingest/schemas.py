@@ -1,0 +1,97 @@
+"""HTTP request and response models. Requests forbid unknown fields, so a typo is a clear 422."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from feedback_shared.events import OrderLine, Slug
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+Short = Annotated[str, Field(max_length=256)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ReviewIn(_Request):
+    """A product or service review from a review site, an app store or the shop itself."""
+
+    source: Slug = Field(examples=["google"])
+    external_id: Id = Field(description="The review's id at the source; the same id twice is a duplicate.")
+    text: Text
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    customer_id: Short | None = None
+    author: Short | None = None
+    language: Short | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    product_id: Short | None = None
+    order_id: Short | None = None
+    thread_id: Short | None = None
+    channel: Slug = "review_site"
+    is_public: bool = True
+    occurred_at: AwareDatetime | None = None
+
+
+class MentionIn(_Request):
+    """A social-media mention."""
+
+    source: Slug = Field(examples=["x"])
+    external_id: Id
+    text: Text
+    author: Short | None = None
+    customer_id: Short | None = None
+    language: Short | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    thread_id: Short | None = None
+    channel: Slug = "social"
+    is_public: bool = True
+    occurred_at: AwareDatetime | None = None
+
+
+class ComplaintIn(_Request):
+    """The fast complaint form: the text and one way to reach or identify the customer."""
+
+    text: Text
+    customer_id: Short | None = None
+    email: EmailStr | None = None
+    phone: Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 ().\-]+$")] | None = None
+    external_id: Id | None = Field(
+        default=None, description="Your id for this submission; resubmitting it is a duplicate."
+    )
+    order_id: Short | None = None
+    language: Short | None = None
+    occurred_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _one_contact(self) -> Self:
+        if not (self.customer_id or self.email or self.phone):
+            raise ValueError("give one of customer_id, email or phone, so someone can get back to you")
+        return self
+
+
+class CommerceIn(_Request):
+    order_id: Id
+    customer_id: Id
+    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+    items: list[OrderLine] | None = None
+    occurred_at: AwareDatetime | None = None
+
+
+class PurchaseIn(CommerceIn):
+    """A completed purchase."""
+
+
+class ReturnIn(CommerceIn):
+    """A returned order (its loyalty points are reversed)."""
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    event_id: uuid.UUID

@@ -1,0 +1,69 @@
+"""The stream side: ``feedback.received.v1`` in, ``feedback.scored.v1`` out, in batches."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from feedback_shared.events import FeedbackReceived, FeedbackScored, derived_id, utcnow
+from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
+from feedback_shared.topics import FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from sentiment.config import Settings
+from sentiment.metrics import SentimentMetrics
+from sentiment.model import Scored, SentimentModel
+
+
+def scored_event(received: FeedbackReceived, result: Scored, model_version: str) -> FeedbackScored:
+    """The scored event. Its id is derived from the input and the model, so a redelivered input
+    produces the same id, and re-scoring with a new model produces a new one."""
+    fields = received.model_dump(exclude={"event_id", "event_type", "language", "ingested_at"})
+    return FeedbackScored(
+        **fields,
+        event_id=derived_id("scored", received.event_id, model_version),
+        ingested_at=received.ingested_at,
+        feedback_event_id=received.event_id,
+        language=result.language.code,
+        language_confidence=result.language.confidence,
+        sentiment=result.sentiment,
+        needs=result.needs,
+        urgency=result.urgency,
+        anger=result.anger,
+        model_version=model_version,
+    )
+
+
+def register_agents(
+    app: faust.App, settings: Settings, model: SentimentModel, metrics: SentimentMetrics
+) -> None:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+    sink = EventSink(app, FEEDBACK_SCORED)
+
+    async def score_batch(batch: list[FeedbackReceived]) -> None:
+        loop = asyncio.get_running_loop()
+        texts = [item.text for item in batch]
+        languages = [item.language for item in batch]
+        results = await loop.run_in_executor(executor, model.score, texts, languages)
+        events = [scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)]
+        await sink.send_all(events)
+        now = utcnow()
+        metrics.batch_size.observe(len(events))
+        for event in events:
+            label = event.sentiment.label
+            metrics.scored.labels(language=metrics.language_label(event.language), label=label).inc()
+            for need in event.needs:
+                metrics.needs.labels(need=need.need, label=label).inc()
+            metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
+
+    processor = MessageProcessor(
+        app, FEEDBACK_RECEIVED, lambda item: score_batch([item]),
+        on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc(),
+    )
+
+    async def score_feedback(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
+            await processor.process_batch(events, score_batch)
+
+    app.agent(faust_topic(app, FEEDBACK_RECEIVED.name), name="sentiment.score_feedback")(score_feedback)

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
+
+
+class Settings(CommonSettings):
+    model_config = service_settings_config("SENTIMENT_")
+
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8001))
+    #: Messages scored together (the embedding is batched), and how long to wait to fill a batch.
+    batch_size: int = 32
+    batch_wait_s: float = 0.05
+    #: Threads for the embedding engine (OpenMP); None lets it use every core.
+    embed_threads: int | None = None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,76 @@
+"""Builds the sentiment service: the faust worker and the ad-hoc scoring API, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI
+from faust.contrib.asgi import faust_app_running
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field
+
+from feedback_shared.events import NeedScore, SentimentResult
+from feedback_shared.http import health_router
+from feedback_shared.kafka import broker_reachable, create_faust_app
+from feedback_shared.metrics import metrics_asgi_app
+from sentiment.agents import register_agents
+from sentiment.config import Settings
+from sentiment.metrics import SentimentMetrics
+from sentiment.model import SentimentModel
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+    language: Annotated[str, Field(max_length=16)] | None = None
+
+
+class ScoreResponse(BaseModel):
+    language: str | None
+    language_confidence: float
+    sentiment: SentimentResult
+    needs: list[NeedScore]
+    urgency: float
+    anger: float
+    model_version: str
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
+    """The API, and (with ``stream``) the faust agent running on the same event loop."""
+    registry = registry or CollectorRegistry()
+    metrics = SentimentMetrics.create(registry)
+    model = SentimentModel(embed_threads=settings.embed_threads)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not stream:
+            yield
+            return
+        worker = create_faust_app("sentiment", settings.kafka)
+        register_agents(worker, settings, model, metrics)
+        async with faust_app_running(worker, stop_timeout=30):
+            yield
+
+    app = FastAPI(title="Feedback sentiment", version="1", lifespan=lifespan)
+
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["sentiment"])
+    async def score(body: ScoreRequest) -> ScoreResponse:
+        """Score one text ad hoc: the same result shape as ``FeedbackScored``."""
+        [result] = await asyncio.to_thread(model.score, [body.text], [body.language])
+        return ScoreResponse(
+            language=result.language.code,
+            language_confidence=result.language.confidence,
+            sentiment=result.sentiment,
+            needs=result.needs,
+            urgency=result.urgency,
+            anger=result.anger,
+            model_version=model.version,
+        )
+
+    app.include_router(health_router({"broker": lambda: broker_reachable(settings.kafka)}))
+    app.mount("/metrics", metrics_asgi_app(registry))
+    return app

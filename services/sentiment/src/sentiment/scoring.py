@@ -1,0 +1,129 @@
+"""Pure scoring decisions: from head probabilities, similarities and the text to a result.
+
+No model, no I/O: the embedding and the heads live in ``model.py``. Everything here is deterministic and
+unit-tested without loading the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from feedback_shared.events import NEEDS, NeedScore, SentimentLabel, SentimentResult
+
+LABELS: tuple[SentimentLabel, SentimentLabel, SentimentLabel] = ("negative", "neutral", "positive")
+
+#: Languages the scorer has been checked on; anything else is scored but marked low-confidence.
+VALIDATED_LANGUAGES = frozenset({"en", "ru", "es", "de", "fr", "tr", "az", "kk", "uz", "ka", "hy"})
+
+MIN_WORDS = 3
+WEAK_EVIDENCE_BELOW = 0.55
+CONFLICT_BOTH_ABOVE = 0.3
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    code: str | None
+    confidence: float
+    reliable: bool
+
+
+def word_count(text: str) -> int:
+    return len(re.findall(r"\w+", text))
+
+
+def sentiment_from_probabilities(
+    probabilities: Sequence[float], *, text: str, language: LanguageGuess
+) -> SentimentResult:
+    """Label, score, confidence and honest low-confidence reasons from [neg, neutral, pos]."""
+    p = np.asarray(probabilities, dtype=float)
+    p = p / p.sum()
+    label = LABELS[int(p.argmax())]
+    reasons: list[str] = []
+    if language.code not in VALIDATED_LANGUAGES:
+        reasons.append("language_not_validated")
+    if not language.reliable:
+        reasons.append("language_detection_unreliable")
+    if word_count(text) < MIN_WORDS:
+        reasons.append("short_text")
+    if float(p.max()) < WEAK_EVIDENCE_BELOW:
+        reasons.append("weak_evidence")
+    if p[0] > CONFLICT_BOTH_ABOVE and p[2] > CONFLICT_BOTH_ABOVE:
+        reasons.append("conflicting_evidence")
+    return SentimentResult(
+        label=label,
+        score=float(np.clip(p[2] - p[0], -1.0, 1.0)),
+        probabilities={name: round(float(v), 6) for name, v in zip(LABELS, p, strict=True)},
+        confidence=float(p.max()),
+        low_confidence=bool(reasons),
+        low_confidence_reasons=reasons,
+    )
+
+
+def top_needs(similarities: Sequence[float], *, max_needs: int = 3, min_z: float = 1.6) -> list[NeedScore]:
+    """The needs whose prototype similarity stands out from the other needs' (z-score over 16)."""
+    sims = np.asarray(similarities, dtype=float)
+    if sims.shape != (len(NEEDS),):
+        raise ValueError(f"expected {len(NEEDS)} similarities, got {sims.shape}")
+    spread = float(sims.std()) or 1e-9
+    z = (sims - float(sims.mean())) / spread
+    order = np.argsort(-z)
+    chosen = [i for i in order[:max_needs] if z[i] >= min_z]
+    return [
+        NeedScore(need=NEEDS[i], score=round(float(1.0 / (1.0 + np.exp(-(z[i] - min_z)))), 4))  # type: ignore[arg-type]
+        for i in chosen
+    ]
+
+
+# Anger and urgency markers, in the validated languages. A marker raises the score; a negative label
+# raises it further. Lower-cased substring match, so inflected forms in agglutinative languages match.
+ANGER_MARKERS = (
+    "furious", "angry", "outraged", "disgusting", "unacceptable", "scam", "worst", "never again",
+    "ridiculous", "terrible", "awful", "hate",
+    "бесит", "возмутительно", "ужас", "отврат", "безобраз", "худш", "никогда больше", "обман",
+    "indignante", "inaceptable", "estafa", "horrible", "peor", "nunca más",
+    "unverschämt", "inakzeptabel", "betrug", "schrecklich", "nie wieder", "wütend",
+    "inadmissible", "arnaque", "scandaleux", "honteux", "furieux", "jamais plus",
+    "rezalet", "berbat", "kabul edilemez", "dolandırıcı", "asla", "nefret",
+    "biabırçı", "dəhşət", "rəzalət", "fırıldaq", "heç vaxt",
+    "сұмдық", "масқара", "алаяқ", "ешқашан", "жиіркенішті",
+    "dahshat", "jirkanch", "firibgar", "hech qachon", "sharmandalik",
+    "საშინელ", "სირცხვილ", "თაღლით", "არასდროს",
+    "սարսափելի", "խայտառակ", "խաբեբա", "երբեք",
+)
+URGENCY_MARKERS = (
+    "urgent", "asap", "immediately", "right now", "today", "still waiting", "refund", "lawyer", "cancel",
+    "срочно", "немедленно", "до сих пор", "верните деньги", "юрист", "отмен",
+    "urgente", "inmediatamente", "reembolso", "abogado",
+    "dringend", "sofort", "erstattung", "anwalt",
+    "immédiatement", "remboursement", "avocat",
+    "acil", "hemen", "iade", "avukat",
+    "təcili", "dərhal", "pulumu qaytarın",
+    "шұғыл", "дереу", "ақшамды қайтарыңыз",
+    "zudlik", "darhol", "pulimni qaytaring",
+    "სასწრაფოდ", "დაუყოვნებლივ", "დამიბრუნეთ",
+    "շտապ", "անմիջապես", "վերադարձրեք",
+)
+
+
+def _marker_hits(text: str, markers: Sequence[str]) -> int:
+    lowered = text.lower()
+    return sum(1 for m in markers if m in lowered)
+
+
+def anger_score(text: str, negative_probability: float) -> float:
+    hits = _marker_hits(text, ANGER_MARKERS)
+    exclaims = min(text.count("!"), 3)
+    letters = [c for c in text if c.isalpha()]
+    shouting = len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.6
+    raw = 0.25 * min(hits, 2) + 0.1 * exclaims + (0.2 if shouting else 0.0)
+    return round(float(min(1.0, raw * (0.5 + negative_probability))), 4)
+
+
+def urgency_score(text: str, negative_probability: float, anger: float) -> float:
+    hits = _marker_hits(text, URGENCY_MARKERS)
+    raw = 0.35 * min(hits, 2) + 0.3 * anger
+    return round(float(min(1.0, raw * (0.5 + negative_probability))), 4)

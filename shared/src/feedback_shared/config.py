@@ -1,0 +1,76 @@
+"""Settings shared by every service.
+
+Each service has one frozen ``Settings(BaseSettings)`` in ``<svc>/config.py`` with its own env prefix
+(``INGEST_``, ``SENTIMENT_``, ``ALERTS_``, ``LOYALTY_``) and ``__`` as the nested delimiter, so
+``ALERTS_KAFKA__BOOTSTRAP_SERVERS`` sets ``settings.kafka.bootstrap_servers``. The sub-models here are
+plain ``BaseModel``s. Settings are built once in the entry point, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """Where the Kafka-protocol broker is and how consumers behave."""
+
+    model_config = {"frozen": True}
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: Publish timeout before ingest answers 503: the broker must acknowledge within this.
+    publish_timeout_s: float = 10.0
+    # A faust worker joins its group only after the broker's rebalance/session timeout; keep them short
+    # in dev and tests (the embedded broker waits out the session timeout before completing a join).
+    rebalance_timeout_s: float = 3.0
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    #: Prefix for consumer-group ids, so two stacks can share one broker (tests) without stealing messages.
+    group_prefix: str = "feedback"
+
+
+class MongoSettings(BaseModel):
+    """Where the MongoDB-protocol database is. Each service owns its own database."""
+
+    model_config = {"frozen": True}
+
+    url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    database: str = ""
+    server_selection_timeout_ms: int = 5000
+
+
+class HttpSettings(BaseModel):
+    model_config = {"frozen": True}
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+def service_settings_config(prefix: str) -> SettingsConfigDict:
+    """The pydantic-settings config every service uses.
+
+    ``secrets_dir`` is set only when ``/run/secrets`` exists: a missing directory only warns, and the
+    test suite turns warnings into errors.
+    """
+    cfg: dict[str, Any] = {
+        "env_prefix": prefix,
+        "env_nested_delimiter": "__",
+        "frozen": True,
+        "extra": "ignore",
+    }
+    if os.path.isdir("/run/secrets"):
+        cfg["secrets_dir"] = "/run/secrets"
+    return SettingsConfigDict(**cfg)  # type: ignore[typeddict-item]
+
+
+class CommonSettings(BaseSettings):
+    """Fields every service has. Subclasses set ``model_config`` with their env prefix."""
+
+    environment: str = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)

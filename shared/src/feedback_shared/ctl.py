@@ -1,0 +1,209 @@
+"""``feedbackctl``: the operator CLI.
+
+    feedbackctl up        start the embedded stack (broker, database, four services), feed the demo
+    feedbackctl demo      send the demo feed to a running stack
+    feedbackctl health    readiness of every service
+    feedbackctl topics    list the broker's topics
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, StackError
+
+
+def _config_from_env() -> StackConfig:
+    env = os.environ
+    return StackConfig(
+        host=env.get("FEEDBACK_HOST", "127.0.0.1"),
+        broker_port=int(env.get("FEEDBACK_BROKER_PORT", "9092")),
+        mongo_port=int(env.get("FEEDBACK_MONGO_PORT", "27017")),
+        data_dir=Path(env.get("FEEDBACK_DATA_DIR", ".data")),
+        api_key=env.get("FEEDBACK_API_KEY", "dev-key"),
+        service_ports={name: int(env.get(f"FEEDBACK_{name.upper()}_PORT", str(port))) for name, _, port in SERVICES},
+    )
+
+
+class _NotificationPrinter(BaseHTTPRequestHandler):
+    """The demo's stand-in for Slack: prints every notification the alerts service delivers."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        try:
+            payload = json.loads(body)
+            title, message = payload.get("title", ""), payload.get("message", "")
+        except ValueError:
+            title, message = "(unreadable notification)", ""
+        first_line = message.splitlines()[0] if message else ""
+        print(f"\n>>> CSM notification: {title}\n    {first_line[:200]}", flush=True)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def start_notification_printer(host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), _NotificationPrinter)
+    threading.Thread(target=server.serve_forever, daemon=True, name="demo-notifications").start()
+    return server
+
+
+def send_demo(config: StackConfig, notify_url: str | None = None) -> tuple[int, int]:
+    """Register a demo CSM and accounts, then post every demo item. Returns (accepted, failed)."""
+    headers = {"Authorization": f"Bearer {config.api_key}"}
+    alerts = config.service_url("alerts")
+    ingest = config.service_url("ingest")
+    with httpx.Client(timeout=15) as client:
+        if notify_url:
+            client.put(f"{alerts}/v1/csms/csm-demo", headers=headers,
+                       json={"name": "Demo CSM", "notify": [notify_url]}).raise_for_status()
+            client.put(f"{alerts}/v1/csms/{'fallback-queue'}", headers=headers,
+                       json={"name": "Fallback queue", "notify": [notify_url]}).raise_for_status()
+        for customer in ("cust-anna", "cust-leyla", "cust-dilshod", "cust-claire"):
+            client.put(f"{alerts}/v1/accounts/{customer}", headers=headers,
+                       json={"csm_id": "csm-demo", "tier": "silver"}).raise_for_status()
+        accepted = failed = 0
+        lines = files("feedback_shared").joinpath("demo_feed.jsonl").read_text("utf-8").splitlines()
+        for line in lines:
+            item = json.loads(line)
+            resp = client.post(f"{ingest}{item['endpoint']}", json=item["body"], headers=headers)
+            if resp.status_code in (200, 202):
+                accepted += 1
+            else:
+                failed += 1
+                print(f"demo item refused: {resp.status_code} {resp.text[:200]}", file=sys.stderr)
+    return accepted, failed
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = _config_from_env()
+    stack = EmbeddedStack(config)
+    demo = os.environ.get("DEMO", "1") != "0" and not args.no_demo
+    names = [n for n, _, _ in SERVICES]
+    notify_port = int(os.environ.get("FEEDBACK_DEMO_NOTIFY_PORT", "8009"))
+    stopping = False
+
+    def _stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        stack.check_ports(names)
+        print(f"Starting the broker on {config.bootstrap} and the database on {config.host}:{config.mongo_port} …",
+              flush=True)
+        stack.start_infrastructure()
+        print("Starting ingest, sentiment, alerts and loyalty (the model loads in a second or two) …", flush=True)
+        stack.start_services(names)
+        printer = None
+        if demo:
+            printer = start_notification_printer(config.host, notify_port)
+            accepted, failed = send_demo(config, f"json://{config.host}:{notify_port}/")
+            print(f"Demo feed sent: {accepted} items accepted, {failed} refused.", flush=True)
+        print(_where_to_look(config, stack), flush=True)
+        while True:
+            for name, child in list(stack.children.items()):
+                if not child.alive():
+                    print(f"{name} exited with code {child.popen.returncode}; see {child.log_path}. Stopping.",
+                          file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(1)
+    except StackError as exc:
+        print(f"feedbackctl: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nStopping every process of the stack …", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        print("Stopped.", flush=True)
+
+
+def _where_to_look(config: StackConfig, stack: EmbeddedStack) -> str:
+    u = config.service_url
+    return f"""
+The pipeline is running. API key: {config.api_key}  (Ctrl-C stops everything)
+
+  Ingest API docs     {u('ingest')}/docs
+  Scoring API docs    {u('sentiment')}/docs
+  CSM inbox           {u('alerts')}/
+  Alerts API          {u('alerts')}/v1/alerts
+  Loyalty points      {u('loyalty')}/v1/customers/cust-boris/points
+  Metrics             {u('ingest')}/metrics  (and :{config.service_ports['sentiment']}, :{config.service_ports['alerts']}, :{config.service_ports['loyalty']})
+  Logs                {stack.log_dir}/
+
+Try:
+  curl -s -X POST {u('ingest')}/v1/reviews -H 'Authorization: Bearer {config.api_key}' \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"source":"google","external_id":"try-1","customer_id":"c-42","rating":1,"text":"Terrible, it broke on day one and nobody answers."}}'
+  curl -s {u('alerts')}/v1/alerts
+"""
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    accepted, failed = send_demo(_config_from_env())
+    print(f"{accepted} accepted, {failed} refused")
+    return 0 if failed == 0 else 1
+
+
+def cmd_health(_: argparse.Namespace) -> int:
+    config = _config_from_env()
+    ok = True
+    for name, _, _ in SERVICES:
+        try:
+            resp = httpx.get(f"{config.service_url(name)}/readyz", timeout=3)
+            state = resp.json().get("status", resp.status_code)
+            ok &= resp.status_code == 200
+        except httpx.HTTPError as exc:
+            state, ok = f"unreachable ({type(exc).__name__})", False
+        print(f"{name:10s} {state}")
+    return 0 if ok else 1
+
+
+def cmd_topics(_: argparse.Namespace) -> int:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=_config_from_env().bootstrap)
+    try:
+        for name in sorted(admin.list_topics()):
+            print(name)
+    finally:
+        admin.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="feedbackctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the embedded stack and the demo feed")
+    up.add_argument("--no-demo", action="store_true", help="do not send the demo feed (same as DEMO=0)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("demo", help="send the demo feed to a running stack").set_defaults(func=cmd_demo)
+    sub.add_parser("health", help="readiness of every service").set_defaults(func=cmd_health)
+    sub.add_parser("topics", help="list the broker's topics").set_defaults(func=cmd_topics)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

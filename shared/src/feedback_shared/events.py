@@ -1,0 +1,216 @@
+"""Versioned event models: the payloads that cross service lines.
+
+Every event carries ``event_id`` (stable across retries), ``event_type``, ``schema_version``,
+``occurred_at`` and ``ingested_at`` (aware UTC) and ``trace_id``. Models are frozen and ignore unknown
+fields, so consumers tolerate additive changes; a breaking change is a new model and a new topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+#: Namespace for ids derived from other ids (uuid5), so a retried derivation gives the same id.
+DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3f0e-3b5e-4a51-9c8e-2f0a6d1d9b11")
+
+FeedbackKind = Literal["review", "mention", "complaint", "survey", "suggestion"]
+SentimentLabel = Literal["negative", "neutral", "positive"]
+
+#: The 16 customer needs (seed 002): 9 product needs, then 7 service needs.
+PRODUCT_NEEDS: tuple[str, ...] = (
+    "functionality", "price", "convenience", "experience", "design",
+    "reliability", "performance", "efficiency", "compatibility",
+)
+SERVICE_NEEDS: tuple[str, ...] = (
+    "empathy", "fairness", "transparency", "control", "options", "information", "accessibility",
+)
+NEEDS: tuple[str, ...] = PRODUCT_NEEDS + SERVICE_NEEDS
+Need = Literal[
+    "functionality", "price", "convenience", "experience", "design",
+    "reliability", "performance", "efficiency", "compatibility",
+    "empathy", "fairness", "transparency", "control", "options", "information", "accessibility",
+]
+
+Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
+ShortText = Annotated[str, Field(max_length=256)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def derived_id(*parts: object) -> uuid.UUID:
+    """A deterministic id for something derived from other events (same inputs, same id)."""
+    return uuid.uuid5(DERIVED_ID_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+class Event(BaseModel):
+    """Fields every event has."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: Literal[1] = 1
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    ingested_at: AwareDatetime = Field(default_factory=utcnow)
+    trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=64)
+
+    @field_validator("occurred_at", "ingested_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    def partition_key(self) -> str | None:
+        """The Kafka key: one customer's events stay ordered on one partition."""
+        return None
+
+
+class FeedbackFields(Event):
+    """What a piece of feedback says, as received from any source."""
+
+    source: Slug
+    channel: Slug = "web"
+    kind: FeedbackKind
+    external_id: Annotated[str, Field(min_length=1, max_length=256)]
+    customer_id: ShortText | None = None
+    author: ShortText | None = None
+    #: The text, NFC-normalised.
+    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+    #: The text exactly as received, kept only when NFC normalisation changed it.
+    text_original: str | None = None
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: Declared by the source; the sentiment stage detects its own.
+    language: ShortText | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    is_public: bool = False
+    product_id: ShortText | None = None
+    order_id: ShortText | None = None
+    thread_id: ShortText | None = None
+
+    def partition_key(self) -> str | None:
+        return self.customer_id or self.author or f"{self.source}:{self.external_id}"
+
+
+class FeedbackReceived(FeedbackFields):
+    event_type: Literal["feedback.received"] = "feedback.received"
+
+
+class SentimentResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    label: SentimentLabel
+    #: P(positive) - P(negative), in -1..1.
+    score: Annotated[float, Field(ge=-1.0, le=1.0)]
+    probabilities: dict[SentimentLabel, float]
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    low_confidence: bool = False
+    low_confidence_reasons: list[str] = Field(default_factory=list)
+
+
+class NeedScore(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    need: Need
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class FeedbackScored(FeedbackFields):
+    """The received feedback plus what the sentiment stage found."""
+
+    event_type: Literal["feedback.scored"] = "feedback.scored"
+    #: ``event_id`` of the ``FeedbackReceived`` this scores.
+    feedback_event_id: uuid.UUID
+    language: ShortText | None = None
+    language_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    sentiment: SentimentResult
+    needs: Annotated[list[NeedScore], Field(max_length=3)] = Field(default_factory=list)
+    urgency: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    anger: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    model_version: str
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: ShortText
+    quantity: Annotated[int, Field(ge=1)] = 1
+    price: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)] | None = None
+
+
+class CommerceFields(Event):
+    order_id: Annotated[str, Field(min_length=1, max_length=256)]
+    customer_id: Annotated[str, Field(min_length=1, max_length=256)]
+    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    items: list[OrderLine] | None = None
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+class PurchaseRecorded(CommerceFields):
+    event_type: Literal["purchase.recorded"] = "purchase.recorded"
+
+
+class OrderReturned(CommerceFields):
+    event_type: Literal["order.returned"] = "order.returned"
+
+
+CommerceEvent = Annotated[PurchaseRecorded | OrderReturned, Field(discriminator="event_type")]
+
+AlertStatus = Literal["open", "acknowledged", "responded", "resolved"]
+AlertPriority = Literal["low", "normal", "high", "critical"]
+
+
+class AlertFields(Event):
+    alert_id: str
+    feedback_event_id: uuid.UUID
+    customer_id: ShortText | None = None
+    csm_id: ShortText | None = None
+    priority: AlertPriority
+    status: AlertStatus
+    needs: list[str] = Field(default_factory=list)
+    event_count: int = 1
+
+    def partition_key(self) -> str | None:
+        return self.customer_id or self.alert_id
+
+
+class AlertRaised(AlertFields):
+    event_type: Literal["alert.raised"] = "alert.raised"
+
+
+class AlertUpdated(AlertFields):
+    event_type: Literal["alert.updated"] = "alert.updated"
+
+
+AlertEvent = Annotated[AlertRaised | AlertUpdated, Field(discriminator="event_type")]
+
+
+class PointsFields(Event):
+    customer_id: ShortText
+    #: The ledger entry this event announces (unique per source event and rule).
+    entry_id: str
+    rule: Slug
+    points: int
+    source_event_id: uuid.UUID
+    balance: int
+    tier: Slug
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+class PointsAwarded(PointsFields):
+    event_type: Literal["points.awarded"] = "points.awarded"
+
+
+class PointsReversed(PointsFields):
+    event_type: Literal["points.reversed"] = "points.reversed"
+
+
+PointsEvent = Annotated[PointsAwarded | PointsReversed, Field(discriminator="event_type")]

@@ -1,0 +1,248 @@
+"""Kafka adapters: the kafka-python producer (acks=all), topic creation, faust apps and the DLQ.
+
+Consumers are faust agents (aiokafka underneath): kafka-python's own group consumer takes about 20 s to
+join a group on the embedded broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import faust
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pymongo.errors import PyMongoError
+
+from feedback_shared.config import KafkaSettings
+from feedback_shared.errors import DecodeError
+from feedback_shared.topics import (
+    ALL_TOPICS,
+    DLQ_ERROR_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+    TopicSpec,
+)
+
+logger = logging.getLogger(__name__)
+M = TypeVar("M")
+
+
+def create_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    """A producer that counts a send as done only when every in-sync replica has it."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "linger_ms": 2,
+        "retries": 5,
+        "request_timeout_ms": int(settings.publish_timeout_s * 1000),
+        "max_block_ms": int(settings.publish_timeout_s * 1000),
+    }
+    options.update(overrides)
+    return KafkaProducer(**options)
+
+
+def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec[Any]] = ALL_TOPICS) -> list[str]:
+    """Create every topic in ``specs`` and its ``.dlq`` twin; existing topics are left alone."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15_000)
+    try:
+        existing = set(admin.list_topics())
+        wanted = []
+        for spec in specs:
+            wanted.append(NewTopic(spec.name, spec.partitions, 1))
+            wanted.append(NewTopic(spec.dlq_name, 1, 1))
+        missing = [t for t in wanted if t.name not in existing]
+        for topic in missing:
+            try:
+                admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in missing]
+    finally:
+        admin.close()
+
+
+def broker_reachable(settings: KafkaSettings, timeout_s: float = 1.0) -> bool:
+    """Whether the first bootstrap server accepts a TCP connection (a cheap readiness probe)."""
+    host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> faust.App:
+    """A faust app that reads and writes raw bytes; decoding goes through the topic registry."""
+    options: dict[str, Any] = {
+        "broker": f"kafka://{settings.bootstrap_servers}",
+        "broker_rebalance_timeout": settings.rebalance_timeout_s,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "web_enabled": False,
+        "store": "memory://",
+        "producer_acks": -1,
+    }
+    options.update(overrides)
+    return faust.App(f"{settings.group_prefix}-{app_id}", **options)
+
+
+def faust_topic(app: faust.App, name: str) -> Any:
+    """A faust topic carrying raw bytes (never pickle; JSON decoding is ours, per message)."""
+    return app.topic(
+        name, value_type=bytes, key_type=bytes, value_serializer="raw", key_serializer="raw"
+    )
+
+
+#: Errors that mean "a dependency is down": retry the same message until it is back.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, KafkaError, OSError, asyncio.TimeoutError)
+
+
+class MessageProcessor:
+    """Decode each message through the registry and apply a handler, at least once, without loss.
+
+    - A message that does not decode goes to the topic's DLQ with the reason; the stream moves on.
+    - A handler failing on a transient error (database or broker down) is retried with backoff, as
+      long as it takes: the offset is not acknowledged until the effect is durable.
+    - A handler failing on anything else is retried ``max_handler_attempts`` times, then the message
+      is dead-lettered with the error, so one bad message cannot stall its partition forever.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        spec: TopicSpec[M],
+        handler: Callable[[M], Awaitable[None]],
+        *,
+        on_dead_letter: Callable[[str], None] | None = None,
+        max_handler_attempts: int = 5,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.spec = spec
+        self.handler = handler
+        self.on_dead_letter = on_dead_letter
+        self.max_handler_attempts = max_handler_attempts
+        self.max_backoff_s = max_backoff_s
+        self.dlq_topic = faust_topic(app, spec.dlq_name)
+
+    async def dead_letter(self, event: Any, reason: str) -> None:
+        message = event.message
+        headers = [
+            (DLQ_ERROR_HEADER, reason.encode("utf-8")[:4000]),
+            (DLQ_SOURCE_TOPIC_HEADER, message.topic.encode()),
+            (DLQ_SOURCE_OFFSET_HEADER, f"{message.partition}:{message.offset}".encode()),
+        ]
+        fut = await self.dlq_topic.send(key=message.key, value=event.value or b"", headers=headers)
+        await fut
+        logger.warning(
+            "dead_lettered topic=%s partition=%s offset=%s reason=%s",
+            message.topic, message.partition, message.offset, reason,
+        )
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(self.spec.name)
+
+    def decode(self, event: Any) -> M:
+        """Decode one message through the registry (raises ``DecodeError``)."""
+        return self.spec.decode(event.value)
+
+    async def retrying(self, what: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` until it succeeds.
+
+        Transient failures (database or broker down) are retried with capped backoff for as long as
+        they last. Any other failure is retried ``max_handler_attempts`` times and then re-raised.
+        """
+        attempt = 0
+        failures = 0
+        while True:
+            attempt += 1
+            try:
+                await action()
+                return
+            except TRANSIENT_ERRORS as exc:
+                delay = min(self.max_backoff_s, 0.2 * 2 ** min(attempt, 6))
+                logger.warning("transient_failure topic=%s %s attempt=%d retry_in=%.1fs error=%r",
+                               self.spec.name, what, attempt, delay, exc)
+                await asyncio.sleep(delay)
+            except Exception:
+                failures += 1
+                logger.exception("handler_failed topic=%s %s attempt=%d", self.spec.name, what, failures)
+                if failures >= self.max_handler_attempts:
+                    raise
+                await asyncio.sleep(min(self.max_backoff_s, 0.1 * 2**failures))
+
+    async def process(self, event: Any) -> None:
+        try:
+            model = self.decode(event)
+        except DecodeError as exc:
+            await self.dead_letter(event, exc.reason)
+            return
+        where = f"offset={event.message.partition}:{event.message.offset}"
+        try:
+            await self.retrying(where, lambda: self.handler(model))
+        except Exception as exc:
+            await self.dead_letter(event, f"handler failed: {type(exc).__name__}: {exc}")
+
+    async def process_batch(
+        self, events: list[Any], batch_handler: Callable[[list[M]], Awaitable[None]]
+    ) -> None:
+        """Decode a batch (dead-lettering what does not decode) and handle the rest together.
+
+        If the batch handler fails for good, each message is handled alone, so only the message that
+        really fails is dead-lettered.
+        """
+        good: list[tuple[Any, M]] = []
+        for event in events:
+            try:
+                good.append((event, self.decode(event)))
+            except DecodeError as exc:
+                await self.dead_letter(event, exc.reason)
+        if not good:
+            return
+        models = [m for _, m in good]
+        try:
+            await self.retrying(f"batch={len(models)}", lambda: batch_handler(models))
+        except Exception:
+            for event, model in good:
+                try:
+                    await self.retrying(f"offset={event.message.offset}",
+                                        lambda m=model: batch_handler([m]))  # type: ignore[misc]
+                except Exception as exc:
+                    await self.dead_letter(event, f"handler failed: {type(exc).__name__}: {exc}")
+
+    async def run(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self.process(event)
+
+
+class EventSink:
+    """Publishes events to one registry topic from inside a faust app, and waits for the broker."""
+
+    def __init__(self, app: faust.App, spec: TopicSpec[Any]) -> None:
+        self.spec = spec
+        self.topic = faust_topic(app, spec.name)
+
+    async def send_all(self, events: Iterable[Any]) -> None:
+        """Send every event, then wait until the broker acknowledged all of them.
+
+        The caller's input offsets are acknowledged only after this returns, so an output is never
+        lost to a crash between consuming and producing (at worst it is produced twice, with the same
+        ``event_id``).
+        """
+        futures = []
+        for event in events:
+            headers = [("event_type", str(getattr(event, "event_type", "")).encode()),
+                       ("trace_id", str(event.trace_id).encode())]
+            futures.append(await self.topic.send(
+                key=self.spec.key(event), value=self.spec.encode(event), headers=headers
+            ))
+        if futures:
+            await asyncio.gather(*futures)

@@ -1,0 +1,28 @@
+"""Prometheus helpers shared by the services' own ``metrics.py`` modules.
+
+Names use base units (``*_seconds``, ``*_total``); label values are small, fixed sets and never hold
+customer identifiers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from starlette.types import ASGIApp
+
+#: Buckets for pipeline latencies, from tens of milliseconds to a minute.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+def metrics_asgi_app(registry: CollectorRegistry) -> ASGIApp:
+    return make_asgi_app(registry)  # type: ignore[no-any-return]
+
+
+def dlq_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "dlq_messages", "Messages sent to a dead-letter topic, by source topic.", ["topic"],
+        registry=registry,
+    )
+
+
+def latency_histogram(name: str, documentation: str, registry: CollectorRegistry) -> Histogram:
+    return Histogram(name, documentation, buckets=LATENCY_BUCKETS, registry=registry)

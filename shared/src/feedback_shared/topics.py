@@ -1,0 +1,94 @@
+"""The one typed registry of topics. No topic name string appears anywhere else.
+
+Every topic has a dead-letter twin ``<name>.dlq``: a message that cannot be decoded goes there with
+its original bytes, and the reason in the headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from feedback_shared.errors import DecodeError
+from feedback_shared.events import (
+    AlertEvent,
+    CommerceEvent,
+    Event,
+    FeedbackReceived,
+    FeedbackScored,
+    PointsEvent,
+)
+
+M = TypeVar("M")
+
+#: Header names on dead-lettered messages.
+DLQ_ERROR_HEADER = "x-dlq-error"
+DLQ_SOURCE_TOPIC_HEADER = "x-dlq-source-topic"
+DLQ_SOURCE_OFFSET_HEADER = "x-dlq-source-offset"
+
+
+@dataclass(frozen=True)
+class TopicSpec(Generic[M]):
+    """A topic, the model of its messages, and how to encode, decode and key them."""
+
+    name: str
+    adapter: TypeAdapter[M] = field(repr=False, compare=False)
+    partitions: int = 3
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}.dlq"
+
+    def encode(self, event: M) -> bytes:
+        return self.adapter.dump_json(event)
+
+    def decode(self, raw: bytes | None) -> M:
+        if raw is None:
+            raise DecodeError(self.name, "empty message (no value)")
+        try:
+            return self.adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise DecodeError(self.name, _describe(exc)) from exc
+
+    @staticmethod
+    def key(event: Event) -> bytes | None:
+        key = event.partition_key()
+        return key.encode("utf-8") if key else None
+
+
+def _describe(exc: ValidationError) -> str:
+    """A short, readable reason: which fields failed and why (no input values: they may hold PII)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+FEEDBACK_RECEIVED: TopicSpec[FeedbackReceived] = TopicSpec(
+    "feedback.received.v1", TypeAdapter(FeedbackReceived)
+)
+FEEDBACK_SCORED: TopicSpec[FeedbackScored] = TopicSpec("feedback.scored.v1", TypeAdapter(FeedbackScored))
+COMMERCE_EVENTS: TopicSpec[Any] = TopicSpec("commerce.events.v1", TypeAdapter(CommerceEvent))
+ALERT_EVENTS: TopicSpec[Any] = TopicSpec("alerts.events.v1", TypeAdapter(AlertEvent))
+LOYALTY_POINTS: TopicSpec[Any] = TopicSpec("loyalty.points.v1", TypeAdapter(PointsEvent))
+
+ALL_TOPICS: Sequence[TopicSpec[Any]] = (
+    FEEDBACK_RECEIVED,
+    FEEDBACK_SCORED,
+    COMMERCE_EVENTS,
+    ALERT_EVENTS,
+    LOYALTY_POINTS,
+)
+
+
+def all_topic_names() -> list[str]:
+    """Every topic and its dead-letter twin, as created at start-up."""
+    names: list[str] = []
+    for spec in ALL_TOPICS:
+        names += [spec.name, spec.dlq_name]
+    return names
