@@ -40,7 +40,7 @@ def _config_from_env() -> StackConfig:
 class _NotificationPrinter(BaseHTTPRequestHandler):
     """The demo's stand-in for Slack: prints every notification the alerts service delivers."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
         try:
             payload = json.loads(body)
@@ -97,7 +97,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     notify_port = int(os.environ.get("FEEDBACK_DEMO_NOTIFY_PORT", "8009"))
     stopping = False
 
-    def _stop(signum: int, _frame: Any) -> None:
+    def _stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
         if not stopping:
             stopping = True
@@ -112,9 +112,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start_infrastructure()
         print("Starting ingest, sentiment, alerts and loyalty (the model loads in a second or two) …", flush=True)
         stack.start_services(names)
-        printer = None
         if demo:
-            printer = start_notification_printer(config.host, notify_port)
+            start_notification_printer(config.host, notify_port)
             accepted, failed = send_demo(config, f"json://{config.host}:{notify_port}/")
             print(f"Demo feed sent: {accepted} items accepted, {failed} refused.", flush=True)
         print(_where_to_look(config, stack), flush=True)

@@ -158,7 +158,7 @@ class EmbeddedStack:
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> ChildProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 (closed by ChildProcess.stop)
+        log_file = open(log_path, "ab")
         popen = subprocess.Popen(
             argv,
             stdout=log_file,
@@ -166,7 +166,7 @@ class EmbeddedStack:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         child = ChildProcess(name, popen, log_path, log_file)
         self.children[name] = child
@@ -215,7 +215,7 @@ class EmbeddedStack:
         wait_for_port(self.config.host, self.config.mongo_port, timeout_s, child.popen)
 
     def service_env(self, name: str) -> dict[str, str]:
-        prefix = dict((n, p) for n, p, _ in SERVICES)[name]
+        prefix = {n: p for n, p, _ in SERVICES}[name]
         env = {
             f"{prefix}KAFKA__BOOTSTRAP_SERVERS": self.config.bootstrap,
             f"{prefix}KAFKA__GROUP_PREFIX": self.config.group_prefix,

@@ -46,7 +46,7 @@ def api_key_dependency(api_keys: Callable[[], frozenset[str]]) -> Callable[..., 
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                detail="malformed Authorization header: expected 'Bearer <key>'",
+                detail="malformed Authorization header: expected 'Bearer <API key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not any(hmac.compare_digest(token.strip(), key) for key in api_keys()):
@@ -91,7 +91,7 @@ class BodySizeLimit:
     async def _reject(self, send: Send) -> None:
         response = JSONResponse(
             {"detail": f"request body larger than {self.max_bytes} bytes"},
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status_code=413,
         )
         await response({"type": "http"}, _empty_receive, send)
 

@@ -52,7 +52,7 @@ def priority(scored: FeedbackScored, *, tier: str | None, earlier_cases: int) ->
     points += TIER_WEIGHT.get(tier or "", 0)
     if scored.sentiment.score > -0.3 and scored.sentiment.low_confidence:
         points -= 1
-    index = 0 if points <= 0 else 1 if points <= 2 else 2 if points <= 4 else 3
+    index = 0 if points <= 0 else 1 if points == 1 else 2 if points <= 3 else 3
     return PRIORITIES[index]
 
 

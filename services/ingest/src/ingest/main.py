@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from pymongo.errors import PyMongoError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.http import BodySizeLimit, api_key_dependency, health_router
@@ -21,31 +21,45 @@ from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, reachable
 from ingest.config import Settings
 from ingest.metrics import IngestMetrics
-from ingest.publisher import Publisher
-from ingest.repository import MongoAcceptedRepository
+from ingest.publisher import EventPublisher, Publisher
+from ingest.repository import AcceptedRepository, MongoAcceptedRepository
 from ingest.routes import router
 from ingest.service import IngestService
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    *,
+    repo: AcceptedRepository | None = None,
+    publisher: EventPublisher | None = None,
+) -> FastAPI:
+    """The ingest app. Tests may pass their own ``repo`` and ``publisher`` (then no database or
+    broker is contacted)."""
     registry = registry or CollectorRegistry()
     metrics = IngestMetrics.create(registry)
     api_keys = frozenset(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if repo is not None and publisher is not None:
+            app.state.broker_ready = app.state.database_ready = lambda: True
+            app.state.ingest_service = IngestService(repo, publisher, metrics)
+            yield
+            return
         client = connect(settings.mongo, ping=False)
-        repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
+        mongo_repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
         # The database may still be starting (compose, k8s): wait for it a bounded time.
         retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
-              retry=retry_if_exception_type(PyMongoError), reraise=True)(repo.ensure_indexes)()
-        publisher = Publisher(settings.kafka)
-        app.state.mongo = client
-        app.state.ingest_service = IngestService(repo, publisher, metrics)
+              retry=retry_if_exception_type(PyMongoError), reraise=True)(mongo_repo.ensure_indexes)()
+        kafka_publisher = Publisher(settings.kafka)
+        app.state.broker_ready = lambda: broker_reachable(settings.kafka)
+        app.state.database_ready = lambda: reachable(client)
+        app.state.ingest_service = IngestService(mongo_repo, kafka_publisher, metrics)
         yield
-        publisher.close()
+        kafka_publisher.close()
         client.close()
 
     app = FastAPI(
@@ -80,8 +94,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     require_key = api_key_dependency(lambda: api_keys)
     app.include_router(router, dependencies=[Depends(_count_auth), Depends(require_key)])
     app.include_router(health_router({
-        "broker": lambda: broker_reachable(settings.kafka),
-        "database": lambda: reachable(app.state.mongo),
+        "broker": lambda: bool(app.state.broker_ready()),
+        "database": lambda: bool(app.state.database_ready()),
     }))
     app.mount("/metrics", metrics_asgi_app(registry))
     return app

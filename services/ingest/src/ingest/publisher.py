@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -17,6 +17,10 @@ from feedback_shared.kafka import create_producer
 from feedback_shared.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
+
+
+class EventPublisher(Protocol):
+    def publish(self, spec: TopicSpec[Any], event: Event) -> float: ...
 
 
 class Publisher:

@@ -15,7 +15,7 @@ from feedback_shared.events import Event
 from feedback_shared.pii import mask_card_numbers
 from feedback_shared.topics import TopicSpec
 from ingest.metrics import IngestMetrics
-from ingest.publisher import Publisher
+from ingest.publisher import EventPublisher
 from ingest.repository import AcceptedRepository
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Outcome:
 
 
 class IngestService:
-    def __init__(self, repo: AcceptedRepository, publisher: Publisher, metrics: IngestMetrics) -> None:
+    def __init__(self, repo: AcceptedRepository, publisher: EventPublisher, metrics: IngestMetrics) -> None:
         self.repo = repo
         self.publisher = publisher
         self.metrics = metrics

@@ -1,0 +1,51 @@
+# The one documented entry point. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever the dependency list changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-unit test-integration lint fmt typecheck clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3 on PATH)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is required, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# Only the scoring heads are used; its declared dependencies (torch, sentence-transformers) are not.
+	$(BIN)/python -m pip install --quiet --no-deps "sentimentai-py==2.0.0"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install everything (done by run and test too)
+
+run: install ## Start broker, database, the four services and the demo feed (DEMO=0 skips the feed)
+	$(BIN)/feedbackctl up
+
+test: install lint test-unit test-integration ## Lint, unit tests, then integration tests on the real embedded stack
+
+test-unit: install ## Unit tests (pure logic, fakes behind the project's interfaces)
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test-integration: install ## Integration and end-to-end tests against a real broker and database
+	$(BIN)/python -m pytest tests/integration -q $(PYTEST_ARGS)
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+
+fmt: install ## Format and fix imports
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+typecheck: install ## mypy (strict)
+	$(BIN)/mypy shared/src services/*/src
+
+clean: ## Remove the virtualenv, data and caches
+	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""The real packaged model (it loads in a fraction of a second): multilingual sanity checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiment.model import SentimentModel
+
+
+@pytest.fixture(scope="module")
+def model() -> SentimentModel:
+    return SentimentModel()
+
+
+CASES = [
+    ("The product broke after two days and support never answered. I want a refund!", "en", "negative"),
+    ("Great service, fast delivery, I love it", "en", "positive"),
+    ("Ужасный сервис, никогда больше не закажу", "ru", "negative"),
+    ("Отличный магазин, всё пришло вовремя", "ru", "positive"),
+    ("Xidmət çox pis idi, heç kim cavab vermədi", "az", "negative"),
+    ("Өте нашар қызмет, тапсырыс кешікті", "kk", "negative"),
+    ("მომსახურება საშინელი იყო", "ka", "negative"),
+    ("Շատ լավ սպասարկում, շնորհակալություն", "hy", "positive"),
+    ("El pedido llegó roto y nadie responde", "es", "negative"),
+]
+
+
+def test_multilingual_labels_and_languages(model: SentimentModel) -> None:
+    results = model.score([text for text, _, _ in CASES])
+    for (text, language, label), result in zip(CASES, results, strict=True):
+        assert result.language.code == language, text
+        assert result.sentiment.label == label, text
+        assert set(result.sentiment.probabilities) == {"negative", "neutral", "positive"}
+
+
+def test_needs_are_tagged_in_other_languages(model: SentimentModel) -> None:
+    [hold, charged] = model.score([
+        "Я час висел на линии, в поддержку невозможно дозвониться",
+        "Kartımdan iki dəfə əlavə ödəniş çıxıldı, bu ədalətsizdir",
+    ])
+    assert "accessibility" in [n.need for n in hold.needs]
+    assert {"fairness", "price"} & {n.need for n in charged.needs}
+
+
+def test_declared_language_is_used_when_detection_is_unreliable(model: SentimentModel) -> None:
+    [short] = model.score(["ok"], ["uz"])
+    assert short.language.code == "uz"
+    assert "language_detection_unreliable" in short.sentiment.low_confidence_reasons
+    assert "short_text" in short.sentiment.low_confidence_reasons
