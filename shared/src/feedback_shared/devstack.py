@@ -133,14 +133,17 @@ class StackConfig:
     #: Consumer-group prefix; tests use a unique one per session.
     group_prefix: str = "feedback"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Set to use a broker and database that are already running (containers, a compose stack).
+    external_bootstrap: str | None = None
+    external_mongo_url: str | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.broker_port}"
+        return self.external_bootstrap or f"{self.host}:{self.broker_port}"
 
     @property
     def mongo_url(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}"
+        return self.external_mongo_url or f"mongodb://{self.host}:{self.mongo_port}"
 
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{self.service_ports[name]}"
@@ -174,7 +177,11 @@ class EmbeddedStack:
 
     def check_ports(self, names: list[str]) -> None:
         """Refuse clearly, before starting anything, if a port we need is taken."""
-        wanted = {"broker": self.config.broker_port, "database": self.config.mongo_port}
+        wanted: dict[str, int] = {}
+        if self.config.external_bootstrap is None:
+            wanted["broker"] = self.config.broker_port
+        if self.config.external_mongo_url is None:
+            wanted["database"] = self.config.mongo_port
         wanted |= {n: p for n, p in self.config.service_ports.items() if n in names}
         taken = [f"{what} port {port}" for what, port in wanted.items() if not port_free(self.config.host, port)]
         if taken:
@@ -242,8 +249,11 @@ class EmbeddedStack:
         return ensure_topics(KafkaSettings(bootstrap_servers=self.config.bootstrap))
 
     def start_infrastructure(self) -> None:
-        self.start_broker()
-        self.start_database()
+        """Start the broker and the database (unless external ones are configured), then the topics."""
+        if self.config.external_bootstrap is None:
+            self.start_broker()
+        if self.config.external_mongo_url is None:
+            self.start_database()
         self.create_topics()
 
     def start_services(self, names: list[str] | None = None) -> None:

@@ -1,0 +1,59 @@
+"""Helpers for the integration tests: polling, and an HTTP receiver standing in for Slack."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout_s: float = 30.0, interval_s: float = 0.2) -> T:
+    """Poll ``check`` until it returns something truthy; fail with the last value after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s; last value: {last!r}")
+
+
+class Receiver:
+    """An HTTP endpoint standing in for Slack or an integration: records every JSON POST."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.up = True
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+                if not outer.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                outer.received.append({"path": self.path, "body": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        return [r["body"] for r in self.received if r["path"] == f"/{path}"]
+
+

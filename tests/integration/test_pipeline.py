@@ -1,0 +1,189 @@
+"""End to end through the real broker and database: HTTP in, events through every service, effects out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaProducer
+
+from feedback_shared.devstack import EmbeddedStack
+from feedback_shared.topics import COMMERCE_EVENTS, DLQ_ERROR_HEADER, FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from tests.helpers import Receiver, eventually
+
+pytestmark = pytest.mark.integration
+Api = Callable[[str], httpx.Client]
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def alerts_for(api: Api, customer_id: str) -> list[dict[str, Any]]:
+    resp = api("alerts").get("/v1/alerts", params={"limit": 500})
+    resp.raise_for_status()
+    return [a for a in resp.json() if a["customer_id"] == customer_id]
+
+
+async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0,
+                     until: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+    """Every record on ``topic`` from the start, by direct partition assignment (no group join)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+            if until is not None and until(records):
+                break
+            if until is None and not batch:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+def test_negative_review_becomes_one_alert_and_one_notification(api: Api, receiver: Receiver) -> None:
+    customer = uid("cust")
+    csm = uid("csm")
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Nino", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm, "tier": "gold",
+                                                        "preferred_name": "Ms. Aliyeva"}).raise_for_status()
+    review = {"source": "google", "external_id": uid("rev"), "customer_id": customer, "rating": 1,
+              "text": "The blender broke after two days and nobody answers my emails. Unacceptable, refund me!"}
+
+    started = time.monotonic()
+    resp = api("ingest").post("/v1/reviews", json=review)
+    assert resp.status_code == 202, resp.text
+    event_id = resp.json()["event_id"]
+
+    [alert] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
+    assert alert["csm_id"] == csm
+    assert alert["status"] == "open"
+    assert alert["priority"] in ("high", "critical")
+    assert alert["latest"]["feedback_event_id"] == event_id
+    assert alert["latest"]["sentiment"]["label"] == "negative"
+    assert alert["latest"]["language"] == "en"
+
+    [page] = eventually(lambda: receiver.bodies(csm), timeout_s=30)
+    elapsed = time.monotonic() - started
+    assert "Negative review from Ms. Aliyeva on google" in page["title"]
+    assert "blender broke" in page["message"]
+    assert elapsed < 10, f"review to notification took {elapsed:.1f}s"
+
+    detail = api("alerts").get(f"/v1/alerts/{alert['alert_id']}").json()
+    assert [d["status"] for d in detail["deliveries"]] == ["sent"]
+
+    # A repeat of the same review is a duplicate: same event id, no new case, no new page.
+    again = api("ingest").post("/v1/reviews", json=review)
+    assert again.status_code == 200
+    assert again.json() == {"status": "duplicate", "event_id": event_id}
+    time.sleep(2)
+    assert len(alerts_for(api, customer)) == 1
+    assert len(receiver.bodies(csm)) == 1
+
+
+def test_more_negatives_while_a_case_is_open_update_it_without_paging(api: Api, receiver: Receiver) -> None:
+    customer = uid("cust")
+    csm = uid("csm")
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Aram", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm}).raise_for_status()
+    texts = ["Заказ опоздал на неделю, ужасный сервис.",
+             "До сих пор никто не ответил, это возмутительно!"]
+    for text in texts:
+        body = {"source": "trustpilot", "external_id": uid("rev"), "customer_id": customer, "text": text}
+        assert api("ingest").post("/v1/reviews", json=body).status_code == 202
+    case = eventually(lambda: [a for a in alerts_for(api, customer) if a["event_count"] == 2], timeout_s=30)[0]
+    assert case["latest"]["text"] == texts[1]
+    assert len(alerts_for(api, customer)) == 1
+    eventually(lambda: receiver.bodies(csm), timeout_s=20)
+    time.sleep(1.5)
+    assert len(receiver.bodies(csm)) == 1
+
+    # The lifecycle refuses to skip the response, then moves on with timestamps.
+    alerts = api("alerts")
+    refused = alerts.post(f"/v1/alerts/{case['alert_id']}/resolve")
+    assert refused.status_code == 409
+    assert "cannot resolve a case that is open" in refused.json()["detail"]
+    assert alerts.post(f"/v1/alerts/{case['alert_id']}/ack").json()["status"] == "acknowledged"
+    assert alerts.post(f"/v1/alerts/{case['alert_id']}/respond").json()["status"] == "responded"
+    resolved = alerts.post(f"/v1/alerts/{case['alert_id']}/resolve").json()
+    assert resolved["status"] == "resolved"
+    assert resolved["acknowledged_at"] <= resolved["responded_at"] <= resolved["resolved_at"]
+
+
+def test_positive_review_is_scored_but_raises_no_alert(api: Api, stack: EmbeddedStack) -> None:
+    customer = uid("cust")
+    body = {"source": "google", "external_id": uid("rev"), "customer_id": customer, "rating": 5,
+            "text": "Ürün harika, kargo çok hızlı geldi. Kesinlikle tekrar alışveriş yapacağım."}
+    event_id = api("ingest").post("/v1/reviews", json=body).json()["event_id"]
+
+    def scored() -> list[Any]:
+        records = asyncio.run(read_topic(stack.config.bootstrap, FEEDBACK_SCORED.name, timeout_s=3))
+        return [FEEDBACK_SCORED.decode(r.value) for r in records
+                if str(FEEDBACK_SCORED.decode(r.value).feedback_event_id) == event_id]
+
+    [event] = eventually(scored, timeout_s=30, interval_s=1)
+    assert event.language == "tr"
+    assert event.sentiment.label == "positive"
+    assert event.customer_id == customer
+    assert event.model_version
+    assert alerts_for(api, customer) == []
+
+
+def test_second_purchase_earns_points_and_a_return_reverses_them(api: Api) -> None:
+    customer = uid("cust")
+    ingest = api("ingest")
+    for order, amount in ((uid("o"), "30.00"), (second := uid("o"), "120.50")):
+        resp = ingest.post("/v1/purchases", json={"order_id": order, "customer_id": customer,
+                                                  "amount": amount, "currency": "EUR"})
+        assert resp.status_code == 202, resp.text
+
+    def points() -> dict[str, Any] | None:
+        body: dict[str, Any] = api("loyalty").get(f"/v1/customers/{customer}/points").json()
+        return body if body["balance"] == 120 else None
+
+    body = eventually(points, timeout_s=30)
+    assert [(e["rule"], e["points"], e["order_id"]) for e in body["ledger"]] == [("repeat_purchase", 120, second)]
+
+    assert ingest.post("/v1/returns", json={"order_id": second, "customer_id": customer, "amount": "120.50",
+                                            "currency": "EUR"}).status_code == 202
+    eventually(lambda: api("loyalty").get(f"/v1/customers/{customer}/points").json()["balance"] == 0, timeout_s=30)
+
+
+def test_undecodable_messages_go_to_the_dead_letter_topic_with_the_reason(api: Api, stack: EmbeddedStack) -> None:
+    poison = f"not json {uuid.uuid4()}".encode()
+    invalid = b'{"event_type": "purchase.recorded", "order_id": "o", "customer_id": "c", "amount": "-5", "currency": "EUR"}'
+    producer = KafkaProducer(bootstrap_servers=stack.config.bootstrap, acks="all")
+    producer.send(FEEDBACK_RECEIVED.name, poison).get(timeout=10)
+    producer.send(COMMERCE_EVENTS.name, invalid).get(timeout=10)
+    producer.close()
+
+    def dead_letters(topic: str, value: bytes) -> list[Any]:
+        records = asyncio.run(read_topic(stack.config.bootstrap, topic, timeout_s=3))
+        return [r for r in records if r.value == value]
+
+    [dlq] = eventually(lambda: dead_letters(FEEDBACK_RECEIVED.dlq_name, poison), timeout_s=30, interval_s=1)
+    headers = dict(dlq.headers)
+    assert b"Invalid JSON" in headers[DLQ_ERROR_HEADER]
+    [dlq] = eventually(lambda: dead_letters(COMMERCE_EVENTS.dlq_name, invalid), timeout_s=30, interval_s=1)
+    assert b"amount" in dict(dlq.headers)[DLQ_ERROR_HEADER]
+
+    metrics = eventually(lambda: "feedback.received.v1" in (t := api("sentiment").get("/metrics/").text) and t)
+    assert 'dlq_messages_total{topic="feedback.received.v1"}' in metrics
