@@ -30,7 +30,7 @@ install: $(STAMP) ## Create .venv and install everything (done by run and test t
 run: install ## Start broker, database, the four services and the demo feed (DEMO=0 skips the feed)
 	$(BIN)/feedbackctl up
 
-test: install lint test-unit test-integration ## Lint, unit tests, then integration tests on the real embedded stack
+test: install lint typecheck test-unit test-integration ## Lint, type-check, unit tests, then integration tests on the real embedded stack
 
 test-unit: install ## Unit tests (pure logic, fakes behind the project's interfaces)
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ plain ``BaseModel``s. Settings are built once in the entry point, never at impor
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,7 +63,7 @@ def service_settings_config(prefix: str) -> SettingsConfigDict:
     }
     if os.path.isdir("/run/secrets"):
         cfg["secrets_dir"] = "/run/secrets"
-    return SettingsConfigDict(**cfg)  # type: ignore[typeddict-item]
+    return cast(SettingsConfigDict, cfg)
 
 
 class CommonSettings(BaseSettings):

@@ -164,7 +164,7 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
-def cmd_health(_: argparse.Namespace) -> int:
+def cmd_health(_args: argparse.Namespace) -> int:
     config = _config_from_env()
     ok = True
     for name, _, _ in SERVICES:

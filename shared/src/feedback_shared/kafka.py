@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import faust
 from kafka import KafkaProducer
@@ -106,7 +106,7 @@ def faust_topic(app: faust.App, name: str) -> Any:
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, KafkaError, OSError, asyncio.TimeoutError)
 
 
-class MessageProcessor:
+class MessageProcessor(Generic[M]):
     """Decode each message through the registry and apply a handler, at least once, without loss.
 
     - A message that does not decode goes to the topic's DLQ with the reason; the stream moves on.

@@ -65,9 +65,10 @@ class AlertHandler:
         earlier = self.repo.count_cases_for(scored.customer_id) if scored.customer_id else 0
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier)
         csm_id = route(account, self.settings.fallback_csm_id)
-        case = {
+        needs: list[str] = [n.need for n in scored.needs]
+        case: dict[str, Any] = {
             "_id": alert_id, "feedback_event_ids": [feedback_id], "customer_id": scored.customer_id,
-            "csm_id": csm_id, "priority": prio, "status": "open", "needs": [n.need for n in scored.needs],
+            "csm_id": csm_id, "priority": prio, "status": "open", "needs": needs,
             "event_count": 1, "latest": _latest(scored), "first": _latest(scored),
             "feedback_ingested_at": scored.ingested_at, "created_at": now, "updated_at": now,
             "trace_id": scored.trace_id,
@@ -79,7 +80,7 @@ class AlertHandler:
         self._enqueue_pages(case, scored)
         return AlertRaised(
             alert_id=alert_id, feedback_event_id=scored.feedback_event_id, customer_id=scored.customer_id,
-            csm_id=csm_id, priority=prio, status="open", needs=case["needs"],
+            csm_id=csm_id, priority=prio, status="open", needs=needs,
             event_id=derived_id("alert-raised", alert_id), trace_id=scored.trace_id,
         )
 

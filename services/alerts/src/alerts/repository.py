@@ -61,7 +61,7 @@ class AlertsRepository:
     def get(self, alert_id: str) -> Doc | None:
         return self.alerts.find_one({"_id": alert_id})
 
-    def list(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Doc]:
+    def find_cases(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Doc]:
         query: Doc = {}
         if status:
             query["status"] = status

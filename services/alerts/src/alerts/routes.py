@@ -76,7 +76,7 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Cases, newest first, filtered by status, CSM and need."""
-    return [_public(d) for d in repo.list(status=status_, csm=csm, need=need, limit=limit)]
+    return [_public(d) for d in repo.find_cases(status=status_, csm=csm, need=need, limit=limit)]
 
 
 @read_router.get("/v1/alerts/{alert_id}")
@@ -149,7 +149,7 @@ PRIORITY_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
 @read_router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def inbox(repo: RepoDep) -> HTMLResponse:
-    docs = [d for d in repo.list(status=None, csm=None, need=None, limit=500) if d["status"] != "resolved"]
+    docs = [d for d in repo.find_cases(status=None, csm=None, need=None, limit=500) if d["status"] != "resolved"]
     docs.sort(key=lambda d: (PRIORITY_ORDER.get(d["priority"], 9), d["created_at"]))
     rows = []
     for d in docs:
