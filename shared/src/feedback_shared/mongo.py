@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from feedback_shared.config import MongoSettings
 
@@ -31,3 +35,9 @@ def reachable(client: MongoClient[dict]) -> bool:  # type: ignore[type-arg]
         return True
     except Exception:
         return False
+
+
+def ensure_indexes_when_up(ensure: Callable[[], None], timeout_s: float = 60.0) -> None:
+    """Create indexes, waiting a bounded time for a database that is still starting (compose, k8s)."""
+    retry(stop=stop_after_delay(timeout_s), wait=wait_exponential(max=2),
+          retry=retry_if_exception_type(PyMongoError), reraise=True)(ensure)()

@@ -10,8 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
-from pymongo.errors import PyMongoError
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from alerts.agents import AlertHandler, register_agents
 from alerts.config import Settings
@@ -22,7 +20,7 @@ from alerts.routes import read_router, write_router
 from feedback_shared.http import api_key_dependency, health_router
 from feedback_shared.kafka import broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, reachable
+from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
@@ -34,8 +32,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False)
         repo = AlertsRepository(database(client, settings.mongo, "alerts"))
-        retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
-              retry=retry_if_exception_type(PyMongoError), reraise=True)(repo.ensure_indexes)()
+        ensure_indexes_when_up(repo.ensure_indexes)
         app.state.mongo = client
         app.state.repo = repo
         if not stream:

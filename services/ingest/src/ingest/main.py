@@ -11,14 +11,12 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from pymongo.errors import PyMongoError
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.http import BodySizeLimit, api_key_dependency, health_router
 from feedback_shared.kafka import broker_reachable
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, reachable
+from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 from ingest.config import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import EventPublisher, Publisher
@@ -51,9 +49,7 @@ def create_app(
             return
         client = connect(settings.mongo, ping=False)
         mongo_repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
-        # The database may still be starting (compose, k8s): wait for it a bounded time.
-        retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
-              retry=retry_if_exception_type(PyMongoError), reraise=True)(mongo_repo.ensure_indexes)()
+        ensure_indexes_when_up(mongo_repo.ensure_indexes)
         kafka_publisher = Publisher(settings.kafka)
         app.state.broker_ready = lambda: broker_reachable(settings.kafka)
         app.state.database_ready = lambda: reachable(client)

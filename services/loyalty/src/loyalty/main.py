@@ -10,14 +10,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Request
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
-from pymongo.errors import PyMongoError
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from feedback_shared.events import utcnow
 from feedback_shared.http import health_router
 from feedback_shared.kafka import broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, reachable
+from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import LoyaltyHandler, register_agents
 from loyalty.config import Settings
 from loyalty.metrics import LoyaltyMetrics
@@ -38,8 +36,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False)
         repo = LoyaltyRepository(database(client, settings.mongo, "loyalty"))
-        retry(stop=stop_after_delay(60), wait=wait_exponential(max=2),
-              retry=retry_if_exception_type(PyMongoError), reraise=True)(repo.ensure_indexes)()
+        ensure_indexes_when_up(repo.ensure_indexes)
         app.state.mongo = client
         app.state.repo = repo
         if stream:

@@ -25,13 +25,8 @@ def scored_event(received: FeedbackReceived, result: Scored, model_version: str)
         event_id=derived_id("scored", received.event_id, model_version),
         ingested_at=received.ingested_at,
         feedback_event_id=received.event_id,
-        language=result.language.code,
-        language_confidence=result.language.confidence,
-        sentiment=result.sentiment,
-        needs=result.needs,
-        urgency=result.urgency,
-        anger=result.anger,
         model_version=model_version,
+        **result.as_fields(),
     )
 
 

@@ -61,15 +61,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     async def score(body: ScoreRequest) -> ScoreResponse:
         """Score one text ad hoc: the same result shape as ``FeedbackScored``."""
         [result] = await asyncio.to_thread(model.score, [body.text], [body.language])
-        return ScoreResponse(
-            language=result.language.code,
-            language_confidence=result.language.confidence,
-            sentiment=result.sentiment,
-            needs=result.needs,
-            urgency=result.urgency,
-            anger=result.anger,
-            model_version=model.version,
-        )
+        return ScoreResponse(**result.as_fields(), model_version=model.version)
 
     app.include_router(health_router({"broker": lambda: broker_reachable(settings.kafka)}))
     app.mount("/metrics", metrics_asgi_app(registry))

@@ -41,6 +41,13 @@ class Scored:
     urgency: float
     anger: float
 
+    def as_fields(self) -> dict[str, Any]:
+        """The fields a ``FeedbackScored`` (and the ad-hoc score response) takes from this result."""
+        return {
+            "language": self.language.code, "language_confidence": self.language.confidence,
+            "sentiment": self.sentiment, "needs": self.needs, "urgency": self.urgency, "anger": self.anger,
+        }
+
 
 class SentimentModel:
     """Loads once (about a tenth of a second), then scores batches. Calls are serialised by a lock:

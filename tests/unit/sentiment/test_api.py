@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from sentiment.config import Settings
+from sentiment.main import create_app
+
+
+def test_score_endpoint_returns_the_scored_shape() -> None:
+    with TestClient(create_app(Settings(), stream=False)) as client:
+        resp = client.post("/v1/score", json={"text": "Посылка пришла разбитой, поддержка молчит. Ужасно!"})
+        assert resp.status_code == 200
+        body = resp.json()
+        assert body["language"] == "ru"
+        assert body["sentiment"]["label"] == "negative"
+        assert -1 <= body["sentiment"]["score"] < 0
+        assert body["model_version"]
+        bad = client.post("/v1/score", json={"text": ""})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "text"]
