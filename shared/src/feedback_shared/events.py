@@ -35,6 +35,9 @@ Need = Literal[
     "empathy", "fairness", "transparency", "control", "options", "information", "accessibility",
 ]
 
+#: The longest feedback text accepted, in characters (long e-mails and scraped articles fit).
+MAX_TEXT_CHARS = 100_000
+
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
 ShortText = Annotated[str, Field(max_length=256)]
 
@@ -79,7 +82,7 @@ class FeedbackFields(Event):
     customer_id: ShortText | None = None
     author: ShortText | None = None
     #: The text, NFC-normalised.
-    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     #: The text exactly as received, kept only when NFC normalisation changed it.
     text_original: str | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
@@ -211,6 +214,16 @@ class PointsAwarded(PointsFields):
 
 class PointsReversed(PointsFields):
     event_type: Literal["points.reversed"] = "points.reversed"
+
+
+class CustomerErasureRequested(Event):
+    """A customer asked to be forgotten: each service deletes or anonymises what it holds on them."""
+
+    event_type: Literal["customer.erasure_requested"] = "customer.erasure_requested"
+    customer_id: ShortText
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
 
 
 PointsEvent = Annotated[PointsAwarded | PointsReversed, Field(discriminator="event_type")]

@@ -16,6 +16,7 @@ from feedback_shared.errors import DecodeError
 from feedback_shared.events import (
     AlertEvent,
     CommerceEvent,
+    CustomerErasureRequested,
     Event,
     FeedbackReceived,
     FeedbackScored,
@@ -76,6 +77,9 @@ FEEDBACK_SCORED: TopicSpec[FeedbackScored] = TopicSpec("feedback.scored.v1", Typ
 COMMERCE_EVENTS: TopicSpec[Any] = TopicSpec("commerce.events.v1", TypeAdapter(CommerceEvent))
 ALERT_EVENTS: TopicSpec[Any] = TopicSpec("alerts.events.v1", TypeAdapter(AlertEvent))
 LOYALTY_POINTS: TopicSpec[Any] = TopicSpec("loyalty.points.v1", TypeAdapter(PointsEvent))
+CUSTOMER_ERASURE: TopicSpec[CustomerErasureRequested] = TopicSpec(
+    "customer.erasure.v1", TypeAdapter(CustomerErasureRequested)
+)
 
 ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     FEEDBACK_RECEIVED,
@@ -83,6 +87,7 @@ ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     COMMERCE_EVENTS,
     ALERT_EVENTS,
     LOYALTY_POINTS,
+    CUSTOMER_ERASURE,
 )
 
 

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import Event, FeedbackReceived
-from feedback_shared.topics import COMMERCE_EVENTS, FEEDBACK_RECEIVED, TopicSpec
+from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_RECEIVED, TopicSpec
+from feedback_shared.webhooks import signed_headers
 from ingest.config import Settings
 from ingest.main import create_app
 from ingest.repository import Claim
 
 AUTH = {"Authorization": "Bearer test-key"}
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
 class FakeRepo:
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def claim(self, source: str, external_id: str, event_id: uuid.UUID, kind: str) -> Claim:
-        doc = self.docs.setdefault((source, external_id), {"event_id": event_id, "status": "pending"})
+    def claim(self, source: str, external_id: str, event_id: uuid.UUID, kind: str,
+              customer_id: str | None = None) -> Claim:
+        doc = self.docs.setdefault((source, external_id), {"event_id": event_id, "status": "pending",
+                                                            "customer_id": customer_id})
         return Claim(doc["event_id"], doc["status"])
+
+    def forget_customer(self, customer_id: str) -> int:
+        gone = [k for k, d in self.docs.items() if d["customer_id"] == customer_id]
+        for key in gone:
+            del self.docs[key]
+        return len(gone)
 
     def mark_published(self, source: str, external_id: str) -> None:
         self.docs[(source, external_id)]["status"] = "published"
@@ -37,11 +51,11 @@ class FakePublisher:
         self.sent: list[tuple[str, Event]] = []
         self.down = False
 
-    def publish(self, spec: TopicSpec[Any], event: Event) -> float:
+    def publish_many(self, messages: Sequence[tuple[TopicSpec[Any], Event]]) -> list[float | DependencyUnavailable]:
         if self.down:
-            raise DependencyUnavailable("broker did not acknowledge: KafkaTimeoutError")
-        self.sent.append((spec.name, event))
-        return 0.001
+            return [DependencyUnavailable("broker did not acknowledge: KafkaTimeoutError")] * len(messages)
+        self.sent.extend((spec.name, event) for spec, event in messages)
+        return [0.001] * len(messages)
 
 
 @pytest.fixture
@@ -56,7 +70,8 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def client(publisher: FakePublisher, registry: CollectorRegistry) -> Iterator[TestClient]:
-    settings = Settings(api_keys=["test-key"], max_body_bytes=10_000, retry_after_s=7)
+    settings = Settings(api_keys=["test-key"], max_body_bytes=200_000, retry_after_s=7,
+                        webhook_secrets={"trustpilot": SecretStr(WEBHOOK_SECRET)})
     app = create_app(settings, registry, repo=FakeRepo(), publisher=publisher)
     with TestClient(app) as c:
         yield c
@@ -133,9 +148,9 @@ def test_invalid_input_is_422_naming_the_field(client: TestClient, body: dict[st
 
 
 def test_oversized_body_is_413(client: TestClient, publisher: FakePublisher) -> None:
-    resp = client.post("/v1/reviews", json={**REVIEW, "text": "x" * 20_000}, headers=AUTH)
+    resp = client.post("/v1/reviews", json={**REVIEW, "text": "x" * 200_001}, headers=AUTH)
     assert resp.status_code == 413
-    assert "larger than 10000 bytes" in resp.json()["detail"]
+    assert "larger than 200000 bytes" in resp.json()["detail"]
     assert publisher.sent == []
 
 
@@ -179,3 +194,90 @@ def test_health_and_metrics(client: TestClient) -> None:
 def test_dev_key_is_refused_outside_development() -> None:
     with pytest.raises(ValueError, match="development key"):
         Settings(environment="production", api_keys=["dev-key"])
+
+
+def test_batch_gives_per_item_results(client: TestClient, publisher: FakePublisher) -> None:
+    items = [
+        {"type": "review", **REVIEW},
+        {"type": "mention", "source": "x", "external_id": "t-1", "text": "@shop where is my parcel?"},
+        {"type": "review", **REVIEW},  # the same review again in the same batch
+        {"type": "purchase", "order_id": "o-9", "customer_id": "c-1", "amount": "5", "currency": "eur"},
+        {"type": "gift", "text": "?"},
+        {"type": "return", "order_id": "o-9", "customer_id": "c-1", "amount": "5", "currency": "EUR"},
+    ]
+    resp = client.post("/v1/batch", json={"items": items}, headers=AUTH)
+    assert resp.status_code == 200
+    body = resp.json()
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == ["accepted", "accepted", "duplicate", "rejected", "rejected", "accepted"]
+    assert body["results"][2]["event_id"] == body["results"][0]["event_id"]
+    assert body["results"][3]["errors"][0]["loc"] == ["currency"]
+    assert body["results"][4]["errors"][0]["loc"] == ["type"]
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (3, 1, 2)
+    assert len(publisher.sent) == 3
+    again = client.post("/v1/batch", json={"items": items[:2]}, headers=AUTH).json()
+    assert [r["status"] for r in again["results"]] == ["duplicate", "duplicate"]
+
+
+def test_batch_limits_and_outage(client: TestClient, publisher: FakePublisher) -> None:
+    too_many = client.post("/v1/batch", json={"items": [{"type": "review"}] * 1001}, headers=AUTH)
+    assert too_many.status_code == 422
+    assert client.post("/v1/batch", json={"items": []}, headers=AUTH).status_code == 422
+    publisher.down = True
+    resp = client.post("/v1/batch", json={"items": [{"type": "review", **REVIEW}]}, headers=AUTH)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "7"
+    assert resp.json()["results"][0]["status"] == "unavailable"
+
+
+def _webhook(client: TestClient, payload: object, *, secret: str = WEBHOOK_SECRET, age_s: int = 0,
+             source: str = "trustpilot") -> Any:
+    body = json.dumps(payload).encode()
+    headers = signed_headers(secret, f"msg-{uuid.uuid4()}", body, timestamp=int(time.time()) - age_s)
+    return client.post(f"/v1/webhooks/{source}", content=body, headers={**headers, "Content-Type": "application/json"})
+
+
+def test_signed_webhook_maps_the_native_shape(client: TestClient, publisher: FakePublisher) -> None:
+    native = {"id": "tp-77", "stars": 1, "title": "Never again", "content": "Parcel lost, no answer.",
+              "user": {"name": "Giorgi"}, "link": "https://example.org/r/77", "created_at": "2026-11-20T10:00:00Z"}
+    resp = _webhook(client, native)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["accepted"] == 1
+    [(_, event)] = publisher.sent
+    assert isinstance(event, FeedbackReceived)
+    assert (event.source, event.external_id, event.rating, event.author) == ("trustpilot", "tp-77", 1, "Giorgi")
+    assert event.text == "Never again\nParcel lost, no answer."
+    assert event.occurred_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert _webhook(client, {"items": [native]}).json()["duplicates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "message"),
+    [
+        ({"secret": "whsec_" + base64.b64encode(b"another-secret-another-secret!!").decode()}, 401, "does not match"),
+        ({"age_s": 3600}, 401, "tolerance"),
+        ({"source": "google"}, 404, "no webhook is configured"),
+    ],
+)
+def test_webhook_refuses_bad_signatures_replays_and_unknown_sources(
+    client: TestClient, publisher: FakePublisher, kwargs: dict[str, Any], code: int, message: str
+) -> None:
+    resp = _webhook(client, {"id": "1", "text": "hello"}, **kwargs)
+    assert resp.status_code == code
+    assert message in resp.json()["detail"]
+    assert publisher.sent == []
+
+
+def test_webhook_without_signature_headers_is_401(client: TestClient) -> None:
+    resp = client.post("/v1/webhooks/trustpilot", json={"id": "1", "text": "hi"})
+    assert resp.status_code == 401
+    assert "missing header" in resp.json()["detail"]
+
+
+def test_erasure_publishes_and_forgets(client: TestClient, publisher: FakePublisher) -> None:
+    client.post("/v1/reviews", json=REVIEW, headers=AUTH)
+    resp = client.delete("/v1/customers/c-1", headers=AUTH)
+    assert resp.status_code == 202
+    assert resp.json()["ingest_records_removed"] == 1
+    assert publisher.sent[-1][0] == CUSTOMER_ERASURE.name
+    assert client.delete("/v1/customers/c-1").status_code == 401

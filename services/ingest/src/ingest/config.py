@@ -4,7 +4,7 @@ import warnings
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
 
@@ -17,9 +17,14 @@ class Settings(CommonSettings):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8000))
     #: Keys accepted in ``Authorization: Bearer …`` on every write.
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
-    max_body_bytes: int = 1_000_000
+    #: Largest request body; a batch of 1,000 items must fit.
+    max_body_bytes: int = 8_000_000
     #: Seconds a client is told to wait (``Retry-After``) when the broker or database is down.
     retry_after_s: int = 5
+    #: Per-source secrets for ``POST /v1/webhooks/{source}`` (``whsec_<base64>`` or a plain string).
+    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    #: How far a webhook's timestamp may be from now, so a captured request cannot be replayed later.
+    webhook_tolerance_s: int = 300
 
     @model_validator(mode="after")
     def _refuse_dev_key_outside_development(self) -> Self:

@@ -21,7 +21,7 @@ from ingest.config import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import EventPublisher, Publisher
 from ingest.repository import AcceptedRepository, MongoAcceptedRepository
-from ingest.routes import router
+from ingest.routes import router, webhook_router
 from ingest.service import IngestService
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ def create_app(
             metrics.rejected.labels(reason="forbidden").inc()
 
     require_key = api_key_dependency(lambda: api_keys)
+    app.state.settings = settings
     app.include_router(router, dependencies=[Depends(_count_auth), Depends(require_key)])
+    app.include_router(webhook_router)  # authenticated by the source's signature, not an API key
     app.include_router(health_router({
         "broker": lambda: bool(app.state.broker_ready()),
         "database": lambda: bool(app.state.database_ready()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 class EventPublisher(Protocol):
-    def publish(self, spec: TopicSpec[Any], event: Event) -> float: ...
+    def publish_many(
+        self, messages: Sequence[tuple[TopicSpec[Any], Event]]
+    ) -> list[float | DependencyUnavailable]: ...
 
 
 class Publisher:
@@ -37,30 +40,47 @@ class Publisher:
                 try:
                     self._producer = create_producer(self.settings)
                 except KafkaError as exc:  # NoBrokersAvailable and friends
-                    raise DependencyUnavailable(f"broker unreachable: {exc}") from exc
+                    raise DependencyUnavailable(f"broker unreachable: {type(exc).__name__}") from exc
             return self._producer
 
-    def publish(self, spec: TopicSpec[Any], event: Event) -> float:
-        """Send and wait for the acknowledgement; return the seconds it took.
+    def publish_many(
+        self, messages: Sequence[tuple[TopicSpec[Any], Event]]
+    ) -> list[float | DependencyUnavailable]:
+        """Send every message, then wait for each acknowledgement.
 
-        Raises:
-            DependencyUnavailable: the broker did not acknowledge in ``publish_timeout_s``.
+        Returns, per message, the seconds until the broker acknowledged it, or the error: a message
+        the broker did not acknowledge within ``publish_timeout_s`` was not accepted.
         """
-        producer = self._get_producer()
-        started = time.perf_counter()
         try:
-            future = producer.send(
-                spec.name,
-                value=spec.encode(event),
-                key=spec.key(event),
-                headers=[("event_type", getattr(event, "event_type", "").encode()),
-                         ("trace_id", event.trace_id.encode())],
-            )
-            future.get(timeout=self.settings.publish_timeout_s)
-        except KafkaError as exc:
-            logger.warning("publish_failed topic=%s event_id=%s error=%r", spec.name, event.event_id, exc)
-            raise DependencyUnavailable(f"broker did not acknowledge: {type(exc).__name__}") from exc
-        return time.perf_counter() - started
+            producer = self._get_producer()
+        except DependencyUnavailable as exc:
+            return [exc] * len(messages)
+        started = time.perf_counter()
+        futures: list[Any] = []
+        for spec, event in messages:
+            try:
+                futures.append(producer.send(
+                    spec.name,
+                    value=spec.encode(event),
+                    key=spec.key(event),
+                    headers=[("event_type", str(getattr(event, "event_type", "")).encode()),
+                             ("trace_id", event.trace_id.encode())],
+                ))
+            except KafkaError as exc:
+                futures.append(exc)
+        results: list[float | DependencyUnavailable] = []
+        deadline = started + self.settings.publish_timeout_s
+        for (spec, event), future in zip(messages, futures, strict=True):
+            try:
+                if isinstance(future, Exception):
+                    raise future
+                future.get(timeout=max(0.1, deadline - time.perf_counter()))
+                results.append(time.perf_counter() - started)
+            except KafkaError as exc:
+                logger.warning("publish_failed topic=%s event_id=%s error=%s", spec.name, event.event_id,
+                               type(exc).__name__)
+                results.append(DependencyUnavailable(f"broker did not acknowledge: {type(exc).__name__}"))
+        return results
 
     def close(self) -> None:
         with self._lock:

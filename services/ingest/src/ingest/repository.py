@@ -25,9 +25,13 @@ class Claim:
 
 
 class AcceptedRepository(Protocol):
-    def claim(self, source: str, external_id: str, event_id: uuid.UUID, kind: str) -> Claim: ...
+    def claim(
+        self, source: str, external_id: str, event_id: uuid.UUID, kind: str, customer_id: str | None = None
+    ) -> Claim: ...
 
     def mark_published(self, source: str, external_id: str) -> None: ...
+
+    def forget_customer(self, customer_id: str) -> int: ...
 
 
 def _key(source: str, external_id: str) -> str:
@@ -42,7 +46,9 @@ class MongoAcceptedRepository:
         self.collection.create_index("event_id", unique=True)
         self.collection.create_index("customer_id", sparse=True)
 
-    def claim(self, source: str, external_id: str, event_id: uuid.UUID, kind: str) -> Claim:
+    def claim(
+        self, source: str, external_id: str, event_id: uuid.UUID, kind: str, customer_id: str | None = None
+    ) -> Claim:
         """Record the item as pending under ``event_id``, or return the earlier claim for it.
 
         A pending claim means an earlier attempt could not reach the broker: the retry reuses its
@@ -53,12 +59,13 @@ class MongoAcceptedRepository:
             self.collection.insert_one({
                 "_id": key, "source": source, "external_id": external_id, "kind": kind,
                 "event_id": str(event_id), "status": "pending", "created_at": datetime.now(UTC),
+                **({"customer_id": customer_id} if customer_id else {}),
             })
             return Claim(event_id, "pending")
         except DuplicateKeyError:
             doc = self.collection.find_one({"_id": key})
             if doc is None:  # deleted in between (erasure); claim again
-                return self.claim(source, external_id, event_id, kind)
+                return self.claim(source, external_id, event_id, kind, customer_id)
             return Claim(uuid.UUID(doc["event_id"]), doc["status"])
 
     def mark_published(self, source: str, external_id: str) -> None:
@@ -66,3 +73,7 @@ class MongoAcceptedRepository:
             {"_id": _key(source, external_id)},
             {"$set": {"status": "published", "published_at": datetime.now(UTC)}},
         )
+
+    def forget_customer(self, customer_id: str) -> int:
+        """Remove ingest's records of a customer (the erasure path). Returns how many went."""
+        return int(self.collection.delete_many({"customer_id": customer_id}).deleted_count)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from feedback_shared.events import OrderLine, Slug
+from feedback_shared.events import MAX_TEXT_CHARS, OrderLine, Slug
 
-Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Short = Annotated[str, Field(max_length=256)]
 
@@ -90,6 +90,35 @@ class PurchaseIn(CommerceIn):
 
 class ReturnIn(CommerceIn):
     """A returned order (its loyalty points are reversed)."""
+
+
+class BatchIn(BaseModel):
+    """Up to 1,000 mixed items, each with a ``type``: review, mention, complaint, purchase or return.
+
+    Items are validated one by one: a bad item is rejected with its errors, the others go ahead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=1000)]
+
+
+ItemStatus = Literal["accepted", "duplicate", "rejected", "unavailable"]
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: ItemStatus
+    event_id: uuid.UUID | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    unavailable: int
+    results: list[ItemResult]
 
 
 class Accepted(BaseModel):

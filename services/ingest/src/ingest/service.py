@@ -1,10 +1,11 @@
-"""What ingest does with one accepted item: normalise, claim, publish, confirm."""
+"""What ingest does with accepted items: normalise, claim, publish, confirm."""
 
 from __future__ import annotations
 
 import logging
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,17 @@ def normalise_text(text: str) -> tuple[str, str | None]:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """One item to publish once per ``(source, external_id)``."""
+
+    spec: TopicSpec[Any]
+    event: Event
+    source: str
+    external_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     event_id: uuid.UUID
     duplicate: bool
@@ -43,40 +55,70 @@ class IngestService:
         self.publisher = publisher
         self.metrics = metrics
 
-    def accept(
-        self, spec: TopicSpec[Any], event: Event, *, source: str, external_id: str, kind: str
-    ) -> Outcome:
-        """Publish ``event`` once per ``(source, external_id)``.
-
-        Returns the first ``event_id`` with ``duplicate=True`` for a repeat that was already published.
+    def accept(self, submission: Submission) -> Outcome:
+        """Publish one item; see ``accept_many``.
 
         Raises:
             DependencyUnavailable: the database or the broker is down; nothing was acknowledged, and a
                 retry with the same ``(source, external_id)`` reuses the same ``event_id``.
         """
-        try:
-            claim = self.repo.claim(source, external_id, event.event_id, kind)
-        except PyMongoError as exc:
-            self.metrics.rejected.labels(reason="database_unavailable").inc()
-            raise DependencyUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-        if claim.status == "published":
-            self.metrics.duplicates.labels(kind=kind).inc()
-            return Outcome(claim.event_id, duplicate=True)
-        if claim.event_id != event.event_id:
-            event = event.model_copy(update={"event_id": claim.event_id})
-        try:
-            seconds = self.publisher.publish(spec, event)
-        except DependencyUnavailable:
-            self.metrics.rejected.labels(reason="broker_unavailable").inc()
-            raise
-        self.metrics.publish_seconds.observe(seconds)
-        try:
-            self.repo.mark_published(source, external_id)
-        except PyMongoError:
-            # The event is durably in Kafka; a retry would republish it under the same event_id, which
-            # every consumer de-duplicates. So this is worth a log line, not a failed request.
-            logger.warning("mark_published_failed event_id=%s", event.event_id)
-        self.metrics.ingested.labels(source=self.metrics.source_label(source), kind=kind).inc()
-        logger.info("accepted event_id=%s kind=%s topic=%s trace_id=%s",
-                    event.event_id, kind, spec.name, event.trace_id)
-        return Outcome(event.event_id, duplicate=False)
+        [result] = self.accept_many([submission])
+        if isinstance(result, DependencyUnavailable):
+            raise result
+        return result
+
+    def accept_many(self, submissions: Sequence[Submission]) -> list[Outcome | DependencyUnavailable]:
+        """Publish each item once per ``(source, external_id)``, all sends in flight together.
+
+        Per item: the first ``event_id`` with ``duplicate=True`` for a repeat already published; the new
+        ``event_id`` once the broker acknowledged it; or ``DependencyUnavailable`` (not accepted).
+        """
+        results: list[Outcome | DependencyUnavailable | None] = [None] * len(submissions)
+        to_publish: list[tuple[int, Submission]] = []
+        first_in_batch: dict[tuple[str, str], int] = {}
+        repeats: list[tuple[int, int]] = []
+        for i, sub in enumerate(submissions):
+            key = (sub.source, sub.external_id)
+            if key in first_in_batch:
+                repeats.append((i, first_in_batch[key]))
+                continue
+            first_in_batch[key] = i
+            try:
+                claim = self.repo.claim(sub.source, sub.external_id, sub.event.event_id, sub.kind,
+                                        getattr(sub.event, "customer_id", None))
+            except PyMongoError as exc:
+                self.metrics.rejected.labels(reason="database_unavailable").inc()
+                results[i] = DependencyUnavailable(f"database unreachable: {type(exc).__name__}")
+                continue
+            if claim.status == "published":
+                self.metrics.duplicates.labels(kind=sub.kind).inc()
+                results[i] = Outcome(claim.event_id, duplicate=True)
+                continue
+            if claim.event_id != sub.event.event_id:
+                # An earlier attempt claimed this item but never got it acknowledged: reuse its id.
+                sub = Submission(sub.spec, sub.event.model_copy(update={"event_id": claim.event_id}),
+                                 sub.source, sub.external_id, sub.kind)
+            to_publish.append((i, sub))
+        published = self.publisher.publish_many([(sub.spec, sub.event) for _, sub in to_publish])
+        for (i, sub), result in zip(to_publish, published, strict=True):
+            if isinstance(result, DependencyUnavailable):
+                self.metrics.rejected.labels(reason="broker_unavailable").inc()
+                results[i] = result
+                continue
+            self.metrics.publish_seconds.observe(result)
+            try:
+                self.repo.mark_published(sub.source, sub.external_id)
+            except PyMongoError:
+                # The event is durably in Kafka; a retry would republish it under the same event_id,
+                # which every consumer de-duplicates. Worth a log line, not a failed request.
+                logger.warning("mark_published_failed event_id=%s", sub.event.event_id)
+            self.metrics.ingested.labels(source=self.metrics.source_label(sub.source), kind=sub.kind).inc()
+            logger.info("accepted event_id=%s kind=%s topic=%s trace_id=%s",
+                        sub.event.event_id, sub.kind, sub.spec.name, sub.event.trace_id)
+            results[i] = Outcome(sub.event.event_id, duplicate=False)
+        for i, first in repeats:
+            earlier = results[first]
+            results[i] = Outcome(earlier.event_id, duplicate=True) if isinstance(earlier, Outcome) else earlier
+            if isinstance(earlier, Outcome):
+                self.metrics.duplicates.labels(kind=submissions[i].kind).inc()
+        return [r for r in results if r is not None]

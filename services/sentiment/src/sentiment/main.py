@@ -12,7 +12,7 @@ from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedback_shared.events import NeedScore, SentimentResult
+from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
 from feedback_shared.http import health_router
 from feedback_shared.kafka import broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
@@ -25,7 +25,7 @@ from sentiment.model import SentimentModel
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Annotated[str, Field(min_length=1, max_length=20_000)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     language: Annotated[str, Field(max_length=16)] | None = None
 
 

@@ -1,0 +1,63 @@
+"""Source adapters: each source's native shape to the request models ingest validates.
+
+The generic JSON adapter understands the field names most review and social platforms use; the file
+importer and the feed poller map their rows and entries through it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Accepted spellings of each field, first match wins.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "external_id": ("external_id", "id", "review_id", "guid", "message_id", "uuid"),
+    "text": ("text", "content", "body", "comment", "message", "review", "summary"),
+    "rating": ("rating", "stars", "score"),
+    "author": ("author", "user", "username", "handle", "reviewer", "name"),
+    "url": ("url", "link", "permalink"),
+    "occurred_at": ("occurred_at", "created_at", "published_at", "date", "timestamp", "time"),
+    "customer_id": ("customer_id", "customer", "account_id"),
+    "language": ("language", "lang", "locale"),
+    "product_id": ("product_id", "product", "sku"),
+    "order_id": ("order_id", "order"),
+    "thread_id": ("thread_id", "conversation_id", "in_reply_to"),
+    "title": ("title", "subject", "headline"),
+}
+KINDS = ("review", "mention", "complaint", "survey", "suggestion")
+
+
+def _first(item: Mapping[str, Any], field: str) -> Any:
+    for name in ALIASES[field]:
+        value = item.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> dict[str, Any]:
+    """Map one item of any common JSON shape to the fields of a review or mention request.
+
+    Returns ``{"type": kind, ...fields}`` for the batch validator; missing required fields are left
+    out, so validation names them.
+    """
+    kind = str(item.get("kind") or item.get("type") or default_kind).lower()
+    fields: dict[str, Any] = {"type": kind if kind in KINDS else kind}
+    for field in ("external_id", "text", "rating", "author", "url", "occurred_at", "customer_id", "language",
+                  "product_id", "order_id", "thread_id"):
+        value = _first(item, field)
+        if value is not None:
+            fields[field] = value
+    title = _first(item, "title")
+    if title and "text" in fields and str(title) not in str(fields["text"]):
+        fields["text"] = f"{title}\n{fields['text']}"
+    elif title and "text" not in fields:
+        fields["text"] = title
+    if isinstance(fields.get("author"), Mapping):
+        fields["author"] = fields["author"].get("name") or fields["author"].get("handle")
+    for field in ("external_id", "author", "customer_id"):
+        if field in fields and not isinstance(fields[field], str):
+            fields[field] = str(fields[field])
+    if "is_public" in item:
+        fields["is_public"] = item["is_public"]
+    return fields
