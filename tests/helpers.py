@@ -9,6 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 T = TypeVar("T")
 
 
@@ -57,3 +59,29 @@ class Receiver:
         return [r["body"] for r in self.received if r["path"] == f"/{path}"]
 
 
+async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0,
+                     until: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+    """Every record on ``topic`` from the start, by direct partition assignment (no group join)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+            if until is not None and until(records):
+                break
+            if until is None and not batch:
+                break
+        return records
+    finally:
+        await consumer.stop()

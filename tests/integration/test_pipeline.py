@@ -10,12 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 
 from feedback_shared.devstack import EmbeddedStack
 from feedback_shared.topics import COMMERCE_EVENTS, DLQ_ERROR_HEADER, FEEDBACK_RECEIVED, FEEDBACK_SCORED
-from tests.helpers import Receiver, eventually
+from tests.helpers import Receiver, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
@@ -29,34 +28,6 @@ def alerts_for(api: Api, customer_id: str) -> list[dict[str, Any]]:
     resp = api("alerts").get("/v1/alerts", params={"limit": 500})
     resp.raise_for_status()
     return [a for a in resp.json() if a["customer_id"] == customer_id]
-
-
-async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0,
-                     until: Callable[[list[Any]], bool] | None = None) -> list[Any]:
-    """Every record on ``topic`` from the start, by direct partition assignment (no group join)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for recs in batch.values():
-                records.extend(recs)
-            if until is not None and until(records):
-                break
-            if until is None and not batch:
-                break
-        return records
-    finally:
-        await consumer.stop()
 
 
 def test_negative_review_becomes_one_alert_and_one_notification(api: Api, receiver: Receiver) -> None:
