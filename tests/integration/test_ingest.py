@@ -7,6 +7,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
@@ -167,3 +169,46 @@ def test_ingest_api_never_answers_5xx(stack: EmbeddedStack) -> None:
     assert len(tried) >= 16, tried
     assert sum(tried.values()) >= 100
     assert failures == []
+
+
+def test_feedbackctl_import_of_10000_rows_counts_what_the_file_holds(
+    own_broker_and_ingest: EmbeddedStack, tmp_path: Path
+) -> None:
+    """A 10,000-line JSONL file: 9,000 new items (API and export shapes, purchases), 500 repeats,
+    400 invalid rows and 100 lines that are not JSON. The summary must match the file exactly."""
+    own = own_broker_and_ingest
+    run = uuid.uuid4().hex[:6]
+    lines: list[str] = []
+    for i in range(9000):
+        if i % 3 == 0:
+            row: dict[str, Any] = {"type": "review", "source": "google", "external_id": f"{run}-{i}",
+                                   "text": f"Delivery number {i} was late again", "rating": 2}
+        elif i % 3 == 1:
+            row = {"id": f"{run}-{i}", "content": f"Отличный сервис, заказ {i}", "stars": "5",
+                   "created_at": "2026-11-01T09:30:00Z", "user": {"name": "Ольга"}}
+        else:
+            row = {"type": "purchase", "order_id": f"{run}-o{i}", "customer_id": f"c-{i % 50}",
+                   "amount": "19.90", "currency": "EUR"}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    lines += [lines[i] for i in range(0, 1000, 2)]  # 500 repeats
+    lines += [json.dumps({"type": "review", "source": "google", "external_id": f"{run}-bad-{i}",
+                          "text": "x", "rating": 9}) for i in range(200)]
+    lines += [json.dumps({"id": f"{run}-empty-{i}", "content": ""}) for i in range(200)]
+    lines += [f"{{not json {i}" for i in range(100)]
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 10_000
+
+    env = {**os.environ, "FEEDBACK_INGEST_PORT": str(own.config.service_ports["ingest"]),
+           "FEEDBACK_API_KEY": own.config.api_key}
+    result = subprocess.run([sys.executable, "-m", "feedback_shared.ctl", "import", str(path), "--source", "shop",
+                             "--json"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == 10_000
+    assert (summary["accepted"], summary["duplicates"], summary["rejected"], summary["unavailable"]) == (
+        9000, 500, 500, 0)
+    rejected = [json.loads(line) for line in Path(summary["rejected_file"]).read_text().splitlines()]
+    assert len(rejected) == 500
+    reasons = json.dumps([r["errors"] for r in rejected])
+    assert "rating" in reasons and "text" in reasons and "not JSON" in reasons

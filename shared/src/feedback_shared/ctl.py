@@ -2,6 +2,7 @@
 
     feedbackctl up        start the embedded stack (broker, database, four services), feed the demo
     feedbackctl demo      send the demo feed to a running stack
+    feedbackctl import F  import a JSONL or CSV file of feedback, with a progress bar
     feedbackctl health    readiness of every service
     feedbackctl topics    list the broker's topics
 """
@@ -164,6 +165,28 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from feedback_shared.importer import import_file
+
+    config = _config_from_env()
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"feedbackctl: no such file: {path}", file=sys.stderr)
+        return 2
+    summary = import_file(path, ingest_url=config.service_url("ingest"), api_key=config.api_key,
+                          source=args.source, kind=args.kind, progress=not args.json)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(f"{summary.rows} rows: {summary.accepted} accepted, {summary.duplicates} duplicate, "
+              f"{summary.rejected} rejected, {summary.unavailable} not accepted (retry later)")
+        if summary.rejected_file:
+            print(f"Rejected rows, with the reason: {summary.rejected_file}")
+    for error in summary.errors:
+        print(f"feedbackctl: {error}", file=sys.stderr)
+    return 0 if summary.unavailable == 0 else 1
+
+
 def cmd_health(_args: argparse.Namespace) -> int:
     config = _config_from_env()
     ok = True
@@ -198,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-demo", action="store_true", help="do not send the demo feed (same as DEMO=0)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("demo", help="send the demo feed to a running stack").set_defaults(func=cmd_demo)
+    imp = sub.add_parser("import", help="import a JSONL or CSV file of feedback through the batch API")
+    imp.add_argument("file", help="a .jsonl or .csv file")
+    imp.add_argument("--source", help="source for rows that name none (e.g. trustpilot)")
+    imp.add_argument("--kind", default="review", choices=["review", "mention", "complaint"],
+                     help="kind for rows that name none")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
+    imp.set_defaults(func=cmd_import)
     sub.add_parser("health", help="readiness of every service").set_defaults(func=cmd_health)
     sub.add_parser("topics", help="list the broker's topics").set_defaults(func=cmd_topics)
     args = parser.parse_args(argv)

@@ -20,7 +20,7 @@ from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_R
 from feedback_shared.webhooks import signed_headers
 from ingest.config import Settings
 from ingest.main import create_app
-from ingest.repository import Claim
+from ingest.repository import Claim, ClaimRequest
 
 AUTH = {"Authorization": "Bearer test-key"}
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -30,11 +30,13 @@ class FakeRepo:
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def claim(self, source: str, external_id: str, event_id: uuid.UUID, kind: str,
-              customer_id: str | None = None) -> Claim:
-        doc = self.docs.setdefault((source, external_id), {"event_id": event_id, "status": "pending",
-                                                            "customer_id": customer_id})
-        return Claim(doc["event_id"], doc["status"])
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        claims = []
+        for r in requests:
+            doc = self.docs.setdefault((r.source, r.external_id), {"event_id": r.event_id, "status": "pending",
+                                                                    "customer_id": r.customer_id})
+            claims.append(Claim(doc["event_id"], doc["status"]))
+        return claims
 
     def forget_customer(self, customer_id: str) -> int:
         gone = [k for k, d in self.docs.items() if d["customer_id"] == customer_id]
@@ -42,8 +44,9 @@ class FakeRepo:
             del self.docs[key]
         return len(gone)
 
-    def mark_published(self, source: str, external_id: str) -> None:
-        self.docs[(source, external_id)]["status"] = "published"
+    def mark_published_many(self, keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            self.docs[key]["status"] = "published"
 
 
 class FakePublisher:

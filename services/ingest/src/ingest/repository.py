@@ -7,15 +7,17 @@ duplicate, across restarts and across ingest replicas.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 Status = Literal["pending", "published"]
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,19 @@ class Claim:
     status: Status
 
 
-class AcceptedRepository(Protocol):
-    def claim(
-        self, source: str, external_id: str, event_id: uuid.UUID, kind: str, customer_id: str | None = None
-    ) -> Claim: ...
+@dataclass(frozen=True)
+class ClaimRequest:
+    source: str
+    external_id: str
+    event_id: uuid.UUID
+    kind: str
+    customer_id: str | None = None
 
-    def mark_published(self, source: str, external_id: str) -> None: ...
+
+class AcceptedRepository(Protocol):
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]: ...
+
+    def mark_published_many(self, keys: Sequence[tuple[str, str]]) -> None: ...
 
     def forget_customer(self, customer_id: str) -> int: ...
 
@@ -46,31 +55,41 @@ class MongoAcceptedRepository:
         self.collection.create_index("event_id", unique=True)
         self.collection.create_index("customer_id", sparse=True)
 
-    def claim(
-        self, source: str, external_id: str, event_id: uuid.UUID, kind: str, customer_id: str | None = None
-    ) -> Claim:
-        """Record the item as pending under ``event_id``, or return the earlier claim for it.
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """Record each item as pending under its ``event_id``, or return the earlier claim for it.
 
-        A pending claim means an earlier attempt could not reach the broker: the retry reuses its
-        ``event_id``, so downstream sees one id however often the client retries.
+        A pending earlier claim means an earlier attempt could not reach the broker: the retry reuses
+        its ``event_id``, so downstream sees one id however often the client retries. One round trip
+        for the inserts and one for the items already claimed, whatever the batch size.
         """
-        key = _key(source, external_id)
+        now = datetime.now(UTC)
+        docs = [{
+            "_id": _key(r.source, r.external_id), "source": r.source, "external_id": r.external_id,
+            "kind": r.kind, "event_id": str(r.event_id), "status": "pending", "created_at": now,
+            **({"customer_id": r.customer_id} if r.customer_id else {}),
+        } for r in requests]
+        taken: set[str] = set()
         try:
-            self.collection.insert_one({
-                "_id": key, "source": source, "external_id": external_id, "kind": kind,
-                "event_id": str(event_id), "status": "pending", "created_at": datetime.now(UTC),
-                **({"customer_id": customer_id} if customer_id else {}),
-            })
-            return Claim(event_id, "pending")
-        except DuplicateKeyError:
-            doc = self.collection.find_one({"_id": key})
-            if doc is None:  # deleted in between (erasure); claim again
-                return self.claim(source, external_id, event_id, kind, customer_id)
-            return Claim(uuid.UUID(doc["event_id"]), doc["status"])
+            self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != DUPLICATE_KEY:
+                    raise
+                taken.add(docs[error["index"]]["_id"])
+        earlier = {d["_id"]: d for d in self.collection.find({"_id": {"$in": list(taken)}})} if taken else {}
+        claims = []
+        for request, doc in zip(requests, docs, strict=True):
+            if doc["_id"] not in taken:
+                claims.append(Claim(request.event_id, "pending"))
+            elif doc["_id"] in earlier:
+                claims.append(Claim(uuid.UUID(earlier[doc["_id"]]["event_id"]), earlier[doc["_id"]]["status"]))
+            else:  # erased in between: claim again
+                claims.extend(self.claim_many([request]))
+        return claims
 
-    def mark_published(self, source: str, external_id: str) -> None:
-        self.collection.update_one(
-            {"_id": _key(source, external_id)},
+    def mark_published_many(self, keys: Sequence[tuple[str, str]]) -> None:
+        self.collection.update_many(
+            {"_id": {"$in": [_key(source, external_id) for source, external_id in keys]}},
             {"$set": {"status": "published", "published_at": datetime.now(UTC)}},
         )
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
+from feedback_shared.adapters import generic_item
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import (
     CustomerErasureRequested,
@@ -21,7 +22,6 @@ from feedback_shared.events import (
 )
 from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_RECEIVED
 from feedback_shared.webhooks import SignatureError, verify
-from ingest.adapters import generic_item
 from ingest.config import Settings
 from ingest.schemas import (
     Accepted,

@@ -17,7 +17,7 @@ from feedback_shared.pii import mask_card_numbers
 from feedback_shared.topics import TopicSpec
 from ingest.metrics import IngestMetrics
 from ingest.publisher import EventPublisher
-from ingest.repository import AcceptedRepository
+from ingest.repository import AcceptedRepository, ClaimRequest
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +74,29 @@ class IngestService:
         ``event_id`` once the broker acknowledged it; or ``DependencyUnavailable`` (not accepted).
         """
         results: list[Outcome | DependencyUnavailable | None] = [None] * len(submissions)
-        to_publish: list[tuple[int, Submission]] = []
         first_in_batch: dict[tuple[str, str], int] = {}
         repeats: list[tuple[int, int]] = []
+        unique: list[tuple[int, Submission]] = []
         for i, sub in enumerate(submissions):
             key = (sub.source, sub.external_id)
             if key in first_in_batch:
                 repeats.append((i, first_in_batch[key]))
-                continue
-            first_in_batch[key] = i
-            try:
-                claim = self.repo.claim(sub.source, sub.external_id, sub.event.event_id, sub.kind,
-                                        getattr(sub.event, "customer_id", None))
-            except PyMongoError as exc:
-                self.metrics.rejected.labels(reason="database_unavailable").inc()
-                results[i] = DependencyUnavailable(f"database unreachable: {type(exc).__name__}")
-                continue
+            else:
+                first_in_batch[key] = i
+                unique.append((i, sub))
+        to_publish: list[tuple[int, Submission]] = []
+        try:
+            claims = self.repo.claim_many([
+                ClaimRequest(s.source, s.external_id, s.event.event_id, s.kind, getattr(s.event, "customer_id", None))
+                for _, s in unique
+            ]) if unique else []
+        except PyMongoError as exc:
+            self.metrics.rejected.labels(reason="database_unavailable").inc(len(unique))
+            error = DependencyUnavailable(f"database unreachable: {type(exc).__name__}")
+            claims = []
+            for i, _ in unique:
+                results[i] = error
+        for (i, sub), claim in zip(unique, claims, strict=True):
             if claim.status == "published":
                 self.metrics.duplicates.labels(kind=sub.kind).inc()
                 results[i] = Outcome(claim.event_id, duplicate=True)
@@ -99,19 +106,22 @@ class IngestService:
                 sub = Submission(sub.spec, sub.event.model_copy(update={"event_id": claim.event_id}),
                                  sub.source, sub.external_id, sub.kind)
             to_publish.append((i, sub))
-        published = self.publisher.publish_many([(sub.spec, sub.event) for _, sub in to_publish])
+        published = self.publisher.publish_many([(sub.spec, sub.event) for _, sub in to_publish]) if to_publish else []
+        acknowledged = [(i, sub) for (i, sub), result in zip(to_publish, published, strict=True)
+                        if not isinstance(result, DependencyUnavailable)]
+        try:
+            if acknowledged:
+                self.repo.mark_published_many([(sub.source, sub.external_id) for _, sub in acknowledged])
+        except PyMongoError:
+            # The events are durably in Kafka; a retry would republish them under the same event_ids,
+            # which every consumer de-duplicates. Worth a log line, not a failed request.
+            logger.warning("mark_published_failed count=%d", len(acknowledged))
         for (i, sub), result in zip(to_publish, published, strict=True):
             if isinstance(result, DependencyUnavailable):
                 self.metrics.rejected.labels(reason="broker_unavailable").inc()
                 results[i] = result
                 continue
             self.metrics.publish_seconds.observe(result)
-            try:
-                self.repo.mark_published(sub.source, sub.external_id)
-            except PyMongoError:
-                # The event is durably in Kafka; a retry would republish it under the same event_id,
-                # which every consumer de-duplicates. Worth a log line, not a failed request.
-                logger.warning("mark_published_failed event_id=%s", sub.event.event_id)
             self.metrics.ingested.labels(source=self.metrics.source_label(sub.source), kind=sub.kind).inc()
             logger.info("accepted event_id=%s kind=%s topic=%s trace_id=%s",
                         sub.event.event_id, sub.kind, sub.spec.name, sub.event.trace_id)

@@ -1,0 +1,133 @@
+"""``feedbackctl import FILE``: a JSONL or CSV file of feedback into the ingest batch API.
+
+Rows may be in the API's own shape (``{"type": "review", "source": …, "external_id": …, "text": …}``)
+or any common export shape (``id``, ``content``, ``stars``, ``created_at`` …: see ``adapters.py``).
+Items the broker could not take are retried, honouring ``Retry-After``; rejected rows go to a file
+beside the input with the reason, so they can be fixed and imported again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from feedback_shared.adapters import generic_item
+
+COMMERCE_TYPES = ("purchase", "return")
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    unavailable: int = 0
+    rejected_file: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": self.rejected, "unavailable": self.unavailable, "rejected_file": self.rejected_file}
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, row) for each row; a row that is not an object comes back as an error string."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for number, row in enumerate(csv.DictReader(fh), start=2):
+                yield number, {k: v for k, v in row.items() if k and v not in (None, "")}
+        return
+    with path.open(encoding="utf-8-sig") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, f"line {number} is not JSON: {exc.msg}"
+                continue
+            yield number, row if isinstance(row, dict) else f"line {number} is not a JSON object"
+
+
+def to_item(row: dict[str, Any], *, source: str | None, kind: str) -> dict[str, Any]:
+    if row.get("type") in COMMERCE_TYPES:
+        return dict(row)
+    item = generic_item(row, default_kind=kind)
+    if "source" in row:
+        item["source"] = row["source"]
+    elif source:
+        item["source"] = source
+    if "rating" in item and isinstance(item["rating"], str) and item["rating"].isdigit():
+        item["rating"] = int(item["rating"])
+    return item
+
+
+def import_file(
+    path: Path, *, ingest_url: str, api_key: str, source: str | None = None, kind: str = "review",
+    chunk_size: int = 500, max_retries: int = 10, progress: bool = True,
+) -> ImportSummary:
+    summary = ImportSummary()
+    rejected_path = path.with_name(path.name + ".rejected.jsonl")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=ingest_url, headers=headers, timeout=120) as client, \
+            rejected_path.open("w", encoding="utf-8") as rejected_out, \
+            tqdm(desc=f"importing {path.name}", unit="row", disable=not progress) as bar:
+
+        def reject(number: int, row: Any, errors: Any) -> None:
+            summary.rejected += 1
+            rejected_out.write(json.dumps({"line": number, "errors": errors, "row": row}, ensure_ascii=False,
+                                          default=str) + "\n")
+
+        def send(batch: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
+            pending = batch
+            for attempt in range(max_retries + 1):
+                resp = client.post("/v1/batch", json={"items": [item for _, _, item in pending]})
+                if resp.status_code not in (200, 503):
+                    raise RuntimeError(f"ingest answered {resp.status_code}: {resp.text[:300]}")
+                retry: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+                for (number, row, item), result in zip(pending, resp.json()["results"], strict=True):
+                    status = result["status"]
+                    if status == "accepted":
+                        summary.accepted += 1
+                    elif status == "duplicate":
+                        summary.duplicates += 1
+                    elif status == "rejected":
+                        reject(number, row, result.get("errors"))
+                    else:
+                        retry.append((number, row, item))
+                bar.update(len(pending) - len(retry))
+                if not retry:
+                    return
+                pending = retry
+                if attempt < max_retries:
+                    time.sleep(float(resp.headers.get("Retry-After", "2")))
+            summary.unavailable += len(pending)
+            summary.errors.append(f"{len(pending)} rows not accepted after {max_retries} retries (broker down?)")
+
+        chunk: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+        for number, row in read_rows(path):
+            summary.rows += 1
+            if isinstance(row, str):
+                reject(number, None, [{"msg": row}])
+                bar.update(1)
+                continue
+            chunk.append((number, row, to_item(row, source=source, kind=kind)))
+            if len(chunk) >= chunk_size:
+                send(chunk)
+                chunk = []
+        if chunk:
+            send(chunk)
+    if summary.rejected:
+        summary.rejected_file = str(rejected_path)
+    else:
+        rejected_path.unlink()
+    return summary
