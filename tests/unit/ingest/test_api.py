@@ -6,7 +6,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,51 +14,15 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from feedback_shared.errors import DependencyUnavailable
-from feedback_shared.events import Event, FeedbackReceived
-from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_RECEIVED, TopicSpec
+from feedback_shared.events import FeedbackReceived
+from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_RECEIVED
 from feedback_shared.webhooks import signed_headers
 from ingest.config import Settings
 from ingest.main import create_app
-from ingest.repository import Claim, ClaimRequest
+from tests.unit.ingest.fakes import FakePublisher, FakeRepo
 
 AUTH = {"Authorization": "Bearer test-key"}
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-class FakeRepo:
-    def __init__(self) -> None:
-        self.docs: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        claims = []
-        for r in requests:
-            doc = self.docs.setdefault((r.source, r.external_id), {"event_id": r.event_id, "status": "pending",
-                                                                    "customer_id": r.customer_id})
-            claims.append(Claim(doc["event_id"], doc["status"]))
-        return claims
-
-    def forget_customer(self, customer_id: str) -> int:
-        gone = [k for k, d in self.docs.items() if d["customer_id"] == customer_id]
-        for key in gone:
-            del self.docs[key]
-        return len(gone)
-
-    def mark_published_many(self, keys: Sequence[tuple[str, str]]) -> None:
-        for key in keys:
-            self.docs[key]["status"] = "published"
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Event]] = []
-        self.down = False
-
-    def publish_many(self, messages: Sequence[tuple[TopicSpec[Any], Event]]) -> list[float | DependencyUnavailable]:
-        if self.down:
-            return [DependencyUnavailable("broker did not acknowledge: KafkaTimeoutError")] * len(messages)
-        self.sent.extend((spec.name, event) for spec, event in messages)
-        return [0.001] * len(messages)
 
 
 @pytest.fixture

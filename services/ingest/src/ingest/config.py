@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
-from typing import Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
 
 DEV_API_KEY = "dev-key"
+
+
+class FeedSettings(BaseModel):
+    """One RSS or Atom feed to follow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    source: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")] = "rss"
+    kind: Literal["mention", "review"] = "mention"
+    interval_s: Annotated[float, Field(ge=5)] = 300.0
+    is_public: bool = True
 
 
 class Settings(CommonSettings):
@@ -25,6 +37,8 @@ class Settings(CommonSettings):
     webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     #: How far a webhook's timestamp may be from now, so a captured request cannot be replayed later.
     webhook_tolerance_s: int = 300
+    #: RSS/Atom feeds to follow, e.g. ``[{"url": "https://…/feed", "source": "reddit", "kind": "mention"}]``.
+    feeds: list[FeedSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _refuse_dev_key_outside_development(self) -> Self:

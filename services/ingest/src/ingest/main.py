@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +21,7 @@ from feedback_shared.kafka import broker_reachable
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 from ingest.config import Settings
+from ingest.feeds import FeedPoller
 from ingest.metrics import IngestMetrics
 from ingest.publisher import EventPublisher, Publisher
 from ingest.repository import AcceptedRepository, MongoAcceptedRepository
@@ -53,8 +57,14 @@ def create_app(
         kafka_publisher = Publisher(settings.kafka)
         app.state.broker_ready = lambda: broker_reachable(settings.kafka)
         app.state.database_ready = lambda: reachable(client)
-        app.state.ingest_service = IngestService(mongo_repo, kafka_publisher, metrics)
-        yield
+        app.state.ingest_service = service = IngestService(mongo_repo, kafka_publisher, metrics)
+        async with httpx.AsyncClient(headers={"User-Agent": "feedback-pipeline/1 (feed poller)"}) as http:
+            poller = asyncio.create_task(FeedPoller(settings.feeds, service, http).run_forever()) if settings.feeds else None
+            yield
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
         kafka_publisher.close()
         client.close()
 

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from feedback_shared.events import FeedbackReceived
+from ingest.config import FeedSettings
+from ingest.feeds import FeedPoller
+from ingest.metrics import IngestMetrics
+from ingest.service import IngestService
+from tests.unit.ingest.fakes import FakePublisher, FakeRepo
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Mentions</title><id>urn:feed</id><updated>2026-11-24T10:00:00Z</updated>
+  <entry><id>urn:m:1</id><title>Курьер опоздал на три часа</title><updated>2026-11-24T09:00:00Z</updated>
+    <author><name>olga_k</name></author><link href="https://social.example/p/1"/>
+    <content type="html">&lt;p&gt;Никто не позвонил, &lt;b&gt;ужасно&lt;/b&gt;.&lt;/p&gt;</content></entry>
+  <entry><id>urn:m:2</id><title>Şikayət</title><updated>2026-11-24T09:30:00Z</updated>
+    <summary>Sifariş gecikdi, heç kim cavab vermir.</summary></entry>
+  <entry><title>no id, no link, no text</title><updated>2026-11-24T09:45:00Z</updated></entry>
+</feed>"""
+
+RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Reviews</title>
+<item><guid>r-1</guid><title>Great shop</title><description>Fast delivery, thank you!</description>
+<link>https://reviews.example/r-1</link><pubDate>Mon, 23 Nov 2026 08:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+def poller_for(routes: dict[str, str], publisher: FakePublisher, seen: list[httpx.Request]) -> FeedPoller:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers.get("if-none-match") == '"v1"':
+            return httpx.Response(304)
+        return httpx.Response(200, text=routes[str(request.url)], headers={"ETag": '"v1"'})
+
+    service = IngestService(FakeRepo(), publisher, IngestMetrics.create(CollectorRegistry()))
+    return FeedPoller([], service, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+def test_atom_entries_become_mentions_once() -> None:
+    publisher, seen = FakePublisher(), []
+    feed = FeedSettings(url="https://social.example/feed.atom", source="mastodon")
+    poller = poller_for({feed.url: ATOM}, publisher, seen)
+    first = asyncio.run(poller.poll_once(feed))
+    assert (first.entries, first.accepted, first.rejected) == (3, 2, 1)
+    events = [e for _, e in publisher.sent]
+    assert all(isinstance(e, FeedbackReceived) for e in events)
+    olga = next(e for e in events if isinstance(e, FeedbackReceived) and e.external_id == "urn:m:1")
+    assert olga.kind == "mention" and olga.source == "mastodon" and olga.is_public
+    assert olga.author == "olga_k" and olga.url == "https://social.example/p/1"
+    assert olga.text == "Курьер опоздал на три часа\nНикто не позвонил,  ужасно ."
+    assert olga.occurred_at.isoformat() == "2026-11-24T09:00:00+00:00"
+
+    # Unchanged feed: a conditional GET, answered 304, publishes nothing.
+    again = asyncio.run(poller.poll_once(feed))
+    assert again.entries == 0
+    assert seen[-1].headers["if-none-match"] == '"v1"'
+    assert len(publisher.sent) == 2
+
+
+def test_rss_reviews_and_repeats_are_duplicates() -> None:
+    publisher, seen = FakePublisher(), []
+    feed = FeedSettings(url="https://reviews.example/rss", source="trustpilot", kind="review")
+    poller = poller_for({feed.url: RSS}, publisher, seen)
+    assert asyncio.run(poller.poll_once(feed)).accepted == 1
+    poller._validators.clear()  # the server lost its ETag: the same entries come back in full
+    repeat = asyncio.run(poller.poll_once(feed))
+    assert (repeat.accepted, repeat.duplicates) == (0, 1)
+    [(_, event)] = publisher.sent
+    assert isinstance(event, FeedbackReceived)
+    assert event.kind == "review" and event.external_id == "r-1"
+    assert event.text == "Great shop\nFast delivery, thank you!"
