@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -158,3 +159,63 @@ def test_undecodable_messages_go_to_the_dead_letter_topic_with_the_reason(api: A
 
     metrics = eventually(lambda: "feedback.received.v1" in (t := api("sentiment").get("/metrics/").text) and t)
     assert 'dlq_messages_total{topic="feedback.received.v1"}' in metrics
+
+
+def test_erasure_removes_texts_and_accounts_and_anonymises_the_ledger(
+    api: Api, stack: EmbeddedStack, receiver: Receiver
+) -> None:
+    from pymongo import MongoClient
+
+    from loyalty.agents import pseudonym
+
+    customer = uid("forget")
+    csm = uid("csm")
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Lena", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm, "preferred_name": "Mr. Karimov"}).raise_for_status()
+    secret_text = f"My flat at Nizami 12 flooded because the washer leaked {uuid.uuid4().hex[:6]}. Awful!"
+    ingest = api("ingest")
+    assert ingest.post("/v1/reviews", json={"source": "google", "external_id": uid("r"), "customer_id": customer,
+                                            "text": secret_text}).status_code == 202
+    for order in (uid("o"), uid("o")):
+        assert ingest.post("/v1/purchases", json={"order_id": order, "customer_id": customer, "amount": "40",
+                                                  "currency": "EUR"}).status_code == 202
+    [case] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
+    eventually(lambda: api("loyalty").get(f"/v1/customers/{customer}/points").json()["balance"] == 40,
+               timeout_s=30)
+
+    resp = ingest.delete(f"/v1/customers/{customer}")
+    assert resp.status_code == 202
+    assert resp.json()["ingest_records_removed"] == 3
+
+    def erased() -> dict[str, Any] | None:
+        doc: dict[str, Any] = api("alerts").get(f"/v1/alerts/{case['alert_id']}").json()
+        return doc if doc.get("erased_at") else None
+
+    doc = eventually(erased, timeout_s=30)
+    assert doc["customer_id"] is None
+    assert secret_text not in json.dumps(doc)
+    assert doc["priority"] == case["priority"] and doc["event_count"] == 1  # counts survive
+    eventually(lambda: api("loyalty").get(f"/v1/customers/{customer}/points").json()["ledger"] == [], timeout_s=30)
+
+    with MongoClient(stack.config.mongo_url, serverSelectionTimeoutMS=5000) as mongo:
+        assert mongo["alerts"]["accounts"].count_documents({"_id": customer}) == 0
+        assert mongo["alerts"]["outbox"].count_documents({"body": {"$regex": "Nizami"}}) == 0
+        kept = list(mongo["loyalty"]["ledger"].find({"customer_id": pseudonym(customer)}))
+        assert [e["points"] for e in kept] == [40]  # the amount stays for audit, under a pseudonym
+        assert mongo["loyalty"]["ledger"].count_documents({"customer_id": customer}) == 0
+
+
+def test_contact_details_in_feedback_never_reach_logs_or_metrics(api: Api, stack: EmbeddedStack) -> None:
+    email, phone = f"{uid('jane')}@example.com", "+994 50 987 65 43"
+    customer = uid("cust")
+    body = {"source": "google", "external_id": uid("r"), "customer_id": customer,
+            "text": f"Broken again and nobody calls back! Write to {email} or call {phone}."}
+    assert api("ingest").post("/v1/reviews", json=body).status_code == 202
+    eventually(lambda: alerts_for(api, customer), timeout_s=30)
+    for path in stack.log_dir.glob("*.log"):
+        text = path.read_text(errors="replace")
+        assert email not in text, path.name
+        assert phone not in text, path.name
+    for name in ("ingest", "sentiment", "alerts", "loyalty"):
+        metrics = api(name).get("/metrics/").text
+        assert email not in metrics and customer not in metrics

@@ -12,9 +12,16 @@ from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.repository import AlertsRepository
 from alerts.rules import notification_text, priority, route, should_alert
-from feedback_shared.events import AlertRaised, AlertUpdated, FeedbackScored, derived_id, utcnow
+from feedback_shared.events import (
+    AlertRaised,
+    AlertUpdated,
+    CustomerErasureRequested,
+    FeedbackScored,
+    derived_id,
+    utcnow,
+)
 from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
-from feedback_shared.topics import ALERT_EVENTS, FEEDBACK_SCORED
+from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +116,16 @@ class AlertHandler:
 
 def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics) -> None:
     sink = EventSink(app, ALERT_EVENTS)
+
+    async def erase(request: CustomerErasureRequested) -> None:
+        erased = await asyncio.to_thread(handler.repo.erase_customer, request.customer_id, utcnow())
+        logger.info("customer_erased event_id=%s cases=%d accounts=%d", request.event_id, erased["cases"],
+                    erased["accounts"])
+
+    erasure = MessageProcessor(
+        app, CUSTOMER_ERASURE, erase, on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc()
+    )
+    app.agent(faust_topic(app, CUSTOMER_ERASURE.name), name="alerts.erase_customer")(erasure.run)
 
     async def handle(scored: FeedbackScored) -> None:
         outcome = await asyncio.to_thread(handler.handle, scored)

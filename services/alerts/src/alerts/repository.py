@@ -134,3 +134,23 @@ class AlertsRepository:
 
     def deliveries_for(self, alert_id: str) -> list[Doc]:
         return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0}))
+
+    # ---- erasure ---------------------------------------------------------------------------------
+    def erase_customer(self, customer_id: str, now: datetime) -> dict[str, int]:
+        """Delete the account and every text the customer wrote; keep the cases' counts and clocks.
+
+        What stays: priority, status, needs, event count and timestamps (what dashboards count).
+        """
+        account = self.accounts.delete_one({"_id": customer_id}).deleted_count
+        case_ids = [d["_id"] for d in self.alerts.find({"customer_id": customer_id}, {"_id": 1})]
+        self.alerts.update_many(
+            {"_id": {"$in": case_ids}},
+            {"$set": {"customer_id": None, "erased_at": now},
+             "$unset": {"latest": "", "first": "", "trace_id": ""}},
+        )
+        self.outbox.update_many(
+            {"alert_id": {"$in": case_ids}},
+            {"$set": {"title": "[erased]", "body": "[erased at the customer's request]"}},
+        )
+        return {"accounts": int(account), "cases": len(case_ids)}
+

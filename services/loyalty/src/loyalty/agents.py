@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
 import faust
 
 from feedback_shared.events import (
+    CustomerErasureRequested,
     OrderReturned,
     PointsAwarded,
     PointsReversed,
@@ -17,7 +19,7 @@ from feedback_shared.events import (
     utcnow,
 )
 from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
-from feedback_shared.topics import COMMERCE_EVENTS, LOYALTY_POINTS
+from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, LOYALTY_POINTS
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.points import Credit, PointsRules, purchase_credits, return_reversal, tier_for
 from loyalty.repository import LoyaltyRepository
@@ -68,8 +70,23 @@ class LoyaltyHandler:
         )
 
 
+def pseudonym(customer_id: str) -> str:
+    """A stable stand-in for an erased customer: the same erasure twice gives the same pseudonym."""
+    return "erased-" + hashlib.sha256(f"loyalty-erasure|{customer_id}".encode()).hexdigest()[:24]
+
+
 def register_agents(app: faust.App, handler: LoyaltyHandler, metrics: LoyaltyMetrics) -> None:
     sink = EventSink(app, LOYALTY_POINTS)
+
+    async def erase(request: CustomerErasureRequested) -> None:
+        entries = await asyncio.to_thread(handler.repo.anonymise_customer, request.customer_id,
+                                          pseudonym(request.customer_id))
+        logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
+
+    erasure = MessageProcessor(
+        app, CUSTOMER_ERASURE, erase, on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc()
+    )
+    app.agent(faust_topic(app, CUSTOMER_ERASURE.name), name="loyalty.anonymise_customer")(erasure.run)
 
     async def handle(event: Any) -> None:
         announcements = await asyncio.to_thread(handler.handle, event)

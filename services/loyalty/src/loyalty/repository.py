@@ -68,3 +68,12 @@ class LoyaltyRepository:
 
     def entries(self, customer_id: str, limit: int = 50) -> list[Doc]:
         return list(self.ledger.find({"customer_id": customer_id}).sort("created_at", DESCENDING).limit(limit))
+
+    def anonymise_customer(self, customer_id: str, pseudonym: str) -> int:
+        """Replace the customer's id with a pseudonym on the ledger and purchases; amounts stay for audit."""
+        entries = self.ledger.update_many({"customer_id": customer_id},
+                                          {"$set": {"customer_id": pseudonym, "anonymised": True}})
+        self.purchases.update_many({"customer_id": customer_id},
+                                   {"$set": {"customer_id": pseudonym, "anonymised": True}})
+        return int(entries.modified_count)
+
