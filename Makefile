@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit test-integration lint fmt typecheck clean
+.PHONY: help install run test test-unit test-integration lint fmt typecheck clean eval train-heads
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -49,3 +49,9 @@ typecheck: install ## mypy (strict)
 
 clean: ## Remove the virtualenv, data and caches
 	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache
+
+eval: install ## Score the labelled evaluation set (ours vs VADER): accuracy, macro-F1, needs micro-F1, texts/s
+	$(BIN)/python -m sentiment.evaluate
+
+train-heads: install ## Re-train the sentiment and needs heads on services/sentiment/data/train.jsonl (offline)
+	$(BIN)/python -m sentiment.train

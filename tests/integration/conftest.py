@@ -57,7 +57,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         api_key=API_KEY,
         service_ports={name: free_port() for name, _, _ in SERVICES},
         group_prefix=f"it-{uuid.uuid4().hex[:8]}",
-        extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2"},
+        extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2",
+                   "LOYALTY_RULES_FILE": str(_test_rules(tmp_path_factory))},
     )
     if backend == "containers":
         config.external_bootstrap, config.external_mongo_url, stop_backend = _containers()
@@ -76,6 +77,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
             _print_log_tails(running.log_dir)
         running.stop()
         stop_backend()
+
+
+def _test_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged rules without the random surprise bonus, so balances are predictable (the surprise
+    has unit tests of its own)."""
+    from importlib.resources import files
+
+    rules = files("loyalty").joinpath("rules.toml").read_text("utf-8")
+    path = tmp_path_factory.mktemp("rules") / "rules.toml"
+    path.write_text(rules.replace("surprise_probability = 0.05", "surprise_probability = 0.0"), encoding="utf-8")
+    return path
 
 
 def _print_log_tails(log_dir: Path, lines: int = 40) -> None:

@@ -203,6 +203,8 @@ class PointsFields(Event):
     source_event_id: uuid.UUID
     balance: int
     tier: Slug
+    order_id: ShortText | None = None
+    surprise: bool = False
 
     def partition_key(self) -> str | None:
         return self.customer_id
@@ -226,4 +228,63 @@ class CustomerErasureRequested(Event):
         return self.customer_id
 
 
-PointsEvent = Annotated[PointsAwarded | PointsReversed, Field(discriminator="event_type")]
+class TierChanged(Event):
+    """A customer's tier moved (tiers follow points earned over a rolling window, not the balance)."""
+
+    event_type: Literal["tier.changed"] = "tier.changed"
+    customer_id: ShortText
+    previous_tier: Slug | None
+    tier: Slug
+    points_earned: int
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+PointsEvent = Annotated[PointsAwarded | PointsReversed | TierChanged, Field(discriminator="event_type")]
+
+
+class CustomerProfileUpdated(Event):
+    """How a customer wants to be addressed and reached; published by the service that owns accounts."""
+
+    event_type: Literal["customer.profile_updated"] = "customer.profile_updated"
+    customer_id: ShortText
+    preferred_name: ShortText | None = None
+    first_name_permitted: bool = False
+    language: ShortText | None = None
+    preferred_channel: ShortText | None = None
+    tier: ShortText | None = None
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+class CustomerThanked(Event):
+    """A thank-you to send the customer, e.g. with every loyalty reward (seed 000: a personal thank-you)."""
+
+    event_type: Literal["customer.thanked"] = "customer.thanked"
+    customer_id: ShortText
+    addressed_to: ShortText
+    message: Annotated[str, Field(max_length=2000)]
+    reason: Slug
+    points: int = 0
+    language: ShortText | None = None
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+class FollowUpDue(Event):
+    """A contact that is due by ``due_at`` (seed 000: confirm the choice within 24 hours of a purchase)."""
+
+    event_type: Literal["followup.due"] = "followup.due"
+    customer_id: ShortText
+    reason: Slug
+    due_at: AwareDatetime
+    order_id: ShortText | None = None
+
+    def partition_key(self) -> str | None:
+        return self.customer_id
+
+
+CustomerNotification = Annotated[CustomerThanked | FollowUpDue, Field(discriminator="event_type")]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Phone-like runs: an optional +, then 8-15 digits with common separators; not inside longer digit runs.
-PHONE_RE = re.compile(r"(?<![\w])\+?\d[\d\s().\-]{6,}\d(?![\w])")
+# Phone-like runs: an optional +, then 8-15 digits with common separators; not part of a longer token
+# such as a UUID or a hex id (no word character or hyphen on either side).
+PHONE_RE = re.compile(r"(?<![\w\-])\+?\d[\d\s().\-]{6,}\d(?![\w\-])")
 CARD_RE = re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)")
 
 
@@ -44,7 +45,10 @@ def redact(text: str) -> str:
     text = EMAIL_RE.sub("[email]", text)
 
     def _phone(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "[phone]" if 8 <= len(digits) <= 15 else match.group(0)
+        found = match.group(0)
+        digits = re.sub(r"\D", "", found)
+        # A bare run of 8-9 digits is more often an order or date number than a phone number.
+        phone_shaped = found.startswith("+") or len(digits) >= 10 or len(digits) != len(found)
+        return "[phone]" if 8 <= len(digits) <= 15 and phone_shaped else found
 
     return PHONE_RE.sub(_phone, text)

@@ -17,6 +17,8 @@ from feedback_shared.events import (
     AlertEvent,
     CommerceEvent,
     CustomerErasureRequested,
+    CustomerNotification,
+    CustomerProfileUpdated,
     Event,
     FeedbackReceived,
     FeedbackScored,
@@ -80,6 +82,12 @@ LOYALTY_POINTS: TopicSpec[Any] = TopicSpec("loyalty.points.v1", TypeAdapter(Poin
 CUSTOMER_ERASURE: TopicSpec[CustomerErasureRequested] = TopicSpec(
     "customer.erasure.v1", TypeAdapter(CustomerErasureRequested)
 )
+CUSTOMER_PROFILES: TopicSpec[CustomerProfileUpdated] = TopicSpec(
+    "customer.profiles.v1", TypeAdapter(CustomerProfileUpdated)
+)
+CUSTOMER_NOTIFICATIONS: TopicSpec[Any] = TopicSpec(
+    "customer.notifications.v1", TypeAdapter(CustomerNotification)
+)
 
 ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     FEEDBACK_RECEIVED,
@@ -88,6 +96,8 @@ ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     ALERT_EVENTS,
     LOYALTY_POINTS,
     CUSTOMER_ERASURE,
+    CUSTOMER_PROFILES,
+    CUSTOMER_NOTIFICATIONS,
 )
 
 

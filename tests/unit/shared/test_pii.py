@@ -25,3 +25,8 @@ def test_redact_masks_email_and_phone_but_keeps_words() -> None:
     assert "123 45 67" not in out
     assert "[email]" in out and "[phone]" in out
     assert "order 12 arrived late" in out
+
+
+def test_ids_are_not_mistaken_for_phone_numbers() -> None:
+    text = "entry_id=12345678-1234-5b09-8666-ed4a6d6df20b event_id=7954ee4a-1234-5678-8caf-de43decf7fd3 order 20261124"
+    assert redact(text) == text

@@ -18,9 +18,10 @@ from alerts.notifier import Dispatcher
 from alerts.repository import AlertsRepository
 from alerts.routes import read_router, write_router
 from feedback_shared.http import api_key_dependency, health_router
-from feedback_shared.kafka import broker_reachable, create_faust_app
+from feedback_shared.kafka import EventSink, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
+from feedback_shared.topics import CUSTOMER_PROFILES
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
@@ -41,6 +42,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             return
         worker = create_faust_app("alerts", settings.kafka)
         register_agents(worker, AlertHandler(repo, settings, metrics), metrics)
+        app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         dispatcher = Dispatcher(repo, settings, metrics)
         async with faust_app_running(worker, stop_timeout=30):
             task = asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from alerts.repository import AlertsRepository
-from feedback_shared.events import AlertStatus, utcnow
+from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
 
 read_router = APIRouter(tags=["alerts"])
 write_router = APIRouter(tags=["alerts"])
@@ -115,10 +116,27 @@ def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, repo: Re
     return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
 
 
-@write_router.put("/v1/accounts/{customer_id}")
-def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, repo: RepoDep) -> dict[str, Any]:
-    """Create or replace a customer's account: the assigned CSM, tier, preferences and consents."""
-    repo.put_account(customer_id, body.model_dump(mode="json"))
+@write_router.put("/v1/accounts/{customer_id}", responses={503: {"description": "Saved, but the broker did not "
+                                                                 "take the profile update: send it again."}})
+async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, request: Request,
+                      repo: RepoDep) -> dict[str, Any]:
+    """Create or replace a customer's account: the assigned CSM, tier, preferences and consents.
+
+    How the customer wants to be addressed is published as ``customer.profiles.v1`` for the services
+    that write to customers (loyalty's thank-you messages)."""
+    await asyncio.to_thread(repo.put_account, customer_id, body.model_dump(mode="json"))
+    sink = getattr(request.app.state, "profile_sink", None)
+    if sink is not None:
+        profile = CustomerProfileUpdated(
+            customer_id=customer_id, preferred_name=body.preferred_name,
+            first_name_permitted=bool(body.consent.get("first_name")), language=body.language,
+            preferred_channel=body.preferred_channel, tier=body.tier,
+        )
+        try:
+            await asyncio.wait_for(sink.send_all([profile]), timeout=10)
+        except Exception as exc:  # the broker's client raises its own error types; all mean "not published"
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="account saved, but the profile "
+                                "update could not be published; send it again", headers={"Retry-After": "5"}) from exc
     return {"customer_id": customer_id, **body.model_dump(mode="json")}
 
 

@@ -1,19 +1,27 @@
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
 
 from pydantic import Field
 
 from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
-from loyalty.points import PointsRules
+from loyalty.points import PointsRules, load_rules
 
 
 class Settings(CommonSettings):
     model_config = service_settings_config("LOYALTY_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8003))
-    rules: PointsRules = Field(default_factory=lambda: PointsRules(points_per_unit=Decimal("1")))
+    api_keys: list[str] = Field(default_factory=lambda: ["dev-key"])
+    #: The programme's rules (TOML); the packaged ``rules.toml`` when unset.
+    rules_file: Path | None = None
+    #: How often to refresh the repeat-business gauges and sweep expired balances.
+    housekeeping_interval_s: float = 30.0
+
+    def rules(self) -> PointsRules:
+        return load_rules(self.rules_file or Path(str(files("loyalty").joinpath("rules.toml"))))
 
 
 @lru_cache

