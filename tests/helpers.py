@@ -41,7 +41,8 @@ class Receiver:
                     self.send_response(503)
                     self.end_headers()
                     return
-                outer.received.append({"path": self.path, "body": json.loads(body)})
+                outer.received.append({"path": self.path, "body": json.loads(body), "raw": body,
+                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
                 self.send_response(200)
                 self.end_headers()
 

@@ -13,6 +13,7 @@ skipped for want of Docker.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import uuid
@@ -46,8 +47,20 @@ def _containers() -> tuple[str, str, Callable[[], None]]:
     return kafka.get_bootstrap_server(), mongo.get_connection_url(), stop
 
 
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"integration-webhook-secret-32byte").decode()
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
+def integrations() -> Iterator[Receiver]:
+    """The integration endpoint every alert event is POSTed to, signed (ALERTS_WEBHOOK_URL)."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+          integrations: Receiver) -> Iterator[EmbeddedStack]:
     backend = os.environ.get("FEEDBACK_TEST_BACKEND", "embedded")
     stop_backend: Callable[[], None] = lambda: None  # noqa: E731
     config = StackConfig(
@@ -57,7 +70,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         api_key=API_KEY,
         service_ports={name: free_port() for name, _, _ in SERVICES},
         group_prefix=f"it-{uuid.uuid4().hex[:8]}",
-        extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2",
+        extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2", "ALERTS_SLA_POLL_S": "1",
+                   "ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{integrations.port}/alert-events",
+                   "ALERTS_WEBHOOK_SECRET": WEBHOOK_SECRET,
                    "LOYALTY_RULES_FILE": str(_test_rules(tmp_path_factory))},
     )
     if backend == "containers":

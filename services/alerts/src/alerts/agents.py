@@ -1,9 +1,12 @@
-"""The stream side: ``feedback.scored.v1`` in; cases, outbox deliveries and ``alerts.events.v1`` out."""
+"""The stream side: scored feedback in; cases, outbox deliveries and ``alerts.events.v1`` out.
+Also keeps alerts' own view of loyalty tiers, and acts on erasure requests."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -11,7 +14,15 @@ import faust
 from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.repository import AlertsRepository
-from alerts.rules import notification_text, priority, route, should_alert
+from alerts.rules import (
+    AlertPolicy,
+    notification_text,
+    priority,
+    recommended_channel,
+    route,
+    should_alert,
+    sla_deadlines,
+)
 from feedback_shared.events import (
     AlertRaised,
     AlertUpdated,
@@ -21,9 +32,10 @@ from feedback_shared.events import (
     utcnow,
 )
 from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
-from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED
+from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED, LOYALTY_POINTS, TopicSpec
 
 logger = logging.getLogger(__name__)
+AlertEvent = AlertRaised | AlertUpdated
 
 
 def _latest(scored: FeedbackScored) -> dict[str, Any]:
@@ -35,61 +47,88 @@ def _latest(scored: FeedbackScored) -> dict[str, Any]:
     }
 
 
-class AlertHandler:
-    """Turns one scored item into a new case (paged) or an update of the customer's open case."""
+def alert_event(case: dict[str, Any], kind: str, *, cause: str, trace_id: str | None = None) -> AlertEvent:
+    """The event announcing a case change; its id is derived from the case and the cause, so a retry
+    announces the same event (receivers de-duplicate on ``webhook-id``)."""
+    model = AlertRaised if kind == "raised" else AlertUpdated
+    return model(
+        event_id=derived_id("alert-event", case["_id"], cause), trace_id=trace_id or case.get("trace_id") or "-",
+        alert_id=case["_id"], feedback_event_id=case.get("first_feedback_event_id") or derived_id("none", case["_id"]),
+        customer_id=case.get("customer_id"), csm_id=case.get("csm_id"), priority=case["priority"],
+        status=case["status"], needs=list(case.get("needs", [])), event_count=int(case.get("event_count", 1)),
+    )
 
-    def __init__(self, repo: AlertsRepository, settings: Settings, metrics: AlertsMetrics) -> None:
+
+class AlertHandler:
+    """Turns one scored item into a new case (paged), an update of an open case, or nothing."""
+
+    def __init__(self, repo: AlertsRepository, settings: Settings, metrics: AlertsMetrics, policy: AlertPolicy,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.repo = repo
         self.settings = settings
         self.metrics = metrics
+        self.policy = policy
+        self.clock = clock
 
-    def handle(self, scored: FeedbackScored) -> AlertRaised | AlertUpdated | None:
+    def handle(self, scored: FeedbackScored) -> list[AlertEvent]:
         if not should_alert(scored):
-            return None
+            return []
+        events = self._case(scored)
+        if scored.is_public:
+            events += self._spike(scored)
+        return events
+
+    # ---- cases -----------------------------------------------------------------------------------
+    def _case(self, scored: FeedbackScored) -> list[AlertEvent]:
         feedback_id = str(scored.feedback_event_id)
         alert_id = str(derived_id("alert", feedback_id))
-        now = utcnow()
+        now = self.clock()
         existing = self.repo.case_with_event(feedback_id)
         if existing is not None:
-            if existing["_id"] == alert_id:
+            if existing["_id"] == alert_id and existing.get("paged"):
                 # Redelivery of the event that opened this case: make sure its pages are queued.
                 self._enqueue_pages(existing, scored)
-            return None
+            kind = "raised" if existing["_id"] == alert_id else "updated"
+            event = alert_event(existing, kind, cause=feedback_id, trace_id=scored.trace_id)
+            self._enqueue_webhook(event, existing)
+            return [event]
+        open_case = self.repo.open_case_for(scored.customer_id, scored.thread_id)
+        if open_case is not None:
+            # Cases, not pages: more negatives while a case is open update it without paging again.
+            updated = self.repo.add_event_to_case(open_case["_id"], feedback_id, _latest(scored), now) or open_case
+            self.metrics.case_updates.inc()
+            event = alert_event(updated, "updated", cause=feedback_id, trace_id=scored.trace_id)
+            self._enqueue_webhook(event, updated)
+            return [event]
         account = self.repo.get_account(scored.customer_id)
-        if scored.customer_id:
-            open_case = self.repo.open_case_for(scored.customer_id)
-            if open_case is not None:
-                # Cases, not pages: more negatives while a case is open update it without paging again.
-                self.repo.add_event_to_case(open_case["_id"], feedback_id, _latest(scored), now)
-                self.metrics.case_updates.inc()
-                return AlertUpdated(
-                    alert_id=open_case["_id"], feedback_event_id=scored.feedback_event_id,
-                    customer_id=scored.customer_id, csm_id=open_case.get("csm_id"),
-                    priority=open_case["priority"], status=open_case["status"],
-                    needs=open_case.get("needs", []), event_count=open_case.get("event_count", 1) + 1,
-                    event_id=derived_id("alert-updated", open_case["_id"], feedback_id), trace_id=scored.trace_id,
-                )
         earlier = self.repo.count_cases_for(scored.customer_id) if scored.customer_id else 0
-        prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier)
-        csm_id = route(account, self.settings.fallback_csm_id)
-        needs: list[str] = [n.need for n in scored.needs]
+        prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)
+        internal_target, promised_by = sla_deadlines(prio, scored.channel, now, self.policy)
+        last_page = self.repo.last_paged_at(scored.customer_id) if scored.customer_id else None
+        cooling = last_page is not None and now - last_page < timedelta(minutes=self.policy.cooldown_minutes)
         case: dict[str, Any] = {
-            "_id": alert_id, "feedback_event_ids": [feedback_id], "customer_id": scored.customer_id,
-            "csm_id": csm_id, "priority": prio, "status": "open", "needs": needs,
-            "event_count": 1, "latest": _latest(scored), "first": _latest(scored),
+            "_id": alert_id, "kind": "case", "feedback_event_ids": [feedback_id],
+            "first_feedback_event_id": feedback_id, "customer_id": scored.customer_id,
+            "thread_id": scored.thread_id, "channel": scored.channel,
+            "csm_id": route(account, self.settings.fallback_csm_id), "priority": prio, "status": "open",
+            "needs": [n.need for n in scored.needs], "event_count": 1, "earlier_cases": earlier,
+            "recommended_channel": recommended_channel(scored, account, self.policy),
+            "internal_target": internal_target, "promised_by": promised_by, "escalated_at": None,
+            "breached_at": None, "paged": not cooling, "latest": _latest(scored), "first": _latest(scored),
             "feedback_ingested_at": scored.ingested_at, "created_at": now, "updated_at": now,
             "trace_id": scored.trace_id,
         }
         if self.repo.insert_case(case):
             self.metrics.raised.labels(priority=prio).inc()
-            logger.info("alert_raised alert_id=%s event_id=%s priority=%s csm=%s trace_id=%s",
-                        alert_id, feedback_id, prio, csm_id, scored.trace_id)
-        self._enqueue_pages(case, scored)
-        return AlertRaised(
-            alert_id=alert_id, feedback_event_id=scored.feedback_event_id, customer_id=scored.customer_id,
-            csm_id=csm_id, priority=prio, status="open", needs=needs,
-            event_id=derived_id("alert-raised", alert_id), trace_id=scored.trace_id,
-        )
+            logger.info("alert_raised alert_id=%s event_id=%s priority=%s csm=%s paged=%s trace_id=%s",
+                        alert_id, feedback_id, prio, case["csm_id"], case["paged"], scored.trace_id)
+        if case["paged"]:
+            self._enqueue_pages(case, scored)
+            if scored.customer_id:
+                self.repo.record_page(scored.customer_id, now)
+        event = alert_event(case, "raised", cause=feedback_id, trace_id=scored.trace_id)
+        self._enqueue_webhook(event, case)
+        return [event]
 
     def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored) -> None:
         csm = self.repo.get_csm(case["csm_id"])
@@ -102,37 +141,89 @@ class AlertHandler:
         account = self.repo.get_account(scored.customer_id)
         title, body = notification_text(
             scored, priority_=case["priority"], account=account, alert_id=case["_id"],
-            inbox_url=self.settings.inbox_url,
+            inbox_url=self.settings.inbox_url, channel=case["recommended_channel"],
+            promised_by=case["promised_by"], earlier_cases=case.get("earlier_cases", 0),
         )
-        now = utcnow()
+        self.enqueue_pages(case, urls, title, body)
+
+    def enqueue_pages(self, case: dict[str, Any], urls: list[str], title: str, body: str, *, cause: str = "") -> None:
+        now = self.clock()
         for url in urls:
             self.repo.enqueue(
-                str(derived_id("delivery", case["_id"], url)),
-                {"alert_id": case["_id"], "url": url, "title": title, "body": body,
-                 "feedback_ingested_at": case["feedback_ingested_at"]},
+                str(derived_id("delivery", case["_id"], url, cause)),
+                {"kind": "apprise", "alert_id": case["_id"], "url": url, "title": title, "body": body,
+                 "feedback_ingested_at": case.get("feedback_ingested_at")},
                 now,
             )
+
+    def _enqueue_webhook(self, event: AlertEvent, case: dict[str, Any]) -> None:
+        if not self.settings.webhook_url:
+            return
+        self.repo.enqueue(
+            str(derived_id("webhook", event.event_id)),
+            {"kind": "webhook", "alert_id": case["_id"], "url": self.settings.webhook_url,
+             "msg_id": str(event.event_id), "payload": ALERT_EVENTS.encode(event).decode()},
+            self.clock(),
+        )
+
+    def announce(self, case: dict[str, Any], cause: str) -> AlertEvent:
+        """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""
+        event = alert_event(case, "updated", cause=cause)
+        self._enqueue_webhook(event, case)
+        return event
+
+    # ---- crisis ----------------------------------------------------------------------------------
+    def _spike(self, scored: FeedbackScored) -> list[AlertEvent]:
+        """One crisis alert when negative public items in the window pass the threshold (seed 002)."""
+        window = timedelta(minutes=self.policy.spike.window_minutes)
+        now = self.clock()
+        count = self.repo.count_public_negatives(str(scored.feedback_event_id), now, window)
+        if count <= self.policy.spike.threshold:
+            return []
+        bucket = int(now.timestamp() // window.total_seconds())
+        crisis_id = str(derived_id("crisis", bucket))
+        crisis: dict[str, Any] = {
+            "_id": crisis_id, "kind": "crisis", "feedback_event_ids": [f"crisis:{bucket}"], "customer_id": None,
+            "csm_id": self.settings.fallback_csm_id, "priority": "critical", "status": "open", "needs": [],
+            "event_count": count, "paged": True, "created_at": now, "updated_at": now,
+            "latest": {"text": f"{count} negative public items in {self.policy.spike.window_minutes:g} minutes; "
+                               f"latest on {scored.source}: {scored.text[:200]}", "source": scored.source},
+            "recommended_channel": "social_reply", "internal_target": None, "promised_by": None,
+        }
+        if not self.repo.insert_case(crisis):
+            return []
+        self.metrics.raised.labels(priority="critical").inc()
+        logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis_id, count,
+                       self.policy.spike.window_minutes)
+        urls = list(self.settings.manager_notify) or list(self.settings.fallback_notify)
+        fallback = self.repo.get_csm(self.settings.fallback_csm_id)
+        urls += list(fallback.get("notify", [])) if fallback else []
+        title = f"[critical] Crisis: {count} negative public posts in {self.policy.spike.window_minutes:g} minutes"
+        self.enqueue_pages(crisis, sorted(set(urls)), title, crisis["latest"]["text"] + f"\n{self.settings.inbox_url}")
+        event = alert_event(crisis, "raised", cause="crisis")
+        self._enqueue_webhook(event, crisis)
+        return [event]
 
 
 def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics) -> None:
     sink = EventSink(app, ALERT_EVENTS)
 
-    async def erase(request: CustomerErasureRequested) -> None:
+    def agent(spec: TopicSpec[Any], name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
+        processor = MessageProcessor(app, spec, handle, on_dead_letter=lambda t: metrics.dlq.labels(topic=t).inc())
+        app.agent(faust_topic(app, spec.name), name=f"alerts.{name}")(processor.run)
+
+    async def on_scored(scored: FeedbackScored) -> None:
+        await sink.send_all(await asyncio.to_thread(handler.handle, scored))
+
+    async def on_points(event: Any) -> None:
+        if event.event_type == "tier.changed":
+            await asyncio.to_thread(handler.repo.set_tier, event.customer_id, event.tier)
+
+    async def on_erasure(request: CustomerErasureRequested) -> None:
         erased = await asyncio.to_thread(handler.repo.erase_customer, request.customer_id, utcnow())
         logger.info("customer_erased event_id=%s cases=%d accounts=%d", request.event_id, erased["cases"],
                     erased["accounts"])
 
-    erasure = MessageProcessor(
-        app, CUSTOMER_ERASURE, erase, on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc()
-    )
-    app.agent(faust_topic(app, CUSTOMER_ERASURE.name), name="alerts.erase_customer")(erasure.run)
-
-    async def handle(scored: FeedbackScored) -> None:
-        outcome = await asyncio.to_thread(handler.handle, scored)
-        if outcome is not None:
-            await sink.send_all([outcome])
-
-    processor = MessageProcessor(
-        app, FEEDBACK_SCORED, handle, on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc()
-    )
-    app.agent(faust_topic(app, FEEDBACK_SCORED.name), name="alerts.handle_scored")(processor.run)
+    agent(FEEDBACK_SCORED, "handle_scored", on_scored)
+    agent(LOYALTY_POINTS, "tiers", on_points)
+    agent(CUSTOMER_ERASURE, "erase_customer", on_erasure)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from alerts.rules import AlertPolicy, load_policy
 from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
 
 
@@ -24,6 +27,18 @@ class Settings(CommonSettings):
     #: Seconds a claimed delivery stays leased to one worker before another may retry it.
     delivery_lease_s: float = 60.0
     inbox_url: str = "http://127.0.0.1:8002/"
+    #: The alert policy (TOML); the packaged ``policy.toml`` when unset.
+    policy_file: Path | None = None
+    #: Every alert event is also POSTed here, signed (Standard Webhooks), for integrations.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    #: Notify URLs (Apprise form) of the manager who gets SLA escalations and crisis alerts.
+    manager_notify: list[str] = Field(default_factory=list)
+    #: How often the SLA clock is checked.
+    sla_poll_s: float = 5.0
+
+    def policy(self) -> AlertPolicy:
+        return load_policy(self.policy_file or Path(str(files("alerts").joinpath("policy.toml"))))
 
 
 @lru_cache

@@ -17,16 +17,18 @@ from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher
 from alerts.repository import AlertsRepository
 from alerts.routes import read_router, write_router
+from alerts.sla import SlaMonitor
 from feedback_shared.http import api_key_dependency, health_router
 from feedback_shared.kafka import EventSink, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
-from feedback_shared.topics import CUSTOMER_PROFILES
+from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_PROFILES
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics.create(registry)
+    policy = settings.policy()
     api_keys = frozenset(settings.api_keys)
 
     @asynccontextmanager
@@ -36,20 +38,27 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         ensure_indexes_when_up(repo.ensure_indexes)
         app.state.mongo = client
         app.state.repo = repo
+        app.state.metrics = metrics
         if not stream:
             yield
             client.close()
             return
         worker = create_faust_app("alerts", settings.kafka)
-        register_agents(worker, AlertHandler(repo, settings, metrics), metrics)
+        handler = AlertHandler(repo, settings, metrics, policy)
+        app.state.handler = handler
+        register_agents(worker, handler, metrics)
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
+        app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
         dispatcher = Dispatcher(repo, settings, metrics)
+        monitor = SlaMonitor(repo, handler, metrics, list(settings.manager_notify))
         async with faust_app_running(worker, stop_timeout=30):
-            task = asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher")
+            tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),
+                     asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla")]
             yield
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         client.close()
 
     app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)

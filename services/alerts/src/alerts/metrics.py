@@ -14,6 +14,8 @@ class AlertsMetrics:
     case_updates: Counter
     notifications: Counter
     feedback_to_alert: Histogram
+    escalations: Counter
+    breaches: Counter
     dlq: Counter
 
     @classmethod
@@ -27,6 +29,10 @@ class AlertsMetrics:
             feedback_to_alert=latency_histogram(
                 "feedback_to_alert_seconds", "From ingestion to the CSM notification being delivered.",
                 registry),
+            escalations=Counter("sla_escalations", "Cases escalated to a manager at their internal target.",
+                                registry=registry),
+            breaches=Counter("sla_breaches", "Cases not resolved by the time promised to the customer.",
+                             registry=registry),
             dlq=dlq_counter(registry),
         )
         for p in PRIORITIES:

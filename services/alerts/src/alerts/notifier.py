@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import apprise
+import httpx
 
 from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.repository import AlertsRepository
 from feedback_shared.events import utcnow
+from feedback_shared.webhooks import signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,14 @@ def send_with_apprise(url: str, title: str, body: str) -> None:
         raise ValueError(f"not a notification URL Apprise understands ({channel_of(url)}://…)")
     if not notifier.notify(title=title, body=body):
         raise ConnectionError(f"{channel_of(url)} delivery failed")
+
+
+def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, timeout_s: float = 10.0) -> None:
+    """POST an alert event with Standard Webhooks headers; anything but 2xx is a failure to retry."""
+    headers = {"Content-Type": "application/json", **signed_headers(secret, msg_id, payload)}
+    response = httpx.post(url, content=payload, headers=headers, timeout=timeout_s)
+    if not response.is_success:
+        raise ConnectionError(f"webhook answered {response.status_code}")
 
 
 def backoff(attempts: int, base_s: float, max_s: float) -> timedelta:
@@ -57,15 +67,22 @@ class Dispatcher:
         self.send = send
         self.clock = clock
 
+    def _deliver(self, doc: dict[str, Any]) -> None:
+        if doc.get("kind") == "webhook":
+            secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
+            send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode())
+        else:
+            self.send(doc["url"], doc["title"], doc["body"])
+
     def deliver_one(self) -> bool:
         """Claim and attempt one due delivery; False when nothing was due."""
         now = self.clock()
         doc = self.repo.claim_due(now, timedelta(seconds=self.settings.delivery_lease_s))
         if doc is None:
             return False
-        channel = channel_of(doc["url"])
+        channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         try:
-            self.send(doc["url"], doc["title"], doc["body"])
+            self._deliver(doc)
         except Exception as exc:
             dead = doc["attempts"] >= self.settings.delivery_max_attempts
             delay = backoff(doc["attempts"], self.settings.delivery_backoff_s, self.settings.delivery_backoff_max_s)
@@ -77,7 +94,7 @@ class Dispatcher:
         self.repo.mark_sent(doc["_id"], self.clock())
         self.metrics.notifications.labels(channel=channel, outcome="sent").inc()
         created: datetime | None = doc.get("feedback_ingested_at")
-        if created is not None:
+        if created is not None and doc.get("kind") != "webhook":
             self.metrics.feedback_to_alert.observe(max(0.0, (self.clock() - created).total_seconds()))
         logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
         return True

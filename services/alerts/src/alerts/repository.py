@@ -1,4 +1,4 @@
-"""The alerts service's own database: cases, CSMs, accounts and the delivery outbox."""
+"""The alerts service's own database: cases, CSMs, accounts, tiers, the spike window and the outbox."""
 
 from __future__ import annotations
 
@@ -21,41 +21,54 @@ class AlertsRepository:
         self.alerts: Collection[Doc] = db["alerts"]
         self.csms: Collection[Doc] = db["csms"]
         self.accounts: Collection[Doc] = db["accounts"]
+        self.tiers: Collection[Doc] = db["tiers"]
+        self.pages: Collection[Doc] = db["pages"]
+        self.public_negatives: Collection[Doc] = db["public_negatives"]
         self.outbox: Collection[Doc] = db["outbox"]
 
     def ensure_indexes(self) -> None:
         # Every scored event belongs to at most one case: the dedupe key for redelivered events.
         self.alerts.create_index("feedback_event_ids", unique=True)
         self.alerts.create_index([("customer_id", ASCENDING), ("status", ASCENDING)])
+        self.alerts.create_index([("thread_id", ASCENDING), ("status", ASCENDING)], sparse=True)
         self.alerts.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+        self.alerts.create_index([("status", ASCENDING), ("internal_target", ASCENDING)])
         self.outbox.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        self.public_negatives.create_index([("at", ASCENDING)])
 
     # ---- cases -----------------------------------------------------------------------------------
     def case_with_event(self, feedback_event_id: str) -> Doc | None:
         return self.alerts.find_one({"feedback_event_ids": feedback_event_id})
 
-    def open_case_for(self, customer_id: str) -> Doc | None:
-        return self.alerts.find_one(
-            {"customer_id": customer_id, "status": {"$in": list(OPEN_STATUSES)}},
-            sort=[("created_at", DESCENDING)],
-        )
+    def open_case_for(self, customer_id: str | None, thread_id: str | None) -> Doc | None:
+        """The customer's open case, or the thread's: the customer need not explain twice."""
+        who: list[Doc] = []
+        if customer_id:
+            who.append({"customer_id": customer_id})
+        if thread_id:
+            who.append({"thread_id": thread_id})
+        if not who:
+            return None
+        return self.alerts.find_one({"$or": who, "status": {"$in": list(OPEN_STATUSES)}, "kind": "case"},
+                                    sort=[("created_at", DESCENDING)])
 
     def count_cases_for(self, customer_id: str) -> int:
-        return self.alerts.count_documents({"customer_id": customer_id})
+        return self.alerts.count_documents({"customer_id": customer_id, "kind": "case"})
 
     def insert_case(self, doc: Doc) -> bool:
-        """Insert a new case; False if this event already made one (a redelivery)."""
+        """Insert a new case; False if it exists already (a redelivery, or a crisis already raised)."""
         try:
             self.alerts.insert_one(doc)
             return True
         except DuplicateKeyError:
             return False
 
-    def add_event_to_case(self, alert_id: str, feedback_event_id: str, latest: Doc, now: datetime) -> None:
-        self.alerts.update_one(
+    def add_event_to_case(self, alert_id: str, feedback_event_id: str, latest: Doc, now: datetime) -> Doc | None:
+        return self.alerts.find_one_and_update(
             {"_id": alert_id, "feedback_event_ids": {"$ne": feedback_event_id}},
             {"$push": {"feedback_event_ids": feedback_event_id}, "$inc": {"event_count": 1},
              "$set": {"latest": latest, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
         )
 
     def get(self, alert_id: str) -> Doc | None:
@@ -78,6 +91,34 @@ class AlertsRepository:
             return_document=ReturnDocument.AFTER,
         )
 
+    # ---- SLA -------------------------------------------------------------------------------------
+    def unresolved_due(self, now: datetime, limit: int = 200) -> list[Doc]:
+        return list(self.alerts.find({
+            "status": {"$in": list(OPEN_STATUSES)},
+            "$or": [{"internal_target": {"$lte": now}, "escalated_at": None},
+                    {"promised_by": {"$lte": now}, "breached_at": None}],
+        }).limit(limit))
+
+    def mark_once(self, alert_id: str, field: str, now: datetime) -> Doc | None:
+        """Set ``field`` to ``now`` if it was never set; the case if this call set it."""
+        return self.alerts.find_one_and_update(
+            {"_id": alert_id, field: None}, {"$set": {field: now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    # ---- pages and the spike window ----------------------------------------------------------------
+    def last_paged_at(self, customer_id: str) -> datetime | None:
+        doc = self.pages.find_one({"_id": customer_id})
+        return doc["at"] if doc else None
+
+    def record_page(self, customer_id: str, now: datetime) -> None:
+        self.pages.update_one({"_id": customer_id}, {"$max": {"at": now}}, upsert=True)
+
+    def count_public_negatives(self, feedback_event_id: str, at: datetime, window: timedelta) -> int:
+        """Record one negative public item (once per event) and count those in the window up to ``at``."""
+        self.public_negatives.update_one({"_id": feedback_event_id}, {"$setOnInsert": {"at": at}}, upsert=True)
+        return self.public_negatives.count_documents({"at": {"$gt": at - window, "$lte": at}})
+
     # ---- routing ---------------------------------------------------------------------------------
     def put_csm(self, csm_id: str, doc: Doc) -> None:
         self.csms.replace_one({"_id": csm_id}, {"_id": csm_id, **doc}, upsert=True)
@@ -88,14 +129,21 @@ class AlertsRepository:
     def put_account(self, customer_id: str, doc: Doc) -> None:
         self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc}, upsert=True)
 
+    def set_tier(self, customer_id: str, tier: str) -> None:
+        """The loyalty tier, from ``loyalty.points.v1``: alerts' own view of it."""
+        self.tiers.update_one({"_id": customer_id}, {"$set": {"tier": tier}}, upsert=True)
+
     def get_account(self, customer_id: str | None) -> Account | None:
         if not customer_id:
             return None
         doc = self.accounts.find_one({"_id": customer_id})
-        if doc is None:
+        tier_doc = self.tiers.find_one({"_id": customer_id})
+        if doc is None and tier_doc is None:
             return None
+        doc = doc or {}
         return Account(
-            customer_id=customer_id, csm_id=doc.get("csm_id"), tier=doc.get("tier"),
+            customer_id=customer_id, csm_id=doc.get("csm_id"),
+            tier=doc.get("tier") or (tier_doc or {}).get("tier"),
             preferred_name=doc.get("preferred_name"), preferred_channel=doc.get("preferred_channel"),
             language=doc.get("language"),
         )
@@ -133,7 +181,7 @@ class AlertsRepository:
         )
 
     def deliveries_for(self, alert_id: str) -> list[Doc]:
-        return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0}))
+        return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0, "payload": 0}))
 
     # ---- erasure ---------------------------------------------------------------------------------
     def erase_customer(self, customer_id: str, now: datetime) -> dict[str, int]:
@@ -142,15 +190,16 @@ class AlertsRepository:
         What stays: priority, status, needs, event count and timestamps (what dashboards count).
         """
         account = self.accounts.delete_one({"_id": customer_id}).deleted_count
+        self.tiers.delete_one({"_id": customer_id})
+        self.pages.delete_one({"_id": customer_id})
         case_ids = [d["_id"] for d in self.alerts.find({"customer_id": customer_id}, {"_id": 1})]
         self.alerts.update_many(
             {"_id": {"$in": case_ids}},
             {"$set": {"customer_id": None, "erased_at": now},
-             "$unset": {"latest": "", "first": "", "trace_id": ""}},
+             "$unset": {"latest": "", "first": "", "trace_id": "", "thread_id": ""}},
         )
         self.outbox.update_many(
             {"alert_id": {"$in": case_ids}},
-            {"$set": {"title": "[erased]", "body": "[erased at the customer's request]"}},
+            {"$set": {"title": "[erased]", "body": "[erased at the customer's request]", "payload": "{}"}},
         )
         return {"accounts": int(account), "cases": len(case_ids)}
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import apprise
@@ -87,17 +88,30 @@ def get_alert(alert_id: str, repo: RepoDep) -> dict[str, Any]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
     out = _public(doc)
     out["deliveries"] = [
-        {k: v for k, v in d.items() if k in ("status", "attempts", "sent_at", "last_error")}
+        {k: v for k, v in d.items() if k in ("kind", "status", "attempts", "sent_at", "last_error")}
         for d in repo.deliveries_for(alert_id)
     ]
     return out
 
 
 @write_router.post("/v1/alerts/{alert_id}/{action}")
-def change_status(alert_id: str, action: Literal["ack", "respond", "resolve"], repo: RepoDep) -> dict[str, Any]:
-    """Move a case along open → acknowledged → responded → resolved."""
+async def change_status(alert_id: str, action: Literal["ack", "respond", "resolve"], request: Request,
+                        repo: RepoDep) -> dict[str, Any]:
+    """Move a case along open → acknowledged → responded → resolved (with timestamps)."""
     allowed_from, to = TRANSITIONS[action]
-    doc = repo.transition(alert_id, allowed_from, to, utcnow())
+    now = utcnow()
+    doc = await asyncio.to_thread(repo.transition, alert_id, allowed_from, to, now)
+    if doc is not None and to == "resolved" and doc.get("promised_by") and now > doc["promised_by"]:
+        # Resolved after the promise: a breach, even if the SLA clock had not counted it yet.
+        if (marked := await asyncio.to_thread(repo.mark_once, alert_id, "breached_at", now)) is not None:
+            doc = marked
+            metrics = getattr(request.app.state, "metrics", None)
+            if metrics is not None:
+                metrics.breaches.inc()
+    handler = getattr(request.app.state, "handler", None)
+    if doc is not None and handler is not None:
+        event = await asyncio.to_thread(handler.announce, doc, f"status:{to}")
+        await request.app.state.alert_sink.send_all([event])
     if doc is None:
         current = repo.get(alert_id)
         if current is None:
@@ -142,15 +156,25 @@ async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: 
 
 INBOX_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CSM inbox</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
-body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}} table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}}
-.critical{{color:#b00;font-weight:bold}} .high{{color:#d60}} button{{margin-right:.3rem}}
+body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}} table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:.45rem;text-align:left;vertical-align:top}} th{{background:#f6f6f6}}
+.critical{{color:#b00;font-weight:bold}} .high{{color:#c50}} .overdue{{color:#b00;font-weight:bold}}
+.due-soon{{color:#c50}} button{{margin:0 .3rem .3rem 0}} form{{margin-bottom:1rem}} .muted{{color:#777}}
 </style></head><body>
-<h1>Open cases</h1>
-<p><label>API key <input id="key" type="password" size="16"></label></p>
-<table><thead><tr><th>Priority</th><th>Status</th><th>CSM</th><th>Needs</th><th>What they said</th><th>Since</th><th></th></tr></thead>
+<h1>Open cases <span class="muted">({count})</span></h1>
+<form method="get">
+  <label>CSM <select name="csm"><option value="">all</option>{csm_options}</select></label>
+  <label>Need <select name="need"><option value="">all</option>{need_options}</select></label>
+  <button type="submit">Filter</button>
+  <label style="float:right">API key <input id="key" type="password" size="14"></label>
+</form>
+<table><thead><tr><th>Priority</th><th>Status</th><th>SLA</th><th>CSM</th><th>Needs</th><th>What they said</th>
+<th>Reach them by</th><th></th></tr></thead>
 <tbody>{rows}</tbody></table>
+<p class="muted">Playbook: listen and repeat back; apologise; offer at least two options; never "calm down", never
+blame; give a date and time.</p>
 <script>
 const keyInput = document.getElementById('key');
 keyInput.value = localStorage.getItem('feedback-api-key') || 'dev-key';
@@ -158,29 +182,59 @@ keyInput.addEventListener('change', () => localStorage.setItem('feedback-api-key
 async function act(id, action) {{
   const r = await fetch(`/v1/alerts/${{id}}/${{action}}`, {{method: 'POST', headers: {{Authorization: 'Bearer ' + keyInput.value}}}});
   if (!r.ok) {{ alert((await r.json()).detail); return; }}
-  location.reload();
+  const body = await r.json();
+  const row = document.querySelector(`tr[data-alert="${{id}}"]`);
+  row.querySelector('.status').textContent = body.status;
+  if (body.status === 'resolved') row.remove();
 }}
 </script></body></html>"""
 
 PRIORITY_ORDER = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+NEXT_ACTIONS = {"open": ("ack", "respond"), "acknowledged": ("respond",), "responded": ("resolve",)}
+
+
+def _sla_cell(doc: dict[str, Any], now: datetime) -> str:
+    promised, target = doc.get("promised_by"), doc.get("internal_target")
+    if not isinstance(promised, datetime) or not isinstance(target, datetime):
+        return '<span class="muted">-</span>'
+    minutes = int((promised - now).total_seconds() // 60)
+    if minutes < 0:
+        return f'<span class="overdue">{-minutes} min past the promise</span>'
+    css = "due-soon" if now >= target else ""
+    return f'<span class="{css}" title="promised by {promised.isoformat(timespec="minutes")}">{minutes} min left</span>'
 
 
 @read_router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def inbox(repo: RepoDep) -> HTMLResponse:
-    docs = [d for d in repo.find_cases(status=None, csm=None, need=None, limit=500) if d["status"] != "resolved"]
-    docs.sort(key=lambda d: (PRIORITY_ORDER.get(d["priority"], 9), d["created_at"]))
+def inbox(repo: RepoDep, csm: Annotated[str | None, Query(max_length=128)] = None,
+          need: Annotated[str | None, Query(max_length=32)] = None) -> HTMLResponse:
+    """The CSM inbox: open cases by priority, with the SLA clock and the actions."""
+    now = utcnow()
+    everything = [d for d in repo.find_cases(status=None, csm=None, need=None, limit=1000) if d["status"] != "resolved"]
+    docs = [d for d in everything if (not csm or d.get("csm_id") == csm) and (not need or need in d.get("needs", []))]
+    docs.sort(key=lambda d: (PRIORITY_ORDER.get(d["priority"], 9), d.get("promised_by") or d["created_at"]))
     rows = []
     for d in docs:
-        latest = d.get("latest", {})
+        latest = d.get("latest") or {}
         alert_id = html.escape(d["_id"])
-        buttons = "".join(
-            f'<button onclick="act(\'{alert_id}\', \'{a}\')">{a}</button>' for a in ("ack", "respond", "resolve")
-        )
+        buttons = "".join(f'<button data-action="{a}" onclick="act(\'{alert_id}\', \'{a}\')">{a}</button>'
+                          for a in NEXT_ACTIONS.get(d["status"], ()))
         rows.append(
             f'<tr data-alert="{alert_id}"><td class="{html.escape(d["priority"])}">{html.escape(d["priority"])}</td>'
-            f'<td class="status">{html.escape(d["status"])}</td><td>{html.escape(str(d.get("csm_id")))}</td>'
+            f'<td class="status">{html.escape(d["status"])}</td><td>{_sla_cell(d, now)}</td>'
+            f'<td>{html.escape(str(d.get("csm_id") or "-"))}</td>'
             f'<td>{html.escape(", ".join(d.get("needs", [])))}</td>'
-            f'<td>{html.escape(str(latest.get("text", ""))[:300])}</td>'
-            f'<td>{html.escape(d["created_at"].isoformat(timespec="seconds"))}</td><td>{buttons}</td></tr>'
+            f'<td>{html.escape(str(latest.get("text", ""))[:300])}'
+            f'<div class="muted">{html.escape(str(latest.get("source", "")))} · {html.escape(str(latest.get("language") or ""))}'
+            f' · {d.get("event_count", 1)} item(s)</div></td>'
+            f'<td>{html.escape(str(d.get("recommended_channel", "")).replace("_", " "))}</td><td>{buttons}</td></tr>'
         )
-    return HTMLResponse(INBOX_PAGE.format(rows="".join(rows) or '<tr><td colspan="7">No open cases.</td></tr>'))
+
+    def options(values: set[str], chosen: str | None) -> str:
+        return "".join(f'<option{" selected" if v == chosen else ""}>{html.escape(v)}</option>' for v in sorted(values))
+
+    page = INBOX_PAGE.format(
+        count=len(docs), rows="".join(rows) or '<tr><td colspan="8">No open cases.</td></tr>',
+        csm_options=options({str(d.get("csm_id")) for d in everything if d.get("csm_id")}, csm),
+        need_options=options({n for d in everything for n in d.get("needs", [])}, need),
+    )
+    return HTMLResponse(page)

@@ -5,13 +5,64 @@ No I/O here; ``agents.py`` loads the inputs and stores the outcome.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.events import AlertPriority, FeedbackScored
 from feedback_shared.pii import redact
 
 PRIORITIES: tuple[AlertPriority, ...] = ("low", "normal", "high", "critical")
-TIER_WEIGHT = {"gold": 2, "silver": 1}
+
+
+class _Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PriorityWeights(_Policy):
+    public: int = 1
+    anger_or_urgency: int = 1
+    low_rating: int = 1
+    recurrence: int = 1
+    tier: dict[str, int] = Field(default_factory=lambda: {"gold": 2, "silver": 1})
+
+
+def _default_promises() -> dict[AlertPriority, float]:
+    return {"critical": 60, "high": 240, "normal": 1440, "low": 2880}
+
+
+class SlaPolicy(_Policy):
+    internal_ratio: float = Field(default=0.75, gt=0, le=1)
+    promise_minutes: dict[AlertPriority, float] = Field(default_factory=_default_promises)
+    channel_promise_minutes: dict[str, float] = Field(default_factory=dict)
+
+
+class SpikePolicy(_Policy):
+    window_minutes: float = Field(default=15, gt=0)
+    threshold: int = Field(default=10, ge=1)
+
+
+class ChannelPolicy(_Policy):
+    callback_after_minutes: float = 15
+    phone_queue_wait_minutes: float = 0
+
+
+class AlertPolicy(_Policy):
+    """The operator's alert rules (``policy.toml``)."""
+
+    cooldown_minutes: float = Field(default=30, ge=0)
+    priority: PriorityWeights = Field(default_factory=PriorityWeights)
+    sla: SlaPolicy = Field(default_factory=SlaPolicy)
+    spike: SpikePolicy = Field(default_factory=SpikePolicy)
+    channel: ChannelPolicy = Field(default_factory=ChannelPolicy)
+
+
+def load_policy(path: Path) -> AlertPolicy:
+    with path.open("rb") as fh:
+        return AlertPolicy.model_validate(tomllib.load(fh))
 
 #: Seed 003: what to do, and never do, with an upset customer.
 PLAYBOOK: tuple[str, ...] = (
@@ -38,22 +89,59 @@ def should_alert(scored: FeedbackScored) -> bool:
     return scored.sentiment.label == "negative"
 
 
-def priority(scored: FeedbackScored, *, tier: str | None, earlier_cases: int) -> AlertPriority:
+def priority(scored: FeedbackScored, *, tier: str | None, earlier_cases: int,
+             policy: AlertPolicy | None = None) -> AlertPriority:
     """Priority rises with public visibility, anger/urgency, a low rating, recurrence and tier."""
+    weights = (policy or AlertPolicy()).priority
     points = 1
     if scored.is_public:
-        points += 1
+        points += weights.public
     if max(scored.anger, scored.urgency) >= 0.5:
-        points += 1
+        points += weights.anger_or_urgency
     if scored.rating is not None and scored.rating <= 1:
-        points += 1
+        points += weights.low_rating
     if earlier_cases > 0:
-        points += 1
-    points += TIER_WEIGHT.get(tier or "", 0)
+        points += weights.recurrence
+    points += weights.tier.get(tier or "", 0)
     if scored.sentiment.score > -0.3 and scored.sentiment.low_confidence:
         points -= 1
     index = 0 if points <= 0 else 1 if points == 1 else 2 if points <= 3 else 3
     return PRIORITIES[index]
+
+
+def sla_deadlines(prio: AlertPriority, channel: str | None, opened_at: datetime,
+                  policy: AlertPolicy) -> tuple[datetime, datetime]:
+    """(internal target, promised by): the promise for the priority or channel, whichever is sooner,
+    and the internal target a fraction of it (seed 000: promise 60 minutes, deliver in 45)."""
+    minutes = policy.sla.promise_minutes[prio]
+    if channel and channel in policy.sla.channel_promise_minutes:
+        minutes = min(minutes, policy.sla.channel_promise_minutes[channel])
+    promise = timedelta(minutes=minutes)
+    return opened_at + promise * policy.sla.internal_ratio, opened_at + promise
+
+
+def sla_due(case: dict[str, object], now: datetime) -> tuple[bool, bool]:
+    """(escalate now, breach now) for an unresolved case: each happens once."""
+    if case.get("status") == "resolved":
+        return False, False
+    target, promise = case.get("internal_target"), case.get("promised_by")
+    escalate = isinstance(target, datetime) and now >= target and not case.get("escalated_at")
+    breach = isinstance(promise, datetime) and now >= promise and not case.get("breached_at")
+    return escalate, breach
+
+
+def recommended_channel(scored: FeedbackScored, account: Account | None, policy: AlertPolicy) -> str:
+    """Seed 002's decision table: how the CSM should get back to this customer."""
+    if scored.is_public and scored.kind == "mention":
+        return "social_reply"  # answer where it was said, quickly; take details private after
+    if max(scored.anger, scored.urgency) >= 0.5:
+        # An angry or urgent customer gets a person on the phone, or a callback if the queue is long.
+        if policy.channel.phone_queue_wait_minutes > policy.channel.callback_after_minutes:
+            return "callback"
+        return "phone"
+    if account and account.preferred_channel:
+        return account.preferred_channel
+    return "email"
 
 
 def route(account: Account | None, fallback_csm_id: str) -> str:
@@ -61,7 +149,8 @@ def route(account: Account | None, fallback_csm_id: str) -> str:
 
 
 def notification_text(
-    scored: FeedbackScored, *, priority_: AlertPriority, account: Account | None, alert_id: str, inbox_url: str
+    scored: FeedbackScored, *, priority_: AlertPriority, account: Account | None, alert_id: str, inbox_url: str,
+    channel: str = "email", promised_by: datetime | None = None, earlier_cases: int = 0,
 ) -> tuple[str, str]:
     """Title and body of the page. Contact details in the text are masked: the CSM reaches the
     customer through the account, not through what they typed."""
@@ -76,6 +165,11 @@ def notification_text(
         lines.append(f"Rating: {scored.rating}/5")
     if account and account.tier:
         lines.append(f"Customer tier: {account.tier}")
+    if earlier_cases:
+        lines.append(f"Earlier cases: {earlier_cases}")
+    lines.append(f"Recommended channel: {channel.replace('_', ' ')}")
+    if promised_by is not None:
+        lines.append(f"Answer promised by: {promised_by.isoformat(timespec='minutes')}")
     if scored.url:
         lines.append(f"Link: {scored.url}")
     lines.append("Playbook: " + " ".join(PLAYBOOK))

@@ -1,0 +1,229 @@
+"""Alerts on the real stack: e-mail through a real SMTP server, signed webhooks, cool-down, outages,
+the SLA clock moved by the test, and the crisis alert."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client import CollectorRegistry
+from pymongo import MongoClient
+
+from alerts.agents import AlertHandler
+from alerts.config import Settings as AlertsSettings
+from alerts.metrics import AlertsMetrics
+from alerts.repository import AlertsRepository
+from alerts.rules import AlertPolicy, SlaPolicy, SpikePolicy
+from alerts.sla import SlaMonitor
+from feedback_shared.devstack import EmbeddedStack, free_port
+from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
+from feedback_shared.webhooks import verify
+from tests.helpers import Receiver, eventually
+from tests.integration.conftest import WEBHOOK_SECRET
+
+pytestmark = pytest.mark.integration
+Api = Callable[[str], httpx.Client]
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+def alerts_for(api: Api, customer: str) -> list[dict[str, Any]]:
+    return [a for a in api("alerts").get("/v1/alerts", params={"limit": 500}).json() if a["customer_id"] == customer]
+
+
+def negative(api: Api, customer: str, text: str, **extra: Any) -> str:
+    body = {"source": "google", "external_id": uid("r"), "customer_id": customer, "rating": 1, "text": text, **extra}
+    resp = api("ingest").post("/v1/reviews", json=body)
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["event_id"])
+
+
+def test_one_email_and_one_signed_webhook_per_alert_and_no_second_page_in_the_cool_down(
+    api: Api, smtp: tuple[Mailbox, int], integrations: Receiver
+) -> None:
+    mailbox, port = smtp
+    csm, customer = uid("csm"), uid("cust")
+    address = f"{csm}@example.com"
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Nino", "email": address, "notify": [
+        f"mailto://127.0.0.1:{port}?from=alerts@feedback.local&to={address}&mode=insecure"]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm, "preferred_name": "Mr. Beridze"}).raise_for_status()
+
+    negative(api, customer, "The heater broke after a week and nobody answers the phone. Awful!")
+    [case] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
+    [mail] = eventually(lambda: mailbox.to(address), timeout_s=30)
+    assert "Negative review from Mr. Beridze on google" in mail["Subject"]
+    body = mail.get_payload(0).get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "heater broke" in body and "Playbook" in body and "Recommended channel" in body
+
+    def raised() -> list[dict[str, Any]]:
+        return [r for r in integrations.received if r["path"] == "/alert-events"
+                and r["body"]["alert_id"] == case["alert_id"] and r["body"]["event_type"] == "alert.raised"]
+
+    [hook] = eventually(raised, timeout_s=30)
+    assert verify(WEBHOOK_SECRET, hook["headers"], hook["raw"]) == hook["headers"]["webhook-id"]
+    assert hook["headers"]["webhook-id"] == hook["body"]["event_id"]
+
+    # A second negative inside the cool-down updates the case: no second e-mail.
+    negative(api, customer, "Still no answer. I am really disappointed.")
+    eventually(lambda: alerts_for(api, customer)[0]["event_count"] == 2, timeout_s=30)
+    # Resolving it and complaining again at once opens a new case, but the cool-down keeps it quiet.
+    for action in ("ack", "respond", "resolve"):
+        api("alerts").post(f"/v1/alerts/{case['alert_id']}/{action}").raise_for_status()
+    negative(api, customer, "And now the replacement is broken too!")
+    eventually(lambda: len(alerts_for(api, customer)) == 2, timeout_s=30)
+    newest = [a for a in alerts_for(api, customer) if a["alert_id"] != case["alert_id"]][0]
+    assert newest["paged"] is False
+    time.sleep(2)
+    assert len(mailbox.to(address)) == 1
+    assert len(raised()) == 1
+    updates = [r for r in integrations.received if r["body"]["alert_id"] == case["alert_id"]
+               and r["body"]["event_type"] == "alert.updated"]
+    assert {u["body"]["status"] for u in updates} >= {"acknowledged", "responded", "resolved"}
+
+
+def test_a_receiver_that_is_down_gets_the_alert_once_when_it_is_back(api: Api, receiver: Receiver) -> None:
+    csm, customer = uid("csm"), uid("cust")
+    receiver.up = False
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Aram", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm}).raise_for_status()
+    negative(api, customer, "Շատ վատ սպասարկում, պատվերը կորել է, ոչ ոք չի պատասխանում։")
+    [case] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
+
+    def pages() -> list[dict[str, Any]]:
+        deliveries = api("alerts").get(f"/v1/alerts/{case['alert_id']}").json()["deliveries"]
+        return [d for d in deliveries if d["kind"] == "apprise"]
+
+    def attempts() -> int:
+        return int(pages()[0]["attempts"]) if pages() else 0
+
+    eventually(lambda: attempts() >= 2, timeout_s=30)  # failed, and retried with backoff
+    assert receiver.bodies(csm) == []
+    receiver.up = True
+    eventually(lambda: receiver.bodies(csm), timeout_s=60)
+    time.sleep(2)
+    assert len(receiver.bodies(csm)) == 1
+    [delivery] = pages()
+    assert delivery["status"] == "sent"
+
+
+# ---- the SLA clock and the crisis alert, driven in-process against the real database ---------------
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def scored(customer: str | None, *, public: bool = False, text: str = "It broke and nobody helps.") -> FeedbackScored:
+    return FeedbackScored(
+        source="x" if public else "email", kind="mention" if public else "complaint", external_id=uid("e"),
+        customer_id=customer, text=text, is_public=public, channel="social" if public else "email",
+        feedback_event_id=uuid.uuid4(), model_version="t", language="en",
+        sentiment=SentimentResult(label="negative", score=-0.8, confidence=0.9,
+                                  probabilities={"negative": 0.9, "neutral": 0.05, "positive": 0.05}),
+        needs=[NeedScore(need="reliability", score=0.8)],
+    )
+
+
+@pytest.fixture
+def alerts_db(stack: EmbeddedStack) -> Iterator[tuple[AlertsRepository, AlertsMetrics, CollectorRegistry]]:
+    name = f"alerts_{uuid.uuid4().hex[:8]}"
+    with MongoClient(stack.config.mongo_url, tz_aware=True) as client:
+        repo = AlertsRepository(client[name])
+        repo.ensure_indexes()
+        registry = CollectorRegistry()
+        yield repo, AlertsMetrics.create(registry), registry
+        client.drop_database(name)
+
+
+def test_sla_escalates_at_the_internal_target_and_breaches_only_after_the_promise(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    repo, metrics, registry = alerts_db
+    clock = Clock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    policy = AlertPolicy(sla=SlaPolicy(promise_minutes={"critical": 60, "high": 60, "normal": 60, "low": 60}))
+    handler = AlertHandler(repo, AlertsSettings(), metrics, policy, clock=clock)
+    monitor = SlaMonitor(repo, handler, metrics, manager_notify=["json://127.0.0.1:9/manager"], clock=clock)
+    [late] = handler.handle(scored("c-late"))
+    [early] = handler.handle(scored("c-early"))
+    case = repo.get(late.alert_id)
+    assert case is not None
+    assert case["promised_by"] - case["internal_target"] == timedelta(minutes=15)  # promise 60, target 45
+
+    def count(name: str) -> float:
+        return registry.get_sample_value(name) or 0.0
+
+    clock.now += timedelta(minutes=44)
+    assert monitor.check() == []
+    clock.now += timedelta(minutes=2)  # 46 minutes: past the internal target
+    escalated = monitor.check()
+    assert {e.alert_id for e in escalated} == {late.alert_id, early.alert_id}
+    assert count("sla_escalations_total") == 2
+    assert monitor.check() == []  # once
+    manager_pages = [d for d in repo.deliveries_for(late.alert_id) if d["url"].endswith("/manager")]
+    assert len(manager_pages) == 1
+
+    # One case is resolved before the promise, the other is not.
+    for to, allowed in (("acknowledged", ("open",)), ("responded", ("open", "acknowledged")), ("resolved", ("responded",))):
+        assert repo.transition(early.alert_id, allowed, to, clock.now) is not None
+    clock.now += timedelta(minutes=13)  # 59 minutes
+    assert monitor.check() == []
+    assert count("sla_breaches_total") == 0
+    clock.now += timedelta(minutes=2)  # 61 minutes: past the promise
+    [breach] = monitor.check()
+    assert breach.alert_id == late.alert_id
+    assert count("sla_breaches_total") == 1
+    assert monitor.check() == []
+    assert repo.get(early.alert_id)["breached_at"] is None  # type: ignore[index]
+
+
+def test_one_crisis_alert_when_public_negatives_spike(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    repo, metrics, _ = alerts_db
+    clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    handler = AlertHandler(repo, AlertsSettings(manager_notify=["json://127.0.0.1:9/manager"]), metrics,
+                           AlertPolicy(spike=SpikePolicy(window_minutes=10, threshold=3)), clock=clock)
+    kinds = []
+    for i in range(8):
+        clock.now += timedelta(seconds=30)
+        kinds += [e.event_type for e in handler.handle(scored(None, public=True, text=f"Outage again #{i}"))]
+    crises = repo.find_cases(status="open", csm=None, need=None, limit=100)
+    crisis = [c for c in crises if c["kind"] == "crisis"]
+    assert len(crisis) == 1
+    assert crisis[0]["priority"] == "critical" and crisis[0]["event_count"] == 4
+    assert len([d for d in repo.deliveries_for(crisis[0]["_id"]) if d["url"].endswith("/manager")]) == 1
+    # Private complaints never count towards a public spike.
+    assert len(repo.public_negatives.distinct("_id")) == 8
