@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit test-integration lint fmt typecheck clean eval train-heads
+.PHONY: help install browser run test test-unit test-integration lint fmt typecheck clean eval train-heads
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -27,6 +27,13 @@ $(STAMP):
 
 install: $(STAMP) ## Create .venv and install everything (done by run and test too)
 
+browser: ## Debian's Chromium for the inbox browser test (installed with apt-get when run as root)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser test …"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
 run: install ## Start broker, database, the four services and the demo feed (DEMO=0 skips the feed)
 	$(BIN)/feedbackctl up
 
@@ -35,7 +42,7 @@ test: install lint typecheck test-unit test-integration ## Lint, type-check, uni
 test-unit: install ## Unit tests (pure logic, fakes behind the project's interfaces)
 	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test-integration: install ## Integration and end-to-end tests against a real broker and database
+test-integration: install browser ## Integration and end-to-end tests against a real broker and database
 	$(BIN)/python -m pytest tests/integration -q $(PYTEST_ARGS)
 
 lint: install ## ruff

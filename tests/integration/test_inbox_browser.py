@@ -1,0 +1,56 @@
+"""The CSM inbox in a real browser (Debian's Chromium, driven by Playwright): acknowledge a case."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from feedback_shared.devstack import EmbeddedStack
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+Api = Callable[[str], httpx.Client]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_inbox_lists_the_case_by_priority_and_acknowledges_it(api: Api, stack: EmbeddedStack,
+                                                              tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed for the browser test: `make install` installs it"
+    csm, customer = f"csm-{uuid.uuid4().hex[:8]}", f"cust-{uuid.uuid4().hex[:8]}"
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Leyla"}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm, "tier": "gold"}).raise_for_status()
+    api("ingest").post("/v1/reviews", json={"source": "google", "external_id": f"r-{uuid.uuid4().hex}",
+                                            "customer_id": customer, "rating": 1,
+                                            "text": "Sifariş iki həftə gecikdi və heç kim cavab vermir!"}).raise_for_status()
+    [case] = eventually(lambda: list(api("alerts").get("/v1/alerts", params={"csm": csm}).json()), timeout_s=30)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{stack.config.service_url('alerts')}/?csm={csm}")
+            row = page.locator(f'tr[data-alert="{case["alert_id"]}"]')
+            assert row.locator(".status").text_content() == "open"
+            assert "Sifariş iki həftə gecikdi" in (row.text_content() or "")
+            assert "min left" in (row.text_content() or "")  # the SLA clock
+            page.fill("#key", stack.config.api_key)
+            page.dispatch_event("#key", "change")
+            row.locator('button[data-action="ack"]').click()
+            page.wait_for_function(
+                f'document.querySelector(\'tr[data-alert="{case["alert_id"]}"] .status\').textContent === "acknowledged"',
+                timeout=10_000)
+            page.screenshot(path=str(tmp_path / "inbox.png"))
+        finally:
+            browser.close()
+
+    after = api("alerts").get(f"/v1/alerts/{case['alert_id']}").json()
+    assert after["status"] == "acknowledged"
+    assert after["acknowledged_at"]
