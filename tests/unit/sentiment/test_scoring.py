@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from feedback_shared.events import NEEDS
 from sentiment.scoring import (
     LanguageGuess,
     anger_score,
+    combine_probabilities,
+    needs_from_probabilities,
     sentiment_from_probabilities,
     top_needs,
     urgency_score,
@@ -59,3 +62,30 @@ def test_anger_and_urgency_rise_with_markers_and_negativity() -> None:
     assert calm < 0.2 < angry
     assert russian > calm
     assert urgency_score("Please refund me immediately", 0.9, 0.3) > urgency_score("Nice shop", 0.05, 0.0)
+
+
+def test_combine_probabilities_weights_heads_and_moves_the_neutral_band() -> None:
+    a = [[0.6, 0.2, 0.2]]
+    b = [[0.2, 0.2, 0.6]]
+    mixed = combine_probabilities([a, b], [0.75, 0.25])
+    assert mixed[0] == pytest.approx([0.5, 0.2, 0.3])
+    shifted = combine_probabilities([a, b], [0.75, 0.25], neutral_log_bias=float(np.log(3.0)))
+    assert shifted[0] == pytest.approx(np.array([0.5, 0.6, 0.3]) / 1.4)
+    assert shifted.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one weight per head"):
+        combine_probabilities([a, b], [1.0])
+
+
+def test_needs_from_probabilities_top_need_needs_less_evidence_and_at_most_three() -> None:
+    p = [0.0] * len(NEEDS)
+    p[NEEDS.index("price")] = 0.5
+    p[NEEDS.index("fairness")] = 0.45
+    assert [n.need for n in needs_from_probabilities(p, threshold=0.4)] == ["price", "fairness"]
+    # With a higher threshold for a second need, only the first passes.
+    assert [n.need for n in needs_from_probabilities(p, threshold=0.8, top_threshold=0.4)] == ["price"]
+    assert needs_from_probabilities(p, threshold=0.8, top_threshold=0.6) == []
+    many = [0.9] * len(NEEDS)
+    assert len(needs_from_probabilities(many, threshold=0.5)) == 3
+    assert needs_from_probabilities(p, threshold=0.4)[0].score == 0.5
+    with pytest.raises(ValueError, match="16"):
+        needs_from_probabilities([0.5], threshold=0.4)

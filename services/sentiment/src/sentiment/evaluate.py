@@ -94,6 +94,14 @@ def micro_f1(true_sets: Sequence[Iterable[Hashable]], pred_sets: Sequence[Iterab
     return f1_from_counts(tp, fp, fn)
 
 
+def confusion(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str] = LABELS) -> dict[str, dict[str, int]]:
+    """Counts of true label -> predicted label, for reading where a scorer errs (rows: truth)."""
+    table = {t: dict.fromkeys(labels, 0) for t in labels}
+    for t, p in zip(y_true, y_pred, strict=True):
+        table[t][p] += 1
+    return table
+
+
 def vader_label(compound: float) -> str:
     """VADER's usual 3-way reading of its compound score."""
     if compound >= VADER_POSITIVE_FROM:
@@ -245,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": [r.__dict__ for r in rows],
         "needs_micro_f1": {"ours": next(r for r in rows if r.name == "all").ours_needs_micro_f1, "vader": None},
         "language_id_accuracy": language_id,
+        "confusion": {"rows_are": "true label", "ours": confusion([i["label"] for i in items], ours),
+                      "vader": confusion([i["label"] for i in items], vader)},
         "speed": {"texts_per_second": texts_per_second, "seconds": seconds, "batch_size": args.batch_size,
                   "cpu_threads": threads},
         "targets": {"overall_accuracy": TARGET_OVERALL_ACCURACY, "language_accuracy": TARGET_LANGUAGE_ACCURACY,

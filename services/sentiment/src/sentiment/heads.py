@@ -64,12 +64,14 @@ class SentimentHead:
 
 @dataclass(frozen=True)
 class NeedsHead:
-    """One-vs-rest logistic classifiers, one per need, and the shared decision threshold."""
+    """One-vs-rest logistic classifiers, one per need, and the decision thresholds: the most likely need
+    is tagged from ``top_threshold``, a second and third one from ``threshold`` (at least as high)."""
 
     version: str
     needs: tuple[str, ...]
     coef: FloatArray  # (16, dim), rows in NEEDS order
     intercept: FloatArray  # (16,)
+    top_threshold: float
     threshold: float
     max_needs: int
     training_sha256: str
@@ -129,15 +131,17 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
     needs = tuple(str(n) for n in data["needs"])
     if needs != NEEDS:
         raise ValueError(f"{NEEDS_HEAD_FILE}: needs must be the 16 NEEDS in order, got {needs}")
+    top_threshold = float(data["top_threshold"])
     threshold = float(data["threshold"])
     max_needs = int(data["max_needs"])
-    if not 0.0 < threshold < 1.0 or not 1 <= max_needs <= 3:
-        raise ValueError(f"{NEEDS_HEAD_FILE}: bad threshold {threshold} or max_needs {max_needs}")
+    if not 0.0 < top_threshold <= threshold < 1.0 or not 1 <= max_needs <= 3:
+        raise ValueError(f"{NEEDS_HEAD_FILE}: bad thresholds {top_threshold}, {threshold} or max_needs {max_needs}")
     return NeedsHead(
         version=version,
         needs=needs,
         coef=_matrix(data["coef"], (len(NEEDS), EMBEDDING_DIM), "needs coef"),
         intercept=_matrix(data["intercept"], (len(NEEDS),), "needs intercept"),
+        top_threshold=top_threshold,
         threshold=threshold,
         max_needs=max_needs,
         training_sha256=str(data["training_data"]["sha256"]),

@@ -123,7 +123,7 @@ class SentimentModel:
                 sentiment=sentiment,
                 needs=needs_from_probabilities(
                     need_probabilities[i], threshold=self._needs_head.threshold,
-                    max_needs=self._needs_head.max_needs,
+                    top_threshold=self._needs_head.top_threshold, max_needs=self._needs_head.max_needs,
                 ),
                 urgency=urgency_score(text, p_negative, anger),
                 anger=anger,

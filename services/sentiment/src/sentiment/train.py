@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
-from sentiment.evaluate import accuracy, default_data_file, macro_f1, micro_f1, read_items
+from sentiment.evaluate import accuracy, default_data_file, f1_from_counts, macro_f1, read_items
 from sentiment.heads import (
     EMBEDDING_DIM,
     NEEDS_HEAD_FILE,
@@ -52,6 +52,7 @@ from sentiment.scoring import LABELS, combine_probabilities
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 Splits = list[list[tuple[IntArray, IntArray]]]  # repeats x folds x (train indices, test indices)
 
 SEED = 20240601
@@ -63,12 +64,12 @@ OUTER_FOLDS = 5
 PACKAGED_HEADS: tuple[tuple[str, str], ...] = (("logistic", "2.0"), ("mlp", "2.0"))
 SENTIMENT_C_GRID: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 WEIGHT_STEP = 0.1
-NEUTRAL_BIAS_GRID: tuple[float, ...] = tuple(round(b, 2) for b in np.arange(-0.6, 0.61, 0.1))
+NEUTRAL_BIAS_GRID: tuple[float, ...] = tuple(float(round(b, 2)) + 0.0 for b in np.arange(-0.6, 0.61, 0.1))
 
-NEEDS_C_GRID: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+NEEDS_C_GRID: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0)
 NEEDS_CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
-NEEDS_THRESHOLD_GRID: tuple[float, ...] = tuple(round(t, 3) for t in np.arange(0.05, 0.951, 0.025))
-PROTOTYPE_MIN_Z_GRID: tuple[float, ...] = tuple(round(z, 2) for z in np.arange(0.5, 3.01, 0.1))
+NEEDS_THRESHOLD_GRID: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.05, 0.951, 0.025))
+PROTOTYPE_MIN_Z_GRID: tuple[float, ...] = tuple(float(round(z, 2)) for z in np.arange(0.5, 3.01, 0.1))
 MAX_NEEDS = 3
 FLOAT_DIGITS = 8  # significant digits kept in the JSON: far below any effect on a label
 
@@ -92,6 +93,19 @@ class SentimentChoice:
     cv_accuracy: float
     cv_macro_f1: float
     cv_language_accuracy: dict[str, float]
+
+
+@dataclass(frozen=True)
+class NeedsChoice:
+    c: float
+    class_weight: str | None
+    top_threshold: float  # the best need is tagged from here ...
+    threshold: float  # ... the second and third from here
+    cv_micro_f1: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"C": self.c, "class_weight": self.class_weight, "top_threshold": self.top_threshold,
+                "threshold": self.threshold, "cv_micro_f1": self.cv_micro_f1}
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -138,7 +152,7 @@ def stratified_splits(strata: Sequence[str], *, folds: int, repeats: int, seed: 
 
 
 def fit_sentiment_lr(x: FloatArray, y: IntArray, c: float) -> Any:
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     return LogisticRegression(C=c, max_iter=10_000).fit(x, y)
 
@@ -189,7 +203,8 @@ def select_sentiment(data: TrainingSet, subset: IntArray, splits: Splits) -> Sen
                 key = (key_acc, round(mf1, 9), round(min(per_language.values()), 9), -abs(bias), -c)
                 if best is None or key > best[0]:
                     best = (key, SentimentChoice(c, weights, bias, acc, mf1, per_language))
-    assert best is not None  # noqa: S101 - the grids are not empty
+    if best is None:
+        raise RuntimeError("empty selection grid")
     return best[1]
 
 
@@ -224,18 +239,25 @@ def nested_sentiment_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[
 # -- needs --------------------------------------------------------------------------------------------
 
 
-def pick_needs(scores: FloatArray, threshold: float, max_needs: int = MAX_NEEDS) -> list[set[int]]:
-    """Per row, the top ``max_needs`` columns whose score reaches the threshold (the runtime rule)."""
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :max_needs]
-    return [{int(j) for j in row if scores[i, j] >= threshold} for i, row in enumerate(order)]
+def needs_mask(scores: FloatArray, top_threshold: float, threshold: float, max_needs: int = MAX_NEEDS) -> BoolArray:
+    """The runtime rule (``scoring.needs_from_probabilities``) on a whole matrix: per row, the best need if
+    it reaches ``top_threshold`` and the next ``max_needs - 1`` if they reach ``threshold``."""
+    ranks = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+    first = (ranks == 0) & (scores >= top_threshold)
+    more = (ranks > 0) & (ranks < max_needs) & (scores >= threshold)
+    return np.asarray(first | more, dtype=bool)
 
 
-def truth_sets(needs: IntArray) -> list[set[int]]:
-    return [set(np.flatnonzero(row).tolist()) for row in needs]
+def micro_f1_matrix(truth: BoolArray, predicted: BoolArray) -> float:
+    """Micro-F1 of 0/1 matrices; the same number as ``evaluate.micro_f1`` on the sets (unit-tested there)."""
+    tp = int((truth & predicted).sum())
+    fp = int((~truth & predicted).sum())
+    fn = int((truth & ~predicted).sum())
+    return f1_from_counts(tp, fp, fn)
 
 
 def fit_needs_lr(x: FloatArray, needs: IntArray, c: float, class_weight: str | None) -> tuple[FloatArray, FloatArray]:
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
     coef, intercept = [], []
     for j in range(needs.shape[1]):
@@ -249,54 +271,82 @@ def sigmoid(z: FloatArray) -> FloatArray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))), dtype=np.float64)
 
 
-def best_threshold(
-    oof: list[FloatArray], truth: list[set[int]], grid: Sequence[float]
-) -> tuple[float, float]:
-    """(mean out-of-fold micro-F1, threshold) for the best threshold; ties go to the higher threshold."""
+def best_thresholds(oof: list[FloatArray], truth: BoolArray, grid: Sequence[float]) -> tuple[float, float, float]:
+    """(mean out-of-fold micro-F1, top threshold, threshold) over pairs with top threshold <= threshold;
+    ties go to the higher thresholds (fewer tags)."""
     return max(
-        (round(float(np.mean([micro_f1(truth, pick_needs(p, t)) for p in oof])), 9), t) for t in grid
+        (round(float(np.mean([micro_f1_matrix(truth, needs_mask(p, top, t)) for p in oof])), 9), top, t)
+        for top in grid for t in grid if top <= t
     )
 
 
-def prototype_z_scores(x_train: FloatArray, needs_train: IntArray, x_test: FloatArray) -> FloatArray:
-    """The prototype approach: similarity to each need's centroid of training items, as z-scores over 16."""
-    centroids = []
-    for j in range(needs_train.shape[1]):
-        centroid = x_train[needs_train[:, j] == 1].mean(axis=0)
-        centroids.append(centroid / np.linalg.norm(centroid))
-    sims = x_test @ np.array(centroids).T
-    spread = sims.std(axis=1, keepdims=True)
-    return np.asarray((sims - sims.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1e-9))
+def needs_oof(data: TrainingSet, subset: IntArray, splits: Splits, c: float, class_weight: str | None) -> list[FloatArray]:
+    x, needs = data.embeddings[subset], data.needs[subset]
+    oof = []
+    for repeat in splits:
+        p = np.zeros(needs.shape)
+        for tr, te in repeat:
+            coef, intercept = fit_needs_lr(x[tr], needs[tr], c, class_weight)
+            p[te] = sigmoid(x[te] @ coef.T + intercept)
+        oof.append(p)
+    return oof
 
 
-def select_needs(data: TrainingSet, splits: Splits) -> dict[str, Any]:
-    """Compare one-vs-rest logistic settings and the prototype approach by out-of-fold micro-F1."""
-    x, needs = data.embeddings, data.needs
-    truth = truth_sets(needs)
-    logistic = []
+def select_needs_logistic(data: TrainingSet, subset: IntArray, splits: Splits) -> tuple[NeedsChoice, list[NeedsChoice]]:
+    """The best one-vs-rest setting (C, class weighting, the two thresholds) by mean OOF micro-F1."""
+    truth = data.needs[subset].astype(bool)
+    grid = []
     for c, class_weight in itertools.product(NEEDS_C_GRID, NEEDS_CLASS_WEIGHTS):
-        oof = []
-        for repeat in splits:
-            p = np.zeros(needs.shape)
-            for tr, te in repeat:
-                coef, intercept = fit_needs_lr(x[tr], needs[tr], c, class_weight)
-                p[te] = sigmoid(x[te] @ coef.T + intercept)
-            oof.append(p)
-        score, threshold = best_threshold(oof, truth, NEEDS_THRESHOLD_GRID)
-        logistic.append({"C": c, "class_weight": class_weight, "threshold": threshold, "cv_micro_f1": score})
-    oof_z = []
+        score, top, threshold = best_thresholds(needs_oof(data, subset, splits, c, class_weight), truth,
+                                                NEEDS_THRESHOLD_GRID)
+        grid.append(NeedsChoice(c, class_weight, top, threshold, score))
+    return max(grid, key=lambda r: (r.cv_micro_f1, -r.c)), grid
+
+
+def select_needs_prototypes(data: TrainingSet, splits: Splits) -> tuple[float, float]:
+    """(mean OOF micro-F1, min z) of the prototype approach: centroids of each need's training items,
+    a need kept when its similarity stands out (z-score over the 16) — the previous runtime's rule."""
+    x, needs = data.embeddings, data.needs
+    oof = []
     for repeat in splits:
         z = np.zeros(needs.shape)
         for tr, te in repeat:
             z[te] = prototype_z_scores(x[tr], needs[tr], x[te])
-        oof_z.append(z)
-    proto_score, proto_min_z = best_threshold(oof_z, truth, PROTOTYPE_MIN_Z_GRID)
-    best = max(logistic, key=lambda r: (r["cv_micro_f1"], -r["C"]))
-    return {
-        "best_logistic": best,
-        "logistic_grid": logistic,
-        "train_prototypes": {"cv_micro_f1": proto_score, "min_z": proto_min_z},
-    }
+        oof.append(z)
+    truth = needs.astype(bool)
+    return max(
+        (round(float(np.mean([micro_f1_matrix(truth, needs_mask(z, m, m)) for z in oof])), 9), m)
+        for m in PROTOTYPE_MIN_Z_GRID
+    )
+
+
+def prototype_z_scores(x_train: FloatArray, needs_train: IntArray, x_test: FloatArray) -> FloatArray:
+    """Similarity to each need's centroid of training items, as z-scores over the 16 needs."""
+    centroids = []
+    for j in range(needs_train.shape[1]):
+        centroid = x_train[needs_train[:, j] == 1].mean(axis=0)
+        centroids.append(centroid / np.linalg.norm(centroid))
+    return z_scores(x_test @ np.array(centroids).T)
+
+
+def z_scores(sims: FloatArray) -> FloatArray:
+    spread = sims.std(axis=1, keepdims=True)
+    return np.asarray((sims - sims.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1e-9))
+
+
+def nested_needs_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[str, Any]:
+    """Re-run the logistic needs selection inside each outer fold and score the outer test fold with it."""
+    predicted = np.zeros(data.needs.shape, dtype=bool)
+    chosen = []
+    [outer] = stratified_splits(strata, folds=OUTER_FOLDS, repeats=1, seed=SEED + 1000)
+    for tr, te in outer:
+        inner = stratified_splits([strata[i] for i in tr], folds=FOLDS, repeats=REPEATS, seed=SEED)
+        choice, _ = select_needs_logistic(data, tr, inner)
+        chosen.append(choice.as_dict())
+        coef, intercept = fit_needs_lr(data.embeddings[tr], data.needs[tr], choice.c, choice.class_weight)
+        p = sigmoid(data.embeddings[te] @ coef.T + intercept)
+        predicted[te] = needs_mask(p, choice.top_threshold, choice.threshold)
+    return {"micro_f1": micro_f1_matrix(data.needs.astype(bool), predicted), "choices_per_outer_fold": chosen}
 
 
 def packaged_prototype_baseline(data: TrainingSet) -> float:
@@ -314,9 +364,8 @@ def packaged_prototype_baseline(data: TrainingSet) -> float:
     for need in NEEDS:
         centroid = embed(e5, prototypes[need]).astype(np.float64).mean(axis=0)
         centroids.append(centroid / np.linalg.norm(centroid))
-    sims = data.embeddings @ np.array(centroids).T
-    z = (sims - sims.mean(axis=1, keepdims=True)) / sims.std(axis=1, keepdims=True)
-    return micro_f1(truth_sets(data.needs), pick_needs(z, 1.6))
+    z = z_scores(data.embeddings @ np.array(centroids).T)
+    return micro_f1_matrix(data.needs.astype(bool), needs_mask(z, 1.6, 1.6))
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -340,7 +389,7 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
     text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
     if path.is_file():
         old = json.loads(path.read_text("utf-8"))
-        parameters = ("coef", "intercept", "combination", "threshold", "max_needs")
+        parameters = ("coef", "intercept", "combination", "top_threshold", "threshold", "max_needs")
         if old.get("version") == document["version"] and any(
             old.get(k) != json.loads(text).get(k) for k in parameters
         ):
@@ -391,23 +440,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"worst language {min(nested['language_accuracy'].values()):.3f}")
 
         print("Needs: one-vs-rest logistic vs train prototypes, same CV folds ...")
-        needs_selection = select_needs(data, splits)
-        needs_selection["packaged_prototypes_on_train"] = {"micro_f1": packaged_prototype_baseline(data),
-                                                           "min_z": 1.6}
-        best = needs_selection["best_logistic"]
-        for row in needs_selection["logistic_grid"]:
-            print(f"  logistic C={row['C']:<5} class_weight={row['class_weight']!s:<8} "
-                  f"threshold={row['threshold']:.3f} CV micro-F1 {row['cv_micro_f1']:.4f}")
-        proto = needs_selection["train_prototypes"]
-        print(f"  train-centroid prototypes: min_z={proto['min_z']} CV micro-F1 {proto['cv_micro_f1']:.4f}")
-        print(f"  needs_prototypes.json (previous runtime) on all train: "
-              f"{needs_selection['packaged_prototypes_on_train']['micro_f1']:.4f}")
-        if proto["cv_micro_f1"] >= best["cv_micro_f1"]:
+        best, needs_grid = select_needs_logistic(data, everything, splits)
+        for row in needs_grid:
+            print(f"  logistic C={row.c:<6} class_weight={row.class_weight!s:<8} top_threshold="
+                  f"{row.top_threshold:.3f} threshold={row.threshold:.3f} CV micro-F1 {row.cv_micro_f1:.4f}")
+        proto_score, proto_min_z = select_needs_prototypes(data, splits)
+        previous = packaged_prototype_baseline(data)
+        print(f"  train-centroid prototypes: min_z={proto_min_z} CV micro-F1 {proto_score:.4f}")
+        print(f"  needs_prototypes.json (previous runtime, z >= 1.6) on all train: {previous:.4f}")
+        if proto_score >= best.cv_micro_f1:
             raise SystemExit("the prototype approach won the CV: the runtime supports the logistic needs head "
                              "only, so extend sentiment.heads before shipping this")
+        print(f"  chosen: {best.as_dict()}")
+        nested_needs = None
+        if not args.skip_nested:
+            print(f"Needs: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
+            nested_needs = nested_needs_estimate(data, strata)
+            print(f"  nested-CV micro-F1 {nested_needs['micro_f1']:.4f}")
 
         final = fit_sentiment_lr(data.embeddings, data.labels, choice.c)
-        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best["C"], best["class_weight"])
+        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best.c, best.class_weight)
 
     sentiment_doc = {
         "version": SENTIMENT_HEAD_VERSION,
@@ -450,18 +502,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "needs": list(NEEDS),
         "coef": rounded(needs_coef),
         "intercept": rounded(needs_intercept),
-        "threshold": best["threshold"],
+        "top_threshold": best.top_threshold,
+        "threshold": best.threshold,
         "max_needs": MAX_NEEDS,
-        "hyperparameters": {"C": best["C"], "class_weight": best["class_weight"], "penalty": "l2",
-                            "solver": "lbfgs"},
+        "rule": "needs ranked by probability; the first kept if >= top_threshold, the next two if >= threshold",
+        "hyperparameters": {"C": best.c, "class_weight": best.class_weight, "penalty": "l2", "solver": "lbfgs"},
         "selection": {
-            "procedure": f"same folds as the sentiment head; grid over C, class weighting and one shared "
-                         f"threshold (top {MAX_NEEDS} at or above it); best mean OOF micro-F1",
+            "procedure": "same folds as the sentiment head; grid over C, class weighting and the two "
+                         "thresholds (top_threshold <= threshold, step 0.025); best mean OOF micro-F1",
             "seed": SEED,
-            "cv_micro_f1": best["cv_micro_f1"],
-            "logistic_grid": needs_selection["logistic_grid"],
-            "train_prototypes": needs_selection["train_prototypes"],
-            "packaged_prototypes_on_train": needs_selection["packaged_prototypes_on_train"],
+            "cv_micro_f1": round(best.cv_micro_f1, 4),
+            "logistic_grid": [r.as_dict() for r in needs_grid],
+            "train_prototypes": {"cv_micro_f1": round(proto_score, 4), "min_z": proto_min_z},
+            "needs_prototypes_json_on_train": {"micro_f1": round(previous, 4), "min_z": 1.6},
+            "nested_cv": nested_needs,
         },
         "training_data": training_data_record(args.train_file, data),
         "trained_with": versions(),

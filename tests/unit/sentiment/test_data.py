@@ -1,0 +1,36 @@
+"""The labelled sets keep the rule that makes ``make eval`` honest: evaluation texts are not training texts."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data"
+
+
+def _items(name: str) -> list[dict[str, Any]]:
+    with (DATA / name).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _normalised(text: str) -> str:
+    """Case, punctuation, emoji and spacing removed: a copy with a changed full stop is still a copy."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def test_train_and_eval_texts_and_ids_are_disjoint() -> None:
+    train, evaluation = _items("train.jsonl"), _items("eval.jsonl")
+    assert {_normalised(i["text"]) for i in train}.isdisjoint({_normalised(i["text"]) for i in evaluation})
+    assert {i["id"] for i in train}.isdisjoint({i["id"] for i in evaluation})
+    assert all(i["id"].startswith("train-") for i in train)
+    assert all(i["id"].startswith("eval-") for i in evaluation)
+
+
+def test_sets_have_the_documented_sizes() -> None:
+    train, evaluation = _items("train.jsonl"), _items("eval.jsonl")
+    assert set(Counter(i["lang"] for i in train).values()) == {60}
+    assert set(Counter(i["lang"] for i in evaluation).values()) == {30}
+    assert len(Counter(i["lang"] for i in train)) == 11

@@ -1,0 +1,92 @@
+"""The trained heads shipped in the package: they load, have the right shapes, were trained on the
+current train.jsonl, and the model version names them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from feedback_shared.events import NEEDS
+from sentiment.heads import (
+    EMBEDDING_DIM,
+    NEEDS_HEAD_FILE,
+    NEEDS_HEAD_VERSION,
+    SENTIMENT_HEAD_FILE,
+    SENTIMENT_HEAD_VERSION,
+    load_needs_head,
+    load_sentiment_head,
+    parse_needs_head,
+    parse_sentiment_head,
+    read_head_document,
+)
+from sentiment.model import MODEL_VERSION, SentimentModel
+
+TRAIN = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data" / "train.jsonl"
+
+
+def test_sentiment_head_loads_with_the_right_shapes() -> None:
+    head = load_sentiment_head()
+    assert head.version == SENTIMENT_HEAD_VERSION
+    assert head.coef.shape == (3, EMBEDDING_DIM)
+    assert head.intercept.shape == (3,)
+    assert head.trained_weight > 0
+    assert head.trained_weight + sum(h.weight for h in head.packaged) == pytest.approx(1.0)
+    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:5])
+    assert probabilities.shape == (5, 3)
+    assert probabilities.sum(axis=1) == pytest.approx(np.ones(5))
+
+
+def test_needs_head_loads_with_the_right_shapes() -> None:
+    head = load_needs_head()
+    assert head.version == NEEDS_HEAD_VERSION
+    assert head.needs == NEEDS
+    assert head.coef.shape == (len(NEEDS), EMBEDDING_DIM)
+    assert head.intercept.shape == (len(NEEDS),)
+    assert 0 < head.top_threshold <= head.threshold < 1
+    assert head.max_needs == 3
+    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4])
+    assert probabilities.shape == (4, len(NEEDS))
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_heads_were_trained_on_the_current_training_set() -> None:
+    """Changing train.jsonl without re-running ``make train-heads`` fails here."""
+    digest = hashlib.sha256(TRAIN.read_bytes()).hexdigest()
+    assert load_sentiment_head().training_sha256 == digest
+    assert load_needs_head().training_sha256 == digest
+    for name in (SENTIMENT_HEAD_FILE, NEEDS_HEAD_FILE):
+        document = read_head_document(name)
+        assert document["training_data"]["file"].endswith("train.jsonl")
+        assert "eval" not in json.dumps(document["training_data"])
+
+
+def test_model_version_names_the_trained_heads_and_the_packaged_heads_it_mixes_in() -> None:
+    assert SENTIMENT_HEAD_VERSION in MODEL_VERSION
+    assert NEEDS_HEAD_VERSION in MODEL_VERSION
+    assert SentimentModel.version == MODEL_VERSION
+    for packaged in load_sentiment_head().packaged:
+        named = f"sentimentai-{packaged.scoring}{packaged.version}" in MODEL_VERSION
+        assert named == (packaged.weight > 0), packaged
+
+
+def _documents() -> tuple[dict[str, Any], dict[str, Any]]:
+    return read_head_document(SENTIMENT_HEAD_FILE), read_head_document(NEEDS_HEAD_FILE)
+
+
+def test_a_stale_or_malformed_head_is_refused() -> None:
+    sentiment, needs = _documents()
+    with pytest.raises(ValueError, match="version"):
+        parse_sentiment_head({**sentiment, "version": "sentiment-lr0"})
+    with pytest.raises(ValueError, match="shape"):
+        parse_sentiment_head({**sentiment, "coef": sentiment["coef"][:2]})
+    with pytest.raises(ValueError, match="sum to 1"):
+        parse_sentiment_head({**sentiment, "combination": {**sentiment["combination"], "trained": 2.0}})
+    with pytest.raises(ValueError, match="needs"):
+        parse_needs_head({**needs, "needs": list(reversed(needs["needs"]))})
+    with pytest.raises(ValueError, match="thresholds"):
+        parse_needs_head({**needs, "top_threshold": 0.9, "threshold": 0.5})
