@@ -227,3 +227,43 @@ def test_one_crisis_alert_when_public_negatives_spike(
     assert len([d for d in repo.deliveries_for(crisis[0]["_id"]) if d["url"].endswith("/manager")]) == 1
     # Private complaints never count towards a public spike.
     assert len(repo.public_negatives.distinct("_id")) == 8
+
+
+def test_loyalty_tier_reaches_alert_priority(api: Api) -> None:
+    """The tier is loyalty's, announced on loyalty.points.v1, and kept in alerts' own view."""
+    regular, silver = uid("regular"), uid("silver")
+    for customer in (regular, silver):
+        amounts = ("10", "20") if customer == regular else ("10", "600")
+        for n, amount in enumerate(amounts):
+            api("ingest").post("/v1/purchases", json={"order_id": f"{customer}-{n}", "customer_id": customer,
+                                                      "amount": amount, "currency": "EUR"}).raise_for_status()
+    eventually(lambda: api("loyalty").get(f"/v1/customers/{silver}/points").json()["tier"] == "silver", timeout_s=30)
+    time.sleep(2)  # the tier event crosses to the alerts service
+    for customer in (regular, silver):
+        api("ingest").post("/v1/feedback", json={"customer_id": customer,
+                                                 "text": "My order arrived broken and nobody has called me back."}
+                           ).raise_for_status()
+    [plain] = eventually(lambda: alerts_for(api, regular), timeout_s=30)
+    [valued] = eventually(lambda: alerts_for(api, silver), timeout_s=30)
+    order = ["low", "normal", "high", "critical"]
+    assert order.index(valued["priority"]) == order.index(plain["priority"]) + 1
+
+
+def test_pages_survive_a_killed_alerts_worker_and_are_sent_once(api: Api, stack: EmbeddedStack,
+                                                                receiver: Receiver) -> None:
+    csm, customer = uid("csm"), uid("cust")
+    receiver.up = False
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Dana", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm}).raise_for_status()
+    negative(api, customer, "Die Lieferung ist seit drei Wochen überfällig, niemand antwortet. Schrecklich!")
+    [case] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
+    eventually(lambda: any(d["kind"] == "apprise" and d["attempts"] >= 1 for d in
+                           api("alerts").get(f"/v1/alerts/{case['alert_id']}").json()["deliveries"]), timeout_s=30)
+
+    stack.children.pop("alerts").kill()  # the page is in the outbox, not yet delivered
+    receiver.up = True
+    stack.start_service("alerts")
+    stack.wait_ready(["alerts"])
+    eventually(lambda: receiver.bodies(csm), timeout_s=90)
+    time.sleep(3)
+    assert len(receiver.bodies(csm)) == 1

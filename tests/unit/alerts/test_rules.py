@@ -4,6 +4,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from alerts.notifier import backoff, channel_of
 from alerts.rules import PRIORITIES, Account, notification_text, priority, route, should_alert
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
@@ -66,3 +68,69 @@ def test_delivery_backoff_is_exponential_and_capped() -> None:
     assert channel_of("mailto://user:pw@example.com") == "mailto"
     assert channel_of("json://127.0.0.1:9/x") == "json"
     assert channel_of("garbage") == "unknown"
+
+
+def test_packaged_policy_loads_and_typos_are_refused(tmp_path: Any) -> None:
+    from importlib.resources import files
+    from pathlib import Path
+
+    import pytest
+    from pydantic import ValidationError
+
+    from alerts.rules import load_policy
+
+    policy = load_policy(Path(str(files("alerts").joinpath("policy.toml"))))
+    assert policy.sla.internal_ratio == 0.75
+    assert policy.channel.callback_after_minutes == 15
+    bad = tmp_path / "policy.toml"
+    bad.write_text("cooldown_minuts = 5\n")
+    with pytest.raises(ValidationError, match="cooldown_minuts"):
+        load_policy(bad)
+
+
+def test_sla_deadlines_promise_with_a_margin() -> None:
+    from datetime import UTC, datetime
+
+    from alerts.rules import AlertPolicy, SlaPolicy, sla_deadlines
+
+    opened = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    policy = AlertPolicy(sla=SlaPolicy(promise_minutes={"critical": 60, "high": 240, "normal": 1440, "low": 2880},
+                                       channel_promise_minutes={"social": 120}))
+    target, promise = sla_deadlines("critical", "email", opened, policy)
+    assert (promise - opened, target - opened) == (timedelta(minutes=60), timedelta(minutes=45))
+    target, promise = sla_deadlines("normal", "social", opened, policy)  # the channel's promise is sooner
+    assert promise - opened == timedelta(minutes=120)
+
+
+def test_sla_due_escalates_and_breaches_once_and_never_when_resolved() -> None:
+    from datetime import UTC, datetime
+
+    from alerts.rules import sla_due
+
+    t = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    case: dict[str, Any] = {"status": "open", "internal_target": t, "promised_by": t + timedelta(minutes=15),
+                            "escalated_at": None, "breached_at": None}
+    assert sla_due(case, t - timedelta(seconds=1)) == (False, False)
+    assert sla_due(case, t) == (True, False)
+    assert sla_due({**case, "escalated_at": t}, t + timedelta(minutes=16)) == (False, True)
+    assert sla_due({**case, "status": "resolved"}, t + timedelta(hours=1)) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "queue_minutes", "preferred", "channel"),
+    [
+        ({"is_public": True, "kind": "mention", "anger": 0.9}, 0, None, "social_reply"),
+        ({"anger": 0.8}, 0, None, "phone"),
+        ({"urgency": 0.7}, 15, None, "phone"),      # 15 minutes: still the phone
+        ({"urgency": 0.7}, 16, None, "callback"),   # 16 minutes: offer a callback instead of the queue
+        ({}, 30, "chat", "chat"),
+        ({}, 0, None, "email"),
+    ],
+)
+def test_recommended_channel_decision_table(overrides: dict[str, Any], queue_minutes: float,
+                                            preferred: str | None, channel: str) -> None:
+    from alerts.rules import AlertPolicy, ChannelPolicy, recommended_channel
+
+    policy = AlertPolicy(channel=ChannelPolicy(callback_after_minutes=15, phone_queue_wait_minutes=queue_minutes))
+    account = Account("c-1", preferred_channel=preferred)
+    assert recommended_channel(scored(**overrides), account, policy) == channel
