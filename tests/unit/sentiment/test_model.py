@@ -47,3 +47,14 @@ def test_declared_language_is_used_when_detection_is_unreliable(model: Sentiment
     assert short.language.code == "uz"
     assert "language_detection_unreliable" in short.sentiment.low_confidence_reasons
     assert "short_text" in short.sentiment.low_confidence_reasons
+
+
+def test_repeated_texts_are_scored_once_and_identically(model: SentimentModel) -> None:
+    texts = ["Die Lieferung kam zu spät", "Die Lieferung kam zu spät", "Great, thanks!"]
+    hits_before = model.cache_hits
+    first = model.score(texts)
+    assert first[0] is first[1]
+    again = model.score(texts, ["de", None, None])  # a declared language is part of the key
+    assert again[1] is first[1] and again[2] is first[2]
+    assert model.cache_hits - hits_before == 1 + 2
+    assert model.score([]) == []

