@@ -71,6 +71,7 @@ class AlertHandler:
         self.clock = clock
 
     def handle(self, scored: FeedbackScored) -> list[AlertEvent]:
+        self.metrics.handled.inc()
         if not should_alert(scored):
             return []
         events = self._case(scored)

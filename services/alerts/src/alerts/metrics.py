@@ -10,6 +10,7 @@ from feedback_shared.metrics import dlq_counter, latency_histogram
 
 @dataclass(frozen=True)
 class AlertsMetrics:
+    handled: Counter
     raised: Counter
     case_updates: Counter
     notifications: Counter
@@ -21,6 +22,8 @@ class AlertsMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
         m = cls(
+            handled=Counter("alerts_feedback_handled", "Scored items the alert rules have looked at.",
+                            registry=registry),
             raised=Counter("alerts_raised", "New cases opened, by priority.", ["priority"], registry=registry),
             case_updates=Counter("alert_case_updates", "Negative items added to an already open case.",
                                  registry=registry),

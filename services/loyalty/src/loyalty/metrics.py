@@ -12,6 +12,7 @@ RULES = ("welcome", "repeat_purchase", "review_bonus", "surprise_bonus", "return
 
 @dataclass(frozen=True)
 class LoyaltyMetrics:
+    handled: Counter
     points: Counter
     purchases: Counter
     repeat_purchase_ratio: Gauge
@@ -21,6 +22,8 @@ class LoyaltyMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> LoyaltyMetrics:
         m = cls(
+            handled=Counter("loyalty_events_handled", "Events the loyalty rules have been applied to, by type.",
+                            ["type"], registry=registry),
             points=Counter("loyalty_points_awarded", "Points moved on the ledger, by rule (absolute value).",
                            ["rule"], registry=registry),
             purchases=Counter("loyalty_purchases", "Purchases seen, first or repeat.", ["kind"], registry=registry),
@@ -36,6 +39,8 @@ class LoyaltyMetrics:
             m.points.labels(rule=rule)
         for kind in ("first", "repeat"):
             m.purchases.labels(kind=kind)
+        for event_type in ("purchase.recorded", "order.returned", "feedback.scored"):
+            m.handled.labels(type=event_type)
         return m
 
     def set_figures(self, figures: dict[str, dict[str, Decimal]]) -> None:

@@ -67,6 +67,7 @@ class LoyaltyService:
         """Credits are keyed on the business id (the order), not the event id: a sender that retries
         with a new event id still credits once."""
         effects = Effects()
+        self.metrics.handled.labels(type=event.event_type).inc()
         if isinstance(event, PurchaseRecorded):
             business_id = str(derived_id("purchase", event.order_id))
             ordinal = self.store.record_purchase(
@@ -100,6 +101,7 @@ class LoyaltyService:
     def on_scored(self, scored: FeedbackScored) -> Effects:
         """A review bonus, once per customer and order (or product), whatever the review says."""
         effects = Effects()
+        self.metrics.handled.labels(type=scored.event_type).inc()
         subject = scored.order_id or scored.product_id
         if not scored.customer_id or not subject or self.rules.review_bonus <= 0:
             return effects
