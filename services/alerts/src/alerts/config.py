@@ -24,6 +24,9 @@ class Settings(CommonSettings):
     delivery_backoff_s: float = 2.0
     delivery_backoff_max_s: float = 300.0
     delivery_poll_s: float = 0.5
+    #: Deliveries in flight at once. More helps when a channel is slow (an SMTP server taking seconds);
+    #: on the embedded database, where make bench found the database to be the limit, it did not.
+    delivery_concurrency: int = 1
     #: Seconds a claimed delivery stays leased to one worker before another may retry it.
     delivery_lease_s: float = 60.0
     inbox_url: str = "http://127.0.0.1:8002/"

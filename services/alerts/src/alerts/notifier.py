@@ -105,7 +105,7 @@ class Dispatcher:
             done += 1
         return done
 
-    async def run_forever(self) -> Any:
+    async def _worker(self) -> None:
         while True:
             try:
                 if await self.drain() == 0:
@@ -115,3 +115,8 @@ class Dispatcher:
             except Exception:
                 logger.exception("dispatcher_error")
                 await asyncio.sleep(min(5.0, self.settings.delivery_poll_s * 4))
+
+    async def run_forever(self) -> Any:
+        """Several workers: each claim is atomic, so they never send the same delivery, and one slow
+        channel (an SMTP server taking seconds) does not hold up the others."""
+        await asyncio.gather(*(self._worker() for _ in range(max(1, self.settings.delivery_concurrency))))
