@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -86,3 +90,18 @@ async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0,
         return records
     finally:
         await consumer.stop()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_deploy_check() -> ModuleType:
+    """``scripts/deploy_check.py`` as a module (scripts/ is not a package)."""
+    if "deploy_check" in sys.modules:
+        return sys.modules["deploy_check"]
+    spec = importlib.util.spec_from_file_location("deploy_check", REPO / "scripts" / "deploy_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["deploy_check"] = module
+    spec.loader.exec_module(module)
+    return module

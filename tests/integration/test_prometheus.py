@@ -5,14 +5,11 @@ every metric the Grafana dashboard queries is one the running services expose.""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -20,23 +17,14 @@ import pytest
 import yaml
 
 from feedback_shared.devstack import SERVICES, EmbeddedStack, free_port, wait_for_http
-from tests.helpers import Receiver, eventually
+from tests.helpers import Receiver, eventually, load_deploy_check
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_deploy_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_check", REPO / "scripts" / "deploy_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_check"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dc = _load_deploy_check()
+dc = load_deploy_check()
 
 
 def _prometheus_binary() -> str:

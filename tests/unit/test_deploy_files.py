@@ -3,30 +3,20 @@ check fails on the kind of mistake it is there to catch (a broken copy of the re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers import load_deploy_check
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_deploy_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_check", REPO / "scripts" / "deploy_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_check"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dc = _load_deploy_check()
+dc = load_deploy_check()
 
 
 @pytest.fixture(scope="module")

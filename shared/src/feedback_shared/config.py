@@ -14,6 +14,17 @@ from typing import Any, cast
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The key ``make run`` prints; accepted only while ``environment`` is ``development``.
+DEV_API_KEY = "dev-key"
+
+
+def check_api_keys(keys: list[str], environment: str, variable: str) -> None:
+    """Refuse an empty key list, and the development key anywhere but in development."""
+    if not keys:
+        raise ValueError(f"{variable} is empty: no client could write")
+    if DEV_API_KEY in keys and environment != "development":
+        raise ValueError(f"{variable} still holds the development key outside development")
+
 
 class KafkaSettings(BaseModel):
     """Where the Kafka-protocol broker is and how consumers behave."""

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
-
-DEV_API_KEY = "dev-key"
+from feedback_shared.config import (
+    DEV_API_KEY,
+    CommonSettings,
+    HttpSettings,
+    check_api_keys,
+    service_settings_config,
+)
 
 
 class FeedSettings(BaseModel):
@@ -42,17 +45,10 @@ class Settings(CommonSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_key_outside_development(self) -> Self:
-        if DEV_API_KEY in self.api_keys:
-            if self.environment != "development":
-                raise ValueError("INGEST_API_KEYS still holds the development key outside development")
-            warnings.warn("ingest accepts the development API key 'dev-key'", UserWarning, stacklevel=2)
-        if not self.api_keys:
-            raise ValueError("INGEST_API_KEYS is empty: no client could write")
+        check_api_keys(self.api_keys, self.environment, "INGEST_API_KEYS")
         return self
 
 
 @lru_cache
 def get_settings() -> Settings:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Settings()
+    return Settings()
