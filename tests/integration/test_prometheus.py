@@ -5,6 +5,7 @@ every metric the Grafana dashboard queries is one the running services expose.""
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import subprocess
 import uuid
@@ -123,9 +124,14 @@ def test_prometheus_scrapes_every_service_and_sees_a_review_reach_a_csm(
     assert eventually(lambda: scalar(prometheus, "sum(feedback_to_alert_seconds_count)") > 0, timeout_s=20)
     assert eventually(lambda: scalar(prometheus, 'sum(feedback_scored_total{label="negative"})') > 0, timeout_s=20)
     # The latency the FeedbackToAlertSlow rule watches is computable and, here, well under 10 s.
-    p95 = eventually(lambda: query(prometheus, "histogram_quantile(0.95, sum by (le) "
-                                               "(rate(feedback_to_alert_seconds_bucket[1m])))"), timeout_s=20)
-    assert float(p95[0]["value"][1]) < 10
+    # NaN until Prometheus holds two samples across the increase: wait for a number.
+    def p95() -> float | None:
+        result = query(prometheus, "histogram_quantile(0.95, sum by (le) (rate(feedback_to_alert_seconds_bucket[1m])))")
+        value = float(result[0]["value"][1]) if result else math.nan
+        return None if math.isnan(value) else value
+
+    [value] = eventually(lambda: [v] if (v := p95()) is not None else None, timeout_s=30)
+    assert value < 10
 
 
 def test_the_alerting_rules_evaluate_without_errors_on_live_data(prometheus: httpx.Client) -> None:
