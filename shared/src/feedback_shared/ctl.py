@@ -3,6 +3,7 @@
     feedbackctl up        start the embedded stack (broker, database, four services), feed the demo
     feedbackctl demo      send the demo feed to a running stack
     feedbackctl import F  import a JSONL or CSV file of feedback, with a progress bar
+    feedbackctl replay    re-score a time range of feedback with the current model
     feedbackctl health    readiness of every service
     feedbackctl topics    list the broker's topics
 """
@@ -187,6 +188,31 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if summary.unavailable == 0 else 1
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from feedback_shared.config import KafkaSettings
+    from sentiment.replay import replay
+
+    try:
+        since = datetime.fromisoformat(args.since)
+        until = datetime.fromisoformat(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"feedbackctl: --since/--until must be ISO 8601 with a time zone: {exc}", file=sys.stderr)
+        return 2
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+        print("feedbackctl: give --since/--until with a time zone, e.g. 2026-11-25T08:00:00+00:00", file=sys.stderr)
+        return 2
+    summary = replay(KafkaSettings(bootstrap_servers=_config_from_env().bootstrap), since, until,
+                     progress=not args.json)
+    result = {"read": summary.read, "scored": summary.scored, "undecodable": summary.undecodable,
+              "model_version": summary.model_version}
+    print(json.dumps(result) if args.json else
+          f"{summary.read} read, {summary.scored} re-scored with {summary.model_version}, "
+          f"{summary.undecodable} undecodable (already dead-lettered)")
+    return 0
+
+
 def cmd_health(_args: argparse.Namespace) -> int:
     config = _config_from_env()
     ok = True
@@ -228,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="kind for rows that name none")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     imp.set_defaults(func=cmd_import)
+    rep = sub.add_parser("replay", help="re-score a time range of feedback.received.v1 with the current model")
+    rep.add_argument("--since", required=True, help="ISO 8601 with a time zone, e.g. 2026-11-25T08:00:00+00:00")
+    rep.add_argument("--until", help="ISO 8601 with a time zone (default: now)")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
+    rep.set_defaults(func=cmd_replay)
     sub.add_parser("health", help="readiness of every service").set_defaults(func=cmd_health)
     sub.add_parser("topics", help="list the broker's topics").set_defaults(func=cmd_topics)
     args = parser.parse_args(argv)
