@@ -86,3 +86,21 @@ def test_up_serves_the_pipeline_and_ctrl_c_stops_every_process(tmp_path: Path) -
     assert "Ingest API docs" in output and "CSM inbox" in output and "Stopped." in output
     time.sleep(0.5)
     assert [pid for pid in children if alive(pid)] == []
+
+
+def test_killing_what_started_feedbackctl_stops_the_stack(tmp_path: Path) -> None:
+    """`make run` killed (not Ctrl-C'd): feedbackctl learns its parent died and stops every process."""
+    env = ctl_env(tmp_path)
+    command = " ".join([*CTL, ">", str(tmp_path / "ctl.log"), "2>&1;", "echo", "ended"])
+    parent = subprocess.Popen(["sh", "-c", command], env=env)
+    try:
+        ctl = eventually(lambda: children_of(parent.pid), timeout_s=30)[0]
+        eventually(lambda: "The pipeline is running" in (tmp_path / "ctl.log").read_text(), timeout_s=120,
+                   interval_s=0.5)
+        stack = children_of(ctl)
+        assert len(stack) == 6
+    finally:
+        parent.kill()  # SIGKILL: the parent cannot pass anything on
+        parent.wait(timeout=10)
+    eventually(lambda: not alive(ctl) and not [p for p in stack if alive(p)], timeout_s=60, interval_s=0.5)
+    assert "Stopped." in (tmp_path / "ctl.log").read_text()

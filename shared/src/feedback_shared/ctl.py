@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, StackError
+from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, StackError, die_with_parent
 
 
 def _config_from_env() -> StackConfig:
@@ -107,6 +107,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # `make run` is what people start and stop: if it (our parent) is killed, stop the stack too.
+    die_with_parent()
     try:
         stack.check_ports(names)
         print(f"Starting the broker on {config.bootstrap} and the database on {config.host}:{config.mongo_port} …",

@@ -84,8 +84,8 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | No
     raise StackError(f"{url} not ready after {timeout_s:.0f}s ({last})")
 
 
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM us if the supervisor dies, so nothing is left running."""
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies, so nothing is left running."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
@@ -169,7 +169,7 @@ class EmbeddedStack:
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops children in order
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         child = ChildProcess(name, popen, log_path, log_file)
         self.children[name] = child
