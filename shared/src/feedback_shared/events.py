@@ -133,6 +133,8 @@ class FeedbackScored(FeedbackFields):
     needs: Annotated[list[NeedScore], Field(max_length=3)] = Field(default_factory=list)
     urgency: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     anger: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    #: complaint | suggestion | question | praise | comment (additive: absent on older events).
+    feedback_type: ShortText | None = None
     model_version: str
 
 

@@ -21,11 +21,11 @@ class FakeStore:
         self.profiles: dict[str, dict[str, Any]] = {}
 
     def record_purchase(self, order_id: str, customer_id: str, *, amount: Decimal, currency: str, at: datetime,
-                        event_id: str) -> int:
+                        event_id: str) -> tuple[int, Decimal]:
         if order_id not in self.purchases:
             ordinal = sum(1 for p in self.purchases.values() if p["customer_id"] == customer_id) + 1
             self.purchases[order_id] = {"customer_id": customer_id, "ordinal": ordinal, "amount": amount}
-        return int(self.purchases[order_id]["ordinal"])
+        return int(self.purchases[order_id]["ordinal"]), self.purchases[order_id]["amount"]
 
     def apply(self, entry: LedgerEntry, *, clamp_to_balance: bool = False, require_balance: bool = False) -> Applied:
         customer = self.customers.setdefault(entry.customer_id, {"balance": 0})

@@ -89,3 +89,23 @@ def test_needs_from_probabilities_top_need_needs_less_evidence_and_at_most_three
     assert needs_from_probabilities(p, threshold=0.4)[0].score == 0.5
     with pytest.raises(ValueError, match="16"):
         needs_from_probabilities([0.5], threshold=0.4)
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "kind", "expected"),
+    [
+        ("Why is my order still not here?!", "negative", "review", "complaint"),
+        ("It would be nice to have a dark mode.", "neutral", "review", "suggestion"),
+        ("Было бы здорово добавить оплату картой Мир.", "positive", "mention", "suggestion"),
+        ("Tətbiqə qaranlıq rejim əlavə edin, zəhmət olmasa.", "neutral", None, "suggestion"),
+        ("¿Tienen esta chaqueta en talla M?", "neutral", "mention", "question"),
+        ("Ունե՞ք այս մոդելը սև գույնով:", "neutral", None, "question"),
+        ("Rahmat, hammasi zo'r!", "positive", "review", "praise"),
+        ("Die Bestellung kam am Dienstag.", "neutral", "review", "comment"),
+        ("Add PayPal please", "neutral", "suggestion", "suggestion"),
+    ],
+)
+def test_feedback_type(text: str, label: str, kind: str | None, expected: str) -> None:
+    from sentiment.scoring import feedback_type
+
+    assert feedback_type(text, label, kind) == expected

@@ -61,7 +61,7 @@ class CustomerState:
 
 class LoyaltyStore(Protocol):
     def record_purchase(self, order_id: str, customer_id: str, *, amount: Decimal, currency: str,
-                        at: datetime, event_id: str) -> int: ...
+                        at: datetime, event_id: str) -> tuple[int, Decimal]: ...
     def apply(self, entry: LedgerEntry, *, clamp_to_balance: bool = False,
               require_balance: bool = False) -> Applied: ...
     def order_points(self, order_id: str) -> int: ...
@@ -98,15 +98,14 @@ class LoyaltyRepository:
 
     # ---- purchases -------------------------------------------------------------------------------
     def record_purchase(self, order_id: str, customer_id: str, *, amount: Decimal, currency: str,
-                        at: datetime, event_id: str) -> int:
-        """Record the purchase once and return its ordinal for the customer (1 = first).
-
-        One customer's events arrive in order on one partition, so counting then inserting is safe;
-        a redelivery finds the stored ordinal.
-        """
+                        at: datetime, event_id: str) -> tuple[int, Decimal]:
+        """Record the purchase once; return its ordinal for the customer (1 = first) and the amount
+        first recorded. One customer's events arrive in order on one partition, so counting then
+        inserting is safe; the same order again (a redelivery, or a resend with other details) finds
+        what was recorded first, so the decision is the first one."""
         existing = self.purchases.find_one({"_id": order_id})
         if existing is not None:
-            return int(existing["ordinal"])
+            return int(existing["ordinal"]), Decimal(existing["amount"])
         ordinal = self.purchases.count_documents({"customer_id": customer_id}) + 1
         try:
             self.purchases.insert_one({
@@ -115,8 +114,9 @@ class LoyaltyRepository:
             })
         except DuplicateKeyError:
             stored = self.purchases.find_one({"_id": order_id})
-            return int(stored["ordinal"]) if stored else ordinal
-        return ordinal
+            if stored is not None:
+                return int(stored["ordinal"]), Decimal(stored["amount"])
+        return ordinal, amount
 
     # ---- the ledger ------------------------------------------------------------------------------
     def apply(self, entry: LedgerEntry, *, clamp_to_balance: bool = False,

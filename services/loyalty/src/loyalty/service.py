@@ -70,11 +70,11 @@ class LoyaltyService:
         self.metrics.handled.labels(type=event.event_type).inc()
         if isinstance(event, PurchaseRecorded):
             business_id = str(derived_id("purchase", event.order_id))
-            ordinal = self.store.record_purchase(
+            ordinal, amount = self.store.record_purchase(
                 event.order_id, event.customer_id, amount=event.amount, currency=event.currency,
                 at=event.occurred_at, event_id=str(event.event_id))
             self.metrics.purchases.labels(kind="first" if ordinal == 1 else "repeat").inc()
-            credits = purchase_credits(ordinal, event.amount, self.rules)
+            credits = purchase_credits(ordinal, amount, self.rules)
             for credit in credits:
                 self._credit(event, event.customer_id, credit, effects, order_id=event.order_id,
                              source_event_id=business_id)

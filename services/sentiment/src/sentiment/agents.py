@@ -14,6 +14,7 @@ from feedback_shared.topics import FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
 from sentiment.model import Scored, SentimentModel
+from sentiment.scoring import feedback_type
 
 
 def scored_event(received: FeedbackReceived, result: Scored, model_version: str) -> FeedbackScored:
@@ -26,6 +27,7 @@ def scored_event(received: FeedbackReceived, result: Scored, model_version: str)
         ingested_at=received.ingested_at,
         feedback_event_id=received.event_id,
         model_version=model_version,
+        feedback_type=feedback_type(received.text, result.sentiment.label, received.kind),
         **result.as_fields(),
     )
 

@@ -20,6 +20,7 @@ from sentiment.agents import register_agents
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
 from sentiment.model import SentimentModel
+from sentiment.scoring import feedback_type
 
 
 class ScoreRequest(BaseModel):
@@ -36,6 +37,7 @@ class ScoreResponse(BaseModel):
     needs: list[NeedScore]
     urgency: float
     anger: float
+    feedback_type: str
     model_version: str
 
 
@@ -61,7 +63,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     async def score(body: ScoreRequest) -> ScoreResponse:
         """Score one text ad hoc: the same result shape as ``FeedbackScored``."""
         [result] = await asyncio.to_thread(model.score, [body.text], [body.language])
-        return ScoreResponse(**result.as_fields(), model_version=model.version)
+        return ScoreResponse(**result.as_fields(), model_version=model.version,
+                             feedback_type=feedback_type(body.text, result.sentiment.label))
 
     app.include_router(health_router({"broker": lambda: broker_reachable(settings.kafka)}))
     app.mount("/metrics", metrics_asgi_app(registry))

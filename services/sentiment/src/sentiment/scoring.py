@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -162,3 +163,40 @@ def urgency_score(text: str, negative_probability: float, anger: float) -> float
     hits = _marker_hits(text, URGENCY_MARKERS)
     raw = 0.35 * min(hits, 2) + 0.3 * anger
     return round(float(min(1.0, raw * (0.5 + negative_probability))), 4)
+
+
+FeedbackType = Literal["complaint", "suggestion", "question", "praise", "comment"]
+
+#: Phrases that propose a change, in the validated languages (lower-case substrings).
+SUGGESTION_MARKERS = (
+    "would be nice", "would be great", "please add", "i suggest", "you should", "it would help", "wish you",
+    "было бы", "хорошо бы", "добавьте", "предлагаю", "сделайте",
+    "sería genial", "sería bueno", "deberían", "podrían añadir", "sugiero",
+    "wäre schön", "wäre toll", "bitte fügt", "ich schlage vor", "ihr solltet",
+    "ce serait bien", "il faudrait", "vous devriez", "je suggère", "pourriez-vous ajouter",
+    "olsa iyi olur", "keşke", "eklerseniz", "öneriyorum",
+    "olsa yaxşı olardı", "əlavə edin", "təklif edirəm",
+    "болса жақсы", "қосыңыздар", "ұсынамын",
+    "bo'lsa yaxshi", "qo'shsangiz", "taklif qilaman",
+    "კარგი იქნებოდა", "დაამატეთ", "გთავაზობთ",
+    "լավ կլիներ", "ավելացրեք", "առաջարկում եմ",
+)
+QUESTION_MARKS = ("?", "¿", "՞", "؟")
+
+
+def feedback_type(text: str, label: str, kind: str | None = None) -> FeedbackType:
+    """Complaint, suggestion, question or praise (seed 001/004: suggestions and criticism are answered
+    differently); "comment" when none fits. A negative item is a complaint even when phrased as a
+    question ("why is my order still not here?"): it needs the complaint's answer."""
+    if kind == "suggestion":
+        return "suggestion"
+    lowered = text.lower()
+    if label == "negative" or kind == "complaint":
+        return "complaint"
+    if any(marker in lowered for marker in SUGGESTION_MARKERS):
+        return "suggestion"
+    if any(mark in text for mark in QUESTION_MARKS):
+        return "question"
+    if label == "positive":
+        return "praise"
+    return "comment"
