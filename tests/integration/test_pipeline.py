@@ -114,6 +114,7 @@ def test_positive_review_is_scored_but_raises_no_alert(api: Api, stack: Embedded
     [event] = eventually(scored, timeout_s=30, interval_s=1)
     assert event.language == "tr"
     assert event.sentiment.label == "positive"
+    assert event.feedback_type == "praise"
     assert event.customer_id == customer
     assert event.model_version
     assert alerts_for(api, customer) == []
