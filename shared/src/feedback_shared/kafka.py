@@ -246,3 +246,12 @@ class EventSink:
             ))
         if futures:
             await asyncio.gather(*futures)
+
+
+def register_agent(
+    app: faust.App, spec: TopicSpec[M], name: str, handle: Callable[[M], Awaitable[None]], dlq: Any
+) -> None:
+    """A faust agent on ``spec`` that decodes, dead-letters (counting in ``dlq``, a ``dlq_messages``
+    counter) and applies ``handle`` at least once, through ``MessageProcessor``."""
+    processor = MessageProcessor(app, spec, handle, on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
+    app.agent(faust_topic(app, spec.name), name=name)(processor.run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,8 +31,8 @@ from feedback_shared.events import (
     derived_id,
     utcnow,
 )
-from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
-from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED, LOYALTY_POINTS, TopicSpec
+from feedback_shared.kafka import EventSink, register_agent
+from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED, LOYALTY_POINTS
 
 logger = logging.getLogger(__name__)
 AlertEvent = AlertRaised | AlertUpdated
@@ -209,10 +209,6 @@ class AlertHandler:
 def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics) -> None:
     sink = EventSink(app, ALERT_EVENTS)
 
-    def agent(spec: TopicSpec[Any], name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
-        processor = MessageProcessor(app, spec, handle, on_dead_letter=lambda t: metrics.dlq.labels(topic=t).inc())
-        app.agent(faust_topic(app, spec.name), name=f"alerts.{name}")(processor.run)
-
     async def on_scored(scored: FeedbackScored) -> None:
         await sink.send_all(await asyncio.to_thread(handler.handle, scored))
 
@@ -225,6 +221,6 @@ def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetric
         logger.info("customer_erased event_id=%s cases=%d accounts=%d", request.event_id, erased["cases"],
                     erased["accounts"])
 
-    agent(FEEDBACK_SCORED, "handle_scored", on_scored)
-    agent(LOYALTY_POINTS, "tiers", on_points)
-    agent(CUSTOMER_ERASURE, "erase_customer", on_erasure)
+    register_agent(app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq)
+    register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq)
+    register_agent(app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
 from feedback_shared.events import CustomerErasureRequested, CustomerProfileUpdated, FeedbackScored
-from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
+from feedback_shared.kafka import EventSink, register_agent
 from feedback_shared.topics import (
     COMMERCE_EVENTS,
     CUSTOMER_ERASURE,
@@ -20,7 +19,6 @@ from feedback_shared.topics import (
     CUSTOMER_PROFILES,
     FEEDBACK_SCORED,
     LOYALTY_POINTS,
-    TopicSpec,
 )
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.repository import LoyaltyRepository
@@ -46,10 +44,6 @@ class Publisher:
 
 def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyRepository, metrics: LoyaltyMetrics,
                     publisher: Publisher) -> None:
-    def agent(spec: TopicSpec[Any], name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
-        processor = MessageProcessor(app, spec, handle, on_dead_letter=lambda t: metrics.dlq.labels(topic=t).inc())
-        app.agent(faust_topic(app, spec.name), name=f"loyalty.{name}")(processor.run)
-
     async def on_commerce(event: Any) -> None:
         await publisher.publish(await asyncio.to_thread(service.on_commerce, event))
 
@@ -63,7 +57,7 @@ def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyReposi
         entries = await asyncio.to_thread(repo.anonymise_customer, request.customer_id, pseudonym(request.customer_id))
         logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
 
-    agent(COMMERCE_EVENTS, "handle_commerce", on_commerce)
-    agent(FEEDBACK_SCORED, "review_bonus", on_scored)
-    agent(CUSTOMER_PROFILES, "profiles", on_profile)
-    agent(CUSTOMER_ERASURE, "anonymise_customer", on_erasure)
+    register_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)
+    register_agent(app, FEEDBACK_SCORED, "loyalty.review_bonus", on_scored, metrics.dlq)
+    register_agent(app, CUSTOMER_PROFILES, "loyalty.profiles", on_profile, metrics.dlq)
+    register_agent(app, CUSTOMER_ERASURE, "loyalty.anonymise_customer", on_erasure, metrics.dlq)
