@@ -15,6 +15,7 @@ from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.repository import AlertsRepository
 from alerts.rules import (
+    Account,
     AlertPolicy,
     notification_text,
     priority,
@@ -102,6 +103,7 @@ class AlertHandler:
             self._enqueue_webhook(event, updated)
             return [event]
         account = self.repo.get_account(scored.customer_id)
+        latest = _latest(scored)
         earlier = self.repo.count_cases_for(scored.customer_id) if scored.customer_id else 0
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)
         internal_target, promised_by = sla_deadlines(prio, scored.channel, now, self.policy)
@@ -115,7 +117,7 @@ class AlertHandler:
             "needs": [n.need for n in scored.needs], "event_count": 1, "earlier_cases": earlier,
             "recommended_channel": recommended_channel(scored, account, self.policy),
             "internal_target": internal_target, "promised_by": promised_by, "escalated_at": None,
-            "breached_at": None, "paged": not cooling, "latest": _latest(scored), "first": _latest(scored),
+            "breached_at": None, "paged": not cooling, "latest": latest, "first": latest,
             "feedback_ingested_at": scored.ingested_at, "created_at": now, "updated_at": now,
             "trace_id": scored.trace_id,
         }
@@ -124,14 +126,14 @@ class AlertHandler:
             logger.info("alert_raised alert_id=%s event_id=%s priority=%s csm=%s paged=%s trace_id=%s",
                         alert_id, feedback_id, prio, case["csm_id"], case["paged"], scored.trace_id)
         if case["paged"]:
-            self._enqueue_pages(case, scored)
+            self._enqueue_pages(case, scored, account)
             if scored.customer_id:
                 self.repo.record_page(scored.customer_id, now)
         event = alert_event(case, "raised", cause=feedback_id, trace_id=scored.trace_id)
         self._enqueue_webhook(event, case)
         return [event]
 
-    def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored) -> None:
+    def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored, account: Account | None = None) -> None:
         csm = self.repo.get_csm(case["csm_id"])
         urls: list[str] = list(csm.get("notify", [])) if csm else []
         if not urls and case["csm_id"] == self.settings.fallback_csm_id:
@@ -139,7 +141,7 @@ class AlertHandler:
         if not urls:
             logger.warning("no_notify_urls alert_id=%s csm=%s", case["_id"], case["csm_id"])
             return
-        account = self.repo.get_account(scored.customer_id)
+        account = account or self.repo.get_account(scored.customer_id)
         title, body = notification_text(
             scored, priority_=case["priority"], account=account, alert_id=case["_id"],
             inbox_url=self.settings.inbox_url, channel=case["recommended_channel"],
