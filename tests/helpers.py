@@ -13,7 +13,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from feedback_shared.chaos import read_topic
+
+__all__ = ["Receiver", "eventually", "load_deploy_check", "read_topic"]
 
 T = TypeVar("T")
 
@@ -62,34 +64,6 @@ class Receiver:
 
     def bodies(self, path: str) -> list[dict[str, Any]]:
         return [r["body"] for r in self.received if r["path"] == f"/{path}"]
-
-
-async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0,
-                     until: Callable[[list[Any]], bool] | None = None) -> list[Any]:
-    """Every record on ``topic`` from the start, by direct partition assignment (no group join)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for recs in batch.values():
-                records.extend(recs)
-            if until is not None and until(records):
-                break
-            if until is None and not batch:
-                break
-        return records
-    finally:
-        await consumer.stop()
 
 
 REPO = Path(__file__).resolve().parents[1]

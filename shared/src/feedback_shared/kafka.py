@@ -22,6 +22,7 @@ from feedback_shared.config import KafkaSettings
 from feedback_shared.errors import DecodeError
 from feedback_shared.topics import (
     ALL_TOPICS,
+    DLQ_CONSUMER_HEADER,
     DLQ_ERROR_HEADER,
     DLQ_SOURCE_OFFSET_HEADER,
     DLQ_SOURCE_TOPIC_HEADER,
@@ -125,8 +126,10 @@ class MessageProcessor(Generic[M]):
         on_dead_letter: Callable[[str], None] | None = None,
         max_handler_attempts: int = 5,
         max_backoff_s: float = 5.0,
+        consumer: str = "",
     ) -> None:
         self.app = app
+        self.consumer = consumer
         self.spec = spec
         self.handler = handler
         self.on_dead_letter = on_dead_letter
@@ -140,6 +143,7 @@ class MessageProcessor(Generic[M]):
             (DLQ_ERROR_HEADER, reason.encode("utf-8")[:4000]),
             (DLQ_SOURCE_TOPIC_HEADER, message.topic.encode()),
             (DLQ_SOURCE_OFFSET_HEADER, f"{message.partition}:{message.offset}".encode()),
+            (DLQ_CONSUMER_HEADER, self.consumer.encode()),
         ]
         fut = await self.dlq_topic.send(key=message.key, value=event.value or b"", headers=headers)
         await fut
@@ -253,5 +257,6 @@ def register_agent(
 ) -> None:
     """A faust agent on ``spec`` that decodes, dead-letters (counting in ``dlq``, a ``dlq_messages``
     counter) and applies ``handle`` at least once, through ``MessageProcessor``."""
-    processor = MessageProcessor(app, spec, handle, on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
+    processor = MessageProcessor(app, spec, handle, consumer=name,
+                                 on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
     app.agent(faust_topic(app, spec.name), name=name)(processor.run)

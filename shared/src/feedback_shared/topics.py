@@ -31,6 +31,8 @@ M = TypeVar("M")
 DLQ_ERROR_HEADER = "x-dlq-error"
 DLQ_SOURCE_TOPIC_HEADER = "x-dlq-source-topic"
 DLQ_SOURCE_OFFSET_HEADER = "x-dlq-source-offset"
+#: Which consumer (agent) dead-lettered the message: a topic with two consumers can dead-letter it twice.
+DLQ_CONSUMER_HEADER = "x-dlq-consumer"
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,8 @@ class AlertHandler:
         fallback = self.repo.get_csm(self.settings.fallback_csm_id)
         urls += list(fallback.get("notify", [])) if fallback else []
         title = f"[critical] Crisis: {count} negative public posts in {self.policy.spike.window_minutes:g} minutes"
-        self.enqueue_pages(crisis, sorted(set(urls)), title, crisis["latest"]["text"] + f"\n{self.settings.inbox_url}")
+        body = crisis["latest"]["text"] + f"\nCase {crisis_id}: {self.settings.inbox_url}"
+        self.enqueue_pages(crisis, sorted(set(urls)), title, body)
         event = alert_event(crisis, "raised", cause="crisis")
         self._enqueue_webhook(event, crisis)
         return [event]

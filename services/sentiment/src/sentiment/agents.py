@@ -55,7 +55,7 @@ def register_agents(
             metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
 
     processor = MessageProcessor(
-        app, FEEDBACK_RECEIVED, lambda item: score_batch([item]),
+        app, FEEDBACK_RECEIVED, lambda item: score_batch([item]), consumer="sentiment.score_feedback",
         on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc(),
     )
 
