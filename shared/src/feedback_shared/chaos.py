@@ -111,6 +111,8 @@ class Sent:
     final: dict[int, dict[str, Any]] = field(default_factory=dict)
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Answers of 5xx other than 503 (which means "retry later"): a failure is a clear 503, never a 500.
+    server_errors: int = 0
 
 
 class Client(threading.Thread):
@@ -162,6 +164,8 @@ class Client(threading.Thread):
                         self.sent.errors["item unavailable"] += len(pending)
                     indexes = pending
                 else:
+                    if response.status_code >= 500:
+                        self.sent.server_errors += 1
                     raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
             except (httpx.HTTPError, RuntimeError, ValueError) as exc:
                 self.sent.errors[type(exc).__name__ if isinstance(exc, httpx.HTTPError) else str(exc)[:40]] += 1
@@ -298,11 +302,14 @@ class Audit:
     @property
     def ok(self) -> bool:
         return (sum(self.lost.values()) == 0 and sum(self.duplicated.values()) == 0
-                and self.poison_dead_lettered == self.poison_expected and self.unattributed_pages == 0)
+                and self.poison_dead_lettered == self.poison_expected and self.unattributed_pages == 0
+                and self.server_errors == 0)
 
     poison_expected: int = 0
     #: Pages whose text names no case: every page must say which case it is about.
     unattributed_pages: int = 0
+    #: Ingest answers of 5xx other than 503 seen by the client.
+    server_errors: int = 0
 
 
 def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: list[PoisonSent]) -> Audit:
@@ -324,6 +331,7 @@ def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: 
     commerce_ids = {r["event_id"] for i, r in accepted.items() if items[i]["type"] in ("purchase", "return")}
     result.accepted_feedback, result.accepted_commerce = len(feedback_ids), len(commerce_ids)
     result.lost["unanswered by ingest"] = len(items) - len(sent.final)
+    result.server_errors = sent.server_errors
 
     # Ingest → feedback.received.v1 / commerce.events.v1: every accepted id is there, once per item.
     received = [FEEDBACK_RECEIVED.decode(r.value) for r in records(FEEDBACK_RECEIVED.name)]
@@ -541,7 +549,8 @@ def summary(r: dict[str, Any]) -> str:
         f"  - poison: {r['poison_sent']} messages to {len(ALL_TOPICS)} topics",
         "",
         f"  accepted          {r['accepted_feedback']:,} texts + {r['accepted_commerce']:,} purchases/returns"
-        f" ({r['rejected']} rejected; the client retried {r['retries']} times)",
+        f" ({r['rejected']} rejected; the client retried {r['retries']} times;"
+        f" {r['server_errors']} answers of 5xx other than 503)",
         f"  scored            {r['scored']:,}",
         f"  alerted           {r['alerted']:,} negatives in {r['cases']:,} cases; {r['pages']:,} pages delivered"
         f" ({r['unattributed_pages']} naming no case)",

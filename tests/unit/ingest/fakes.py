@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pymongo.errors import ServerSelectionTimeoutError
+
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import Event
 from feedback_shared.topics import TopicSpec
@@ -14,8 +16,11 @@ from ingest.repository import Claim, ClaimRequest
 class FakeRepo:
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.down = False
 
     def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        if self.down:
+            raise ServerSelectionTimeoutError("127.0.0.1:27017: timed out")
         claims = []
         for r in requests:
             doc = self.docs.setdefault((r.source, r.external_id), {"event_id": r.event_id, "status": "pending",

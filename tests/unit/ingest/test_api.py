@@ -36,10 +36,15 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def client(publisher: FakePublisher, registry: CollectorRegistry) -> Iterator[TestClient]:
+def repo() -> FakeRepo:
+    return FakeRepo()
+
+
+@pytest.fixture
+def client(publisher: FakePublisher, repo: FakeRepo, registry: CollectorRegistry) -> Iterator[TestClient]:
     settings = Settings(api_keys=["test-key"], max_body_bytes=200_000, retry_after_s=7,
                         webhook_secrets={"trustpilot": SecretStr(WEBHOOK_SECRET)})
-    app = create_app(settings, registry, repo=FakeRepo(), publisher=publisher)
+    app = create_app(settings, registry, repo=repo, publisher=publisher)
     with TestClient(app) as c:
         yield c
 
@@ -195,6 +200,25 @@ def test_batch_limits_and_outage(client: TestClient, publisher: FakePublisher) -
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "7"
     assert resp.json()["results"][0]["status"] == "unavailable"
+
+
+def test_database_down_is_503_per_item_and_nothing_is_published(
+    client: TestClient, publisher: FakePublisher, repo: FakeRepo
+) -> None:
+    # Found by make chaos: a batch during a database outage answered 500 instead of 503.
+    repo.down = True
+    items = [{"type": "review", **REVIEW}, {"type": "review", **REVIEW, "external_id": "g-2"},
+             {"type": "review", **REVIEW}]
+    resp = client.post("/v1/batch", json={"items": items}, headers=AUTH)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "7"
+    assert [r["status"] for r in resp.json()["results"]] == ["unavailable"] * 3
+    assert "database unreachable" in resp.json()["results"][0]["errors"][0]["msg"]
+    single = client.post("/v1/reviews", json=REVIEW, headers=AUTH)
+    assert single.status_code == 503
+    assert publisher.sent == []
+    repo.down = False
+    assert client.post("/v1/batch", json={"items": items}, headers=AUTH).json()["accepted"] == 2
 
 
 def _webhook(client: TestClient, payload: object, *, secret: str = WEBHOOK_SECRET, age_s: int = 0,

@@ -85,6 +85,7 @@ class IngestService:
                 first_in_batch[key] = i
                 unique.append((i, sub))
         to_publish: list[tuple[int, Submission]] = []
+        claimed = unique
         try:
             claims = self.repo.claim_many([
                 ClaimRequest(s.source, s.external_id, s.event.event_id, s.kind, getattr(s.event, "customer_id", None))
@@ -93,10 +94,10 @@ class IngestService:
         except PyMongoError as exc:
             self.metrics.rejected.labels(reason="database_unavailable").inc(len(unique))
             error = DependencyUnavailable(f"database unreachable: {type(exc).__name__}")
-            claims = []
+            claims, claimed = [], []
             for i, _ in unique:
                 results[i] = error
-        for (i, sub), claim in zip(unique, claims, strict=True):
+        for (i, sub), claim in zip(claimed, claims, strict=True):
             if claim.status == "published":
                 self.metrics.duplicates.labels(kind=sub.kind).inc()
                 results[i] = Outcome(claim.event_id, duplicate=True)
