@@ -33,7 +33,9 @@ class AlertsRepository:
         self.alerts.create_index([("thread_id", ASCENDING), ("status", ASCENDING)], sparse=True)
         self.alerts.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
         self.alerts.create_index([("status", ASCENDING), ("internal_target", ASCENDING)])
+        self.alerts.create_index([("status", ASCENDING), ("promised_by", ASCENDING)])
         self.outbox.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        self.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         self.public_negatives.create_index([("at", ASCENDING)])
 
     # ---- cases -----------------------------------------------------------------------------------
@@ -42,15 +44,15 @@ class AlertsRepository:
 
     def open_case_for(self, customer_id: str | None, thread_id: str | None) -> Doc | None:
         """The customer's open case, or the thread's: the customer need not explain twice."""
-        who: list[Doc] = []
-        if customer_id:
-            who.append({"customer_id": customer_id})
-        if thread_id:
-            who.append({"thread_id": thread_id})
-        if not who:
-            return None
-        return self.alerts.find_one({"$or": who, "status": {"$in": list(OPEN_STATUSES)}, "kind": "case"},
-                                    sort=[("created_at", DESCENDING)])
+        # One indexed query per key rather than an $or: SecantusDB (the embedded dev database) scans the
+        # whole collection for an $or, which made every negative item cost a scan of every case.
+        found = [
+            self.alerts.find_one({key: value, "status": {"$in": list(OPEN_STATUSES)}, "kind": "case"},
+                                 sort=[("created_at", DESCENDING)])
+            for key, value in (("customer_id", customer_id), ("thread_id", thread_id)) if value
+        ]
+        cases = [case for case in found if case is not None]
+        return max(cases, key=lambda case: case["created_at"]) if cases else None
 
     def count_cases_for(self, customer_id: str) -> int:
         return self.alerts.count_documents({"customer_id": customer_id, "kind": "case"})
@@ -93,11 +95,13 @@ class AlertsRepository:
 
     # ---- SLA -------------------------------------------------------------------------------------
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Doc]:
-        return list(self.alerts.find({
-            "status": {"$in": list(OPEN_STATUSES)},
-            "$or": [{"internal_target": {"$lte": now}, "escalated_at": None},
-                    {"promised_by": {"$lte": now}, "breached_at": None}],
-        }).limit(limit))
+        # Two indexed queries rather than an $or, which the embedded dev database answers with a scan.
+        unresolved = {"status": {"$in": list(OPEN_STATUSES)}}
+        due = {d["_id"]: d for d in self.alerts.find(
+            {**unresolved, "internal_target": {"$lte": now}, "escalated_at": None}).limit(limit)}
+        for doc in self.alerts.find({**unresolved, "promised_by": {"$lte": now}, "breached_at": None}).limit(limit):
+            due.setdefault(doc["_id"], doc)
+        return list(due.values())[:limit]
 
     def mark_once(self, alert_id: str, field: str, now: datetime) -> Doc | None:
         """Set ``field`` to ``now`` if it was never set; the case if this call set it."""
@@ -160,14 +164,15 @@ class AlertsRepository:
 
     def claim_due(self, now: datetime, lease: timedelta) -> Doc | None:
         """Atomically take one due delivery: pending and due, or sending with an expired lease."""
+        # Two indexed queries, not one $or (a full scan of the outbox, sent deliveries included, in the
+        # embedded dev database: it put seconds on feedback_to_alert once the outbox held thousands).
+        claim = {"$set": {"status": "sending", "lease_until": now + lease}, "$inc": {"attempts": 1}}
         return self.outbox.find_one_and_update(
-            {"$or": [
-                {"status": "pending", "next_attempt_at": {"$lte": now}},
-                {"status": "sending", "lease_until": {"$lte": now}},
-            ]},
-            {"$set": {"status": "sending", "lease_until": now + lease}, "$inc": {"attempts": 1}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
+            {"status": "pending", "next_attempt_at": {"$lte": now}}, claim,
+            sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER,
+        ) or self.outbox.find_one_and_update(
+            {"status": "sending", "lease_until": {"$lte": now}}, claim,
+            sort=[("lease_until", ASCENDING)], return_document=ReturnDocument.AFTER,
         )
 
     def mark_sent(self, delivery_id: str, now: datetime) -> None:
