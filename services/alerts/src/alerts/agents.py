@@ -89,7 +89,7 @@ class AlertHandler:
         if existing is not None:
             if existing["_id"] == alert_id and existing.get("paged"):
                 # Redelivery of the event that opened this case: make sure its pages are queued.
-                self._enqueue_pages(existing, scored)
+                self._enqueue_pages(existing, scored, self.repo.get_account(scored.customer_id))
             kind = "raised" if existing["_id"] == alert_id else "updated"
             event = alert_event(existing, kind, cause=feedback_id, trace_id=scored.trace_id)
             self._enqueue_webhook(event, existing)
@@ -133,7 +133,7 @@ class AlertHandler:
         self._enqueue_webhook(event, case)
         return [event]
 
-    def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored, account: Account | None = None) -> None:
+    def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored, account: Account | None) -> None:
         csm = self.repo.get_csm(case["csm_id"])
         urls: list[str] = list(csm.get("notify", [])) if csm else []
         if not urls and case["csm_id"] == self.settings.fallback_csm_id:
@@ -141,7 +141,6 @@ class AlertHandler:
         if not urls:
             logger.warning("no_notify_urls alert_id=%s csm=%s", case["_id"], case["csm_id"])
             return
-        account = account or self.repo.get_account(scored.customer_id)
         title, body = notification_text(
             scored, priority_=case["priority"], account=account, alert_id=case["_id"],
             inbox_url=self.settings.inbox_url, channel=case["recommended_channel"],
