@@ -32,7 +32,7 @@ from feedback_shared.events import (
     derived_id,
     utcnow,
 )
-from feedback_shared.kafka import EventSink, register_agent
+from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
 from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED, LOYALTY_POINTS
 
 logger = logging.getLogger(__name__)
@@ -211,8 +211,13 @@ class AlertHandler:
 def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics) -> None:
     sink = EventSink(app, ALERT_EVENTS)
 
-    async def on_scored(scored: FeedbackScored) -> None:
-        await sink.send_all(await asyncio.to_thread(handler.handle, scored))
+    def handle_all(batch: list[FeedbackScored]) -> list[AlertEvent]:
+        return [event for scored in batch for event in handler.handle(scored)]
+
+    async def on_scored(batch: list[FeedbackScored]) -> None:
+        # In order, then one wait for the broker: waiting per item capped the agent below the rate
+        # make bench offers at half capacity, and the queue behind it was most of feedback_to_alert.
+        await sink.send_all(await asyncio.to_thread(handle_all, batch))
 
     async def on_points(event: Any) -> None:
         if event.event_type == "tier.changed":
@@ -223,6 +228,6 @@ def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetric
         logger.info("customer_erased event_id=%s cases=%d accounts=%d", request.event_id, erased["cases"],
                     erased["accounts"])
 
-    register_agent(app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq)
+    register_batch_agent(app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq)
     register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq)
     register_agent(app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import faust
 
 from feedback_shared.events import FeedbackReceived, FeedbackScored, derived_id, utcnow
-from feedback_shared.kafka import EventSink, MessageProcessor, faust_topic
+from feedback_shared.kafka import EventSink, register_batch_agent
 from feedback_shared.topics import FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
@@ -54,13 +53,5 @@ def register_agents(
                 metrics.needs.labels(need=need.need, label=label).inc()
             metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
 
-    processor = MessageProcessor(
-        app, FEEDBACK_RECEIVED, lambda item: score_batch([item]), consumer="sentiment.score_feedback",
-        on_dead_letter=lambda topic: metrics.dlq.labels(topic=topic).inc(),
-    )
-
-    async def score_feedback(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_wait_s):
-            await processor.process_batch(events, score_batch)
-
-    app.agent(faust_topic(app, FEEDBACK_RECEIVED.name), name="sentiment.score_feedback")(score_feedback)
+    register_batch_agent(app, FEEDBACK_RECEIVED, "sentiment.score_feedback", score_batch, metrics.dlq,
+                         batch_size=settings.batch_size, within_s=settings.batch_wait_s)
