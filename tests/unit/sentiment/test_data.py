@@ -31,6 +31,17 @@ def test_train_and_eval_texts_and_ids_are_disjoint() -> None:
 
 def test_sets_have_the_documented_sizes() -> None:
     train, evaluation = _items("train.jsonl"), _items("eval.jsonl")
-    assert set(Counter(i["lang"] for i in train).values()) == {60}
+    assert set(Counter(i["lang"] for i in train).values()) == {120}
     assert set(Counter(i["lang"] for i in evaluation).values()) == {30}
     assert len(Counter(i["lang"] for i in train)) == 11
+    assert len({i["id"] for i in train}) == len(train)
+
+
+def test_train_keeps_the_sentiment_mix_in_every_language() -> None:
+    """Roughly 40% negative, 30% neutral, 30% positive per language (within 5 points), as in eval."""
+    train = _items("train.jsonl")
+    for lang in {i["lang"] for i in train}:
+        labels = Counter(i["label"] for i in train if i["lang"] == lang)
+        total = sum(labels.values())
+        for label, share in (("negative", 0.40), ("neutral", 0.30), ("positive", 0.30)):
+            assert abs(labels[label] / total - share) <= 0.05, (lang, label, labels)

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 #: The embedding model whose space every head lives in; the packaged heads are looked up for it.
 EMBEDDING_MODEL = "e5-small"
 #: Names the embedding, the packaged sentimentai heads mixed in, and the trained heads' versions.
-MODEL_VERSION = f"e5small-q4+sentimentai-logistic2.0+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
+MODEL_VERSION = f"e5small-q4+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
 
 
 def embed(e5: Any, texts: Sequence[str]) -> npt.NDArray[np.float32]:
