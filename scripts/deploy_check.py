@@ -693,6 +693,10 @@ def service_metric_names() -> dict[str, set[str]]:
     for service, cls_name in classes.items():
         registry = CollectorRegistry()
         getattr(importlib.import_module(f"{service}.metrics"), cls_name).create(registry)
+        if service != "ingest":  # the consuming services also register the lag collector (their main.py)
+            from feedback_shared.kafka import ConsumerLagCollector
+
+            registry.register(ConsumerLagCollector())
         out[service] = exposition_metric_names(generate_latest(registry).decode("utf-8"))
     return out
 

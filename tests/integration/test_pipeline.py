@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -220,3 +221,23 @@ def test_contact_details_in_feedback_never_reach_logs_or_metrics(api: Api, stack
     for name in ("ingest", "sentiment", "alerts", "loyalty"):
         metrics = api(name).get("/metrics/").text
         assert email not in metrics and customer not in metrics
+
+
+def test_each_consumer_exports_its_lag_per_partition(api: Api) -> None:
+    """consumer_lag{topic,partition}: end offset minus the group's committed offset, drained to 0 once
+    the stream is idle."""
+    review = {"source": "google", "external_id": f"lag-{uuid.uuid4()}", "customer_id": f"lag-{uuid.uuid4()}",
+              "text": "Fine, nothing special."}
+    assert api("ingest").post("/v1/reviews", json=review).status_code == 202
+    expected = {"sentiment": "feedback.received.v1", "alerts": "feedback.scored.v1", "loyalty": "feedback.scored.v1"}
+
+    def most_behind(service: str) -> float | None:
+        """The largest lag over the partitions of the service's main topic (None until it reports)."""
+        text = api(service).get("/metrics/").text
+        found = [float(m.group(1)) for m in re.finditer(
+            r'^consumer_lag\{partition="\d+",topic="' + re.escape(expected[service]) + r'"\} (\S+)$', text, re.M)]
+        return max(found) if found else None
+
+    for service in expected:
+        # Idle again after the review: every partition of the topic is committed up to its end.
+        eventually(lambda s=service: most_behind(s) == 0, timeout_s=60)  # type: ignore[misc]

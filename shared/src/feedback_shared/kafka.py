@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 import faust
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pymongo.errors import PyMongoError
 
 from feedback_shared.config import KafkaSettings
@@ -277,3 +279,30 @@ def register_batch_agent(
             await processor.process_batch(events, handle_batch)
 
     app.agent(faust_topic(app, spec.name), name=name)(run)
+
+
+class ConsumerLagCollector(Collector):
+    """``consumer_lag{topic,partition}``: messages in each partition this worker is assigned that its
+    consumer group has not committed yet (the partition's end offset minus the committed offset), read
+    from the faust consumer at scrape time. A partition shows up once the group has committed on it, or
+    while it is empty."""
+
+    def __init__(self, app: faust.App | None = None) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("consumer_lag", "Messages not yet committed by this service's consumer group.",
+                                  labels=["topic", "partition"])
+        consumer = self.app._consumer if self.app else None  # never create one here, only read
+        if consumer is not None:
+            try:
+                committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+                for tp in sorted(consumer.assignment()):
+                    highwater, done = consumer.highwater(tp), committed.get(tp)
+                    if highwater == 0:  # an empty partition: nothing to commit yet, nothing behind
+                        done = 0
+                    if highwater is not None and done is not None:
+                        gauge.add_metric([tp.topic, str(tp.partition)], max(0, highwater - done))
+            except Exception:  # a rebalance in progress: no sample this scrape rather than a failed scrape
+                logger.debug("consumer_lag unavailable", exc_info=True)
+        yield gauge

@@ -19,7 +19,7 @@ from alerts.repository import AlertsRepository
 from alerts.routes import read_router, write_router
 from alerts.sla import SlaMonitor
 from feedback_shared.http import api_key_dependency, health_router
-from feedback_shared.kafka import EventSink, broker_reachable, create_faust_app
+from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_PROFILES
@@ -44,6 +44,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             client.close()
             return
         worker = create_faust_app("alerts", settings.kafka)
+        registry.register(ConsumerLagCollector(worker))
         handler = AlertHandler(repo, settings, metrics, policy)
         app.state.handler = handler
         register_agents(worker, handler, metrics)

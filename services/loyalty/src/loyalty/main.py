@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.http import api_key_dependency, health_router
-from feedback_shared.kafka import broker_reachable, create_faust_app
+from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import Publisher, register_agents
@@ -80,6 +80,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         app.state.publisher = None
         if stream:
             worker = create_faust_app("loyalty", settings.kafka)
+            registry.register(ConsumerLagCollector(worker))
             publisher = Publisher(worker)
             register_agents(worker, service, repo, metrics, publisher)
             async with faust_app_running(worker, stop_timeout=30):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
 from feedback_shared.http import health_router
-from feedback_shared.kafka import broker_reachable, create_faust_app
+from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from sentiment.agents import register_agents
 from sentiment.config import Settings
@@ -53,6 +53,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             yield
             return
         worker = create_faust_app("sentiment", settings.kafka)
+        registry.register(ConsumerLagCollector(worker))
         register_agents(worker, settings, model, metrics)
         async with faust_app_running(worker, stop_timeout=30):
             yield
