@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run bench chaos test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check
+.PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ typecheck: install ## mypy (strict)
 
 bench: install ## Throughput and latency on the embedded stack, beside the broker's ceiling (BENCH_EVENTS=20000)
 	$(BIN)/python -m feedback_shared.bench
+
+fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; counts per decoder
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
 
 chaos: install ## Kill every worker, pause broker and database, poison every topic; audit lost=0, duplicated=0 (CHAOS_EVENTS=3000)
 	$(BIN)/python -m feedback_shared.chaos

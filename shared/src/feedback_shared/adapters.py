@@ -49,14 +49,16 @@ def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> di
         if value is not None:
             fields[field] = value
     title = _first(item, "title")
-    if title and "text" in fields and str(title) not in str(fields["text"]):
+    if isinstance(title, str) and isinstance(fields.get("text"), str) and title not in fields["text"]:
         fields["text"] = f"{title}\n{fields['text']}"
     elif title and "text" not in fields:
         fields["text"] = title
     if isinstance(fields.get("author"), Mapping):
         fields["author"] = fields["author"].get("name") or fields["author"].get("handle")
     for field in ("external_id", "author", "customer_id"):
-        if field in fields and not isinstance(fields[field], str):
+        # A numeric id is taken as its digits; anything else (a list, an object, true, 1.5) is left for
+        # validation to refuse rather than published as its Python repr.
+        if isinstance(fields.get(field), int) and not isinstance(fields[field], bool):
             fields[field] = str(fields[field])
     if "is_public" in item:
         fields["is_public"] = item["is_public"]

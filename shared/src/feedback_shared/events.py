@@ -65,7 +65,10 @@ class Event(BaseModel):
     @field_validator("occurred_at", "ingested_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: no UTC datetime is that early
+            raise ValueError("datetime is out of range once converted to UTC") from None
 
     def partition_key(self) -> str | None:
         """The Kafka key: one customer's events stay ordered on one partition."""
@@ -108,7 +111,7 @@ class SentimentResult(BaseModel):
     label: SentimentLabel
     #: P(positive) - P(negative), in -1..1.
     score: Annotated[float, Field(ge=-1.0, le=1.0)]
-    probabilities: dict[SentimentLabel, float]
+    probabilities: dict[SentimentLabel, Annotated[float, Field(ge=0.0, le=1.0)]]
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     low_confidence: bool = False
     low_confidence_reasons: list[str] = Field(default_factory=list)

@@ -49,7 +49,8 @@ def api_key_dependency(api_keys: Callable[[], frozenset[str]]) -> Callable[..., 
                 detail="malformed Authorization header: expected 'Bearer <API key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not any(hmac.compare_digest(token.strip(), key) for key in api_keys()):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+        if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in api_keys()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="API key not accepted")
 
     return require_api_key

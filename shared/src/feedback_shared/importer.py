@@ -9,6 +9,7 @@ beside the input with the reason, so they can be fixed and imported again.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -41,21 +42,54 @@ class ImportSummary:
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row) for each row; a row that is not an object comes back as an error string."""
+    # Undecodable bytes come through as lone surrogates (surrogateescape), so one bad row is refused, not the file.
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for number, row in enumerate(csv.DictReader(fh), start=2):
+        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+            reader = csv.DictReader(fh)
+            for number in itertools.count(2):
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # e.g. a field over the csv module's size limit
+                    yield number, f"row {number} is not valid CSV: {exc}"
+                    continue
+                if not _is_utf8(*(k or "" for k in row), *(v for v in row.values() if isinstance(v, str))):
+                    yield number, f"row {number} is not UTF-8 text"
+                    continue
                 yield number, {k: v for k, v in row.items() if k and v not in (None, "")}
         return
-    with path.open(encoding="utf-8-sig") as fh:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"line {number} is not JSON: {exc.msg}"
+            if not _is_utf8(line):
+                yield number, f"line {number} is not UTF-8 text"
                 continue
-            yield number, row if isinstance(row, dict) else f"line {number} is not a JSON object"
+            try:
+                row = json.loads(line, parse_constant=_not_json)
+            except ValueError as exc:  # JSONDecodeError, NaN, or an integer longer than Python converts
+                yield number, f"line {number} is not JSON: {getattr(exc, 'msg', exc)}"
+                continue
+            if not isinstance(row, dict):
+                yield number, f"line {number} is not a JSON object"
+            elif not _is_utf8(json.dumps(row, ensure_ascii=False)):
+                yield number, f"line {number} holds a lone surrogate escape (\\ud800-\\udfff), not text"
+            else:
+                yield number, row
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _is_utf8(*texts: str) -> bool:
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def to_item(row: dict[str, Any], *, source: str | None, kind: str) -> dict[str, Any]:
@@ -66,8 +100,9 @@ def to_item(row: dict[str, Any], *, source: str | None, kind: str) -> dict[str, 
         item["source"] = row["source"]
     elif source:
         item["source"] = source
-    if "rating" in item and isinstance(item["rating"], str) and item["rating"].isdigit():
-        item["rating"] = int(item["rating"])
+    rating = item.get("rating")
+    if isinstance(rating, str) and rating.isascii() and rating.isdigit() and len(rating) < 10:
+        item["rating"] = int(rating)
     return item
 
 
@@ -79,7 +114,7 @@ def import_file(
     rejected_path = path.with_name(path.name + ".rejected.jsonl")
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=ingest_url, headers=headers, timeout=120) as client, \
-            rejected_path.open("w", encoding="utf-8") as rejected_out, \
+            rejected_path.open("w", encoding="utf-8", errors="backslashreplace") as rejected_out, \
             tqdm(desc=f"importing {path.name}", unit="row", disable=not progress) as bar:
 
         def reject(number: int, row: Any, errors: Any) -> None:

@@ -68,8 +68,14 @@ def _describe(exc: ValidationError) -> str:
     """A short, readable reason: which fields failed and why (no input values: they may hold PII)."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{loc}: {err['msg']}")
+        # A bad dict key is in the loc, and a bad discriminator tag in the message: leave both out.
+        path = err["loc"]
+        loc = ".".join("<key>" if path[i + 1:i + 2] == ("[key]",) else str(p) for i, p in enumerate(path)) or "(message)"
+        msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            msg = f"{ctx.get('discriminator', 'tag')} must be one of {ctx.get('expected_tags', '?')}"
+        parts.append(f"{loc}: {msg}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 

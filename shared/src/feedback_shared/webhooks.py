@@ -51,12 +51,17 @@ def verify(
                               ("webhook-signature", signatures)) if not v]
     if missing:
         raise SignatureError(f"missing header(s): {', '.join(missing)}")
-    if not timestamp.isdigit():
+    # ASCII digits only ("²" and "٣" are digits to isdigit, not to int), and few enough to be a time.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 15:
         raise SignatureError("webhook-timestamp must be Unix seconds")
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > tolerance_s:
         raise SignatureError(f"webhook-timestamp is {age:+.0f}s from now; tolerance is {tolerance_s}s")
-    expected = sign(secret, msg_id, int(timestamp), body)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures.split()):
+    try:
+        expected = sign(secret, msg_id, int(timestamp), body)
+    except UnicodeEncodeError:  # a lone surrogate in the id: nobody could have signed it
+        raise SignatureError("webhook-id is not valid Unicode text") from None
+    # compare_digest refuses non-ASCII strings with a TypeError; no such candidate can match anyway.
+    if not any(c.isascii() and hmac.compare_digest(expected, c) for c in signatures.split()):
         raise SignatureError("webhook-signature does not match the body")
     return msg_id

@@ -60,7 +60,10 @@ def _timestamp(entry: Any) -> str | None:
     if not parsed:
         return None
     year, month, day, hour, minute, second = parsed[:6]
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).isoformat()
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).isoformat()
+    except ValueError:  # e.g. year -1 from "0000-00-00": pass the text on, so this entry alone is refused
+        return str(entry.get("published") or entry.get("updated") or "out of range")
 
 
 def _strip_html(text: str) -> str:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -87,7 +88,13 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         metrics.rejected.labels(reason="validation").inc()
-        return await request_validation_exception_handler(request, exc)
+        try:
+            return await request_validation_exception_handler(request, exc)
+        except ValueError:
+            # The echoed input cannot be written as JSON (a lone surrogate "\ud800", NaN, Infinity):
+            # answer the same errors without their inputs.
+            errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     def _count_auth(request: Request) -> None:
         header = request.headers.get("authorization")

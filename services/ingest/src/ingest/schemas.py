@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from feedback_shared.events import MAX_TEXT_CHARS, OrderLine, Slug
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+def _utc_representable(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: events carry UTC, and no UTC datetime is that early
+        raise ValueError("datetime is out of range once converted to UTC") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Short = Annotated[str, Field(max_length=256)]
 
@@ -35,7 +47,7 @@ class ReviewIn(_Request):
     thread_id: Short | None = None
     channel: Slug = "review_site"
     is_public: bool = True
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class MentionIn(_Request):
@@ -51,7 +63,7 @@ class MentionIn(_Request):
     thread_id: Short | None = None
     channel: Slug = "social"
     is_public: bool = True
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class ComplaintIn(_Request):
@@ -66,7 +78,7 @@ class ComplaintIn(_Request):
     )
     order_id: Short | None = None
     language: Short | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
     @model_validator(mode="after")
     def _one_contact(self) -> Self:
@@ -81,7 +93,7 @@ class CommerceIn(_Request):
     amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
     items: list[OrderLine] | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class PurchaseIn(CommerceIn):
