@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
 from feedback_shared.events import CustomerErasureRequested, CustomerProfileUpdated, FeedbackScored
-from feedback_shared.kafka import EventSink, register_agent
+from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
 from feedback_shared.topics import (
     COMMERCE_EVENTS,
     CUSTOMER_ERASURE,
@@ -44,11 +45,20 @@ class Publisher:
 
 def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyRepository, metrics: LoyaltyMetrics,
                     publisher: Publisher) -> None:
-    async def on_commerce(event: Any) -> None:
-        await publisher.publish(await asyncio.to_thread(service.on_commerce, event))
+    def apply_in_order(handle: Callable[[Any], Effects], batch: list[Any]) -> Effects:
+        effects = Effects()
+        for event in batch:
+            applied = handle(event)
+            effects.points += applied.points
+            effects.notifications += applied.notifications
+        return effects
 
-    async def on_scored(event: FeedbackScored) -> None:
-        await publisher.publish(await asyncio.to_thread(service.on_scored, event))
+    # A batch at a time, in partition order, then one wait for the broker for all its effects.
+    async def on_commerce(batch: list[Any]) -> None:
+        await publisher.publish(await asyncio.to_thread(apply_in_order, service.on_commerce, batch))
+
+    async def on_scored(batch: list[FeedbackScored]) -> None:
+        await publisher.publish(await asyncio.to_thread(apply_in_order, service.on_scored, batch))
 
     async def on_profile(event: CustomerProfileUpdated) -> None:
         await asyncio.to_thread(service.on_profile, event)
@@ -57,7 +67,7 @@ def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyReposi
         entries = await asyncio.to_thread(repo.anonymise_customer, request.customer_id, pseudonym(request.customer_id))
         logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
 
-    register_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)
-    register_agent(app, FEEDBACK_SCORED, "loyalty.review_bonus", on_scored, metrics.dlq)
+    register_batch_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)
+    register_batch_agent(app, FEEDBACK_SCORED, "loyalty.review_bonus", on_scored, metrics.dlq)
     register_agent(app, CUSTOMER_PROFILES, "loyalty.profiles", on_profile, metrics.dlq)
     register_agent(app, CUSTOMER_ERASURE, "loyalty.anonymise_customer", on_erasure, metrics.dlq)
