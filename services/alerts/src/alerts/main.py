@@ -18,7 +18,7 @@ from alerts.notifier import Dispatcher
 from alerts.repository import AlertsRepository
 from alerts.routes import read_router, write_router
 from alerts.sla import SlaMonitor
-from feedback_shared.http import api_key_dependency, health_router
+from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
@@ -69,5 +69,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
     }))
+    handle_validation_errors(app)
     app.mount("/metrics", metrics_asgi_app(registry))
     return app

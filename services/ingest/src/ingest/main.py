@@ -10,14 +10,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from feedback_shared.errors import DependencyUnavailable
-from feedback_shared.http import BodySizeLimit, api_key_dependency, health_router
+from feedback_shared.http import BodySizeLimit, api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import broker_reachable
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
@@ -85,16 +82,7 @@ def create_app(
             headers={"Retry-After": str(settings.retry_after_s)},
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        metrics.rejected.labels(reason="validation").inc()
-        try:
-            return await request_validation_exception_handler(request, exc)
-        except ValueError:
-            # The echoed input cannot be written as JSON (a lone surrogate "\ud800", NaN, Infinity):
-            # answer the same errors without their inputs.
-            errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
-            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    handle_validation_errors(app, metrics.rejected.labels(reason="validation").inc)
 
     def _count_auth(request: Request) -> None:
         header = request.headers.get("authorization")

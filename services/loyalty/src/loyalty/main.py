@@ -15,7 +15,7 @@ from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedback_shared.http import api_key_dependency, health_router
+from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
@@ -148,5 +148,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
     }))
+    handle_validation_errors(app)
     app.mount("/metrics", metrics_asgi_app(registry))
     return app

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
-from feedback_shared.http import health_router
+from feedback_shared.http import handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
 from sentiment.agents import register_agents
@@ -68,5 +68,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
                              feedback_type=feedback_type(body.text, result.sentiment.label))
 
     app.include_router(health_router({"broker": lambda: broker_reachable(settings.kafka)}))
+    handle_validation_errors(app)
     app.mount("/metrics", metrics_asgi_app(registry))
     return app
