@@ -336,31 +336,43 @@ def run(n: int) -> dict[str, Any]:
         payloads = [json.dumps(item, ensure_ascii=False).encode() for item in items]
         results["raw_passthrough_events_per_s"] = asyncio.run(passthrough(config.bootstrap, payloads))
 
-        # The pages of the throughput run leave the outbox first, or the latency run would time them.
-        delivered: list[int] = []
-
-        def outbox_drained() -> bool:
-            delivered.append(PageSink.count)
-            return len(delivered) > 6 and delivered[-1] == delivered[-7]
-
-        wait_until(outbox_drained, timeout_s=300, what="the outbox")
         rate = max(1.0, results["e2e_events_per_s"] / 2)
         seconds = float(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
+        count = int(rate * seconds) + 1
+
+        def timed(label: str, load: list[dict[str, Any]], key: str) -> int:
+            """Offer ``load`` at ``rate`` and record the quantiles of the latencies it adds."""
+            delivered: list[int] = []
+
+            def outbox_drained() -> bool:
+                delivered.append(PageSink.count)
+                return len(delivered) > 6 and delivered[-1] == delivered[-7]
+
+            # The pages of the run before leave the outbox first, or this run would time them.
+            wait_until(outbox_drained, timeout_s=300, what="the outbox")
+            print(f"Latency at an offered load of {rate:.1f} items/s for {seconds:.0f}s ({label}) …", flush=True)
+            before_s, before_a = scrape(url("sentiment")), scrape(url("alerts"))
+            sent = offered_load(client, load, rate, seconds)
+            texts = sum(1 for item in load[:sent] if item["type"] in ("review", "mention"))
+            wait_until(lambda: total(scrape(url("alerts")), "alerts_feedback_handled_total")
+                       >= total(before_a, "alerts_feedback_handled_total") + texts, 300, "the latency load")
+            wait_until(outbox_drained, timeout_s=300, what="the outbox")
+            after_s, after_a = scrape(url("sentiment")), scrape(url("alerts"))
+            for name, before, after in (("feedback_to_score", before_s, after_s),
+                                        ("feedback_to_alert", before_a, after_a)):
+                b0, b1 = buckets(before, f"{name}_seconds"), buckets(after, f"{name}_seconds")
+                for q in (0.5, 0.95, 0.99):
+                    results[f"{name}{key}_p{int(q * 100)}_s"] = quantile(q, b0, b1)
+            return sent
+
+        # The same mix as the throughput run (about one text in four negative), at half its rate …
+        sent = timed("the same mix", make_load(count, f"{run_id}-lat", seed=11), "")
+        # … and the worst case at the same rate: every item a negative review that opens a case.
         negatives = [t["text"] for t in labelled_texts() if t["label"] == "negative"]
-        latency_items = [{"type": "review", "source": "google", "external_id": f"{run_id}-lat{i}",
-                          "customer_id": f"{run_id}-lat-c{i}", "rating": 1,
-                          "text": f"{negatives[i % len(negatives)]} (#{i})"} for i in range(int(rate * seconds) + 1)]
-        print(f"Latency at an offered load of {rate:.1f} negative reviews/s for {seconds:.0f}s …", flush=True)
-        before_s, before_a = scrape(url("sentiment")), scrape(url("alerts"))
-        sent = offered_load(client, latency_items, rate, seconds)
-        wait_until(lambda: total(scrape(url("alerts")), "alerts_feedback_handled_total")
-                   >= total(before_a, "alerts_feedback_handled_total") + sent, 300, "the latency load")
-        time.sleep(2)  # the last pages leave the outbox
-        after_s, after_a = scrape(url("sentiment")), scrape(url("alerts"))
-        for name, before, after in (("feedback_to_score", before_s, after_s), ("feedback_to_alert", before_a, after_a)):
-            b0, b1 = buckets(before, f"{name}_seconds"), buckets(after, f"{name}_seconds")
-            for q in (0.5, 0.95, 0.99):
-                results[f"{name}_p{int(q * 100)}_s"] = quantile(q, b0, b1)
+        worst = [{"type": "review", "source": "google", "external_id": f"{run_id}-neg{i}",
+                  "customer_id": f"{run_id}-neg-c{i}", "rating": 1,
+                  "text": f"{negatives[i % len(negatives)]} (#{i})"} for i in range(count)]
+        timed("every item a negative review", worst, "_all_negative")
         results["latency_offered_per_s"] = rate
         results["latency_items"] = sent
         results["pages_delivered"] = PageSink.count
@@ -400,11 +412,17 @@ def report(results: dict[str, Any]) -> str:
         f"  end to end vs sentiment stage  {r['e2e_events_per_s'] / r['sentiment_texts_per_s']:.0%}"
         " (events/s over texts/s; about 3 in 4 events carry a text)",
         "",
-        f"  at {r['latency_offered_per_s']:.1f} items/s offered (half of end-to-end capacity), {r['latency_items']} items:",
+        f"  at {r['latency_offered_per_s']:.1f} items/s offered (half of end-to-end capacity), {r['latency_items']} items"
+        " of the same mix:",
         f"    feedback_to_score  p50 {f(r['feedback_to_score_p50_s'], 's')}  p95 {f(r['feedback_to_score_p95_s'], 's')}"
         f"  p99 {f(r['feedback_to_score_p99_s'], 's')}",
         f"    feedback_to_alert  p50 {f(r['feedback_to_alert_p50_s'], 's')}  p95 {f(r['feedback_to_alert_p95_s'], 's')}"
         f"  p99 {f(r['feedback_to_alert_p99_s'], 's')}",
+        "  the same rate, every item a negative review opening a case (the worst case):",
+        f"    feedback_to_score  p50 {f(r['feedback_to_score_all_negative_p50_s'], 's')}"
+        f"  p95 {f(r['feedback_to_score_all_negative_p95_s'], 's')}  p99 {f(r['feedback_to_score_all_negative_p99_s'], 's')}",
+        f"    feedback_to_alert  p50 {f(r['feedback_to_alert_all_negative_p50_s'], 's')}"
+        f"  p95 {f(r['feedback_to_alert_all_negative_p95_s'], 's')}  p99 {f(r['feedback_to_alert_all_negative_p99_s'], 's')}",
         "",
         "  peak RSS: " + ", ".join(f"{k} {f(v, ' MB')}" for k, v in r["peak_rss_mb"].items()),
         "  CPU used: " + ", ".join(f"{k} {f(v, ' s')}" for k, v in r["cpu_seconds"].items()),

@@ -9,8 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
 from starlette.types import ASGIApp
 
-#: Buckets for pipeline latencies, from tens of milliseconds to a minute.
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Buckets for pipeline latencies, from tens of milliseconds to a minute; finer around the 2 s alert target.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 
 
 def metrics_asgi_app(registry: CollectorRegistry) -> ASGIApp:
