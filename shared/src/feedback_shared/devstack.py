@@ -232,6 +232,9 @@ class EmbeddedStack:
             f"{prefix}API_KEYS": f'["{self.config.api_key}"]',
             "PYTHONUNBUFFERED": "1",
         }
+        if self.config.external_mongo_url is None:
+            # SecantusDB's retryable-write bookkeeping costs a scan per write (see MongoSettings).
+            env[f"{prefix}MONGO__RETRY_WRITES"] = "false"
         env.update(self.config.extra_env)
         return env
 

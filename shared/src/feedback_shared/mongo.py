@@ -19,6 +19,7 @@ def connect(settings: MongoSettings, *, ping: bool = True) -> MongoClient[dict]:
         serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
         connectTimeoutMS=settings.server_selection_timeout_ms,
         tz_aware=True,
+        retryWrites=settings.retry_writes,
     )
     if ping:
         client.admin.command("ping")
