@@ -14,7 +14,7 @@ class Settings(CommonSettings):
     #: Messages scored together (the embedding is batched), and how long to wait to fill a batch.
     batch_size: int = 32
     batch_wait_s: float = 0.05
-    #: Threads for the embedding engine (OpenMP); None lets it use every core.
+    #: Threads for the embedding (onnxruntime intra-op threads); None uses every core.
     embed_threads: int | None = None
 
 

