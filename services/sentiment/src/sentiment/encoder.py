@@ -212,27 +212,20 @@ class _GraphBuilder:
         vary in length, and padding every text of a batch to the longest one cost about 57 % more
         work in the products on ``make bench``'s load."""
         h = self.model.header
-        head_dim = h.hidden // h.heads
-        scale = self.constant("attention_scale", np.array(1.0 / np.sqrt(head_dim), dtype=np.float32))
         zero_row = self.constant("zero_row", np.zeros((1, h.hidden), dtype=np.float32))
         x = self.layer_norm("embeddings", "emb.ln", "x")
         for i in range(h.layers):
             p = f"l{i}"
 
-            def heads(t: str, perm: list[int]) -> str:
-                # packed (tokens, hidden) -> padded (batch, length, heads, head_dim), pads from a zero row
-                padded = self.node("Gather", [self.node("Concat", [t, zero_row], f"{t}.z", axis=0), "pad_index"],
-                                   f"{t}.padded", axis=0)
-                split = self.node("Reshape", [padded, "heads_shape"], f"{t}.split")
-                return self.node("Transpose", [split], f"{t}.heads", perm=perm)
+            def padded(t: str) -> str:
+                # packed (tokens, hidden) -> padded (batch, length, hidden), pads from a zero row
+                grid = self.node("Gather", [self.node("Concat", [t, zero_row], f"{t}.z", axis=0), "pad_index"],
+                                 f"{t}.grid", axis=0)
+                return self.node("Reshape", [grid, "batch_shape"], f"{t}.padded")
 
-            q = heads(self.linear(x, f"{p}.q", h.hidden, h.hidden), [0, 2, 1, 3])
-            k = heads(self.linear(x, f"{p}.k", h.hidden, h.hidden), [0, 2, 3, 1])
-            v = heads(self.linear(x, f"{p}.v", h.hidden, h.hidden), [0, 2, 1, 3])
-            scores = self.node("Mul", [self.node("MatMul", [q, k], f"{p}.qk"), scale], f"{p}.scaled")
-            probs = self.node("Softmax", [self.node("Add", [scores, "mask"], f"{p}.masked")], f"{p}.p", axis=-1)
-            context = self.node("Transpose", [self.node("MatMul", [probs, v], f"{p}.pv")], f"{p}.ctx_t",
-                                perm=[0, 2, 1, 3])
+            q, k, v = (padded(self.linear(x, f"{p}.{n}", h.hidden, h.hidden)) for n in ("q", "k", "v"))
+            context = self.node("MultiHeadAttention", [q, k, v, "", "key_padding_mask"], f"{p}.ctx_padded",
+                                domain="com.microsoft", num_heads=h.heads)
             grid = self.node("Reshape", [context, "grid_shape"], f"{p}.ctx_grid")
             packed = self.node("Gather", [grid, "unpad_index"], f"{p}.ctx", axis=0)
             attended = self.linear(packed, f"{p}.ao", h.hidden, h.hidden)
@@ -245,11 +238,11 @@ class _GraphBuilder:
             self.nodes, "multilingual-e5-small",
             [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["tokens", h.hidden]),
              helper.make_tensor_value_info("zero_points", TensorProto.UINT8, ["tokens"]),
-             helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, 1, "length"]),
+             helper.make_tensor_value_info("key_padding_mask", TensorProto.INT32, ["batch", "length"]),
              # grid slot -> token row (or the zero row past the last token), token -> grid slot
              helper.make_tensor_value_info("pad_index", TensorProto.INT64, ["slots"]),
              helper.make_tensor_value_info("unpad_index", TensorProto.INT64, ["tokens"]),
-             helper.make_tensor_value_info("heads_shape", TensorProto.INT64, [4]),  # batch, length, heads, dim
+             helper.make_tensor_value_info("batch_shape", TensorProto.INT64, [3]),  # batch, length, hidden
              helper.make_tensor_value_info("grid_shape", TensorProto.INT64, [2])],  # slots, hidden
             [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["tokens", h.hidden])],
             initializer=self.initializers,
@@ -379,10 +372,10 @@ class E5Encoder:
         feed = {
             "embeddings": embeddings.astype(np.float32),
             "zero_points": np.full(tokens, 128, dtype=np.uint8),
-            "mask": np.where(valid, 0.0, -1e9).astype(np.float32)[:, None, None, :],
+            "key_padding_mask": valid.astype(np.int32),
             "pad_index": pad_index,
             "unpad_index": slots.astype(np.int64),
-            "heads_shape": np.array([batch, length, self.header.heads, self.dim // self.header.heads]),
+            "batch_shape": np.array([batch, length, self.dim]),
             "grid_shape": np.array([batch * length, self.dim]),
         }
         with self._lock:
