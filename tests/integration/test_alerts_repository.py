@@ -1,10 +1,12 @@
 """The alerts repository's queries on the real database: the outbox claim and the open-case lookup, each
-an indexed query per key (no $or, which the embedded database answers with a full scan)."""
+an indexed query per key (no $or, which the embedded database answers with a full scan), and claims by
+conditional update rather than findAndModify (another full scan there)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +46,41 @@ def test_claim_takes_due_pending_first_then_expired_leases_never_live_ones(repo:
     assert repo.claim_due(T0 + timedelta(minutes=4), lease) is None
     later = repo.claim_due(T0 + timedelta(minutes=5), lease)
     assert later is not None and later["_id"] == "later"
+
+
+def test_batch_claims_take_the_oldest_and_concurrent_workers_never_share_a_delivery(repo: AlertsRepository) -> None:
+    lease = timedelta(seconds=60)
+    for i in range(40):
+        repo.enqueue(f"d{i:02d}", {"alert_id": "a"}, T0 + timedelta(seconds=i))
+    first = repo.claim_due_many(T0 + timedelta(seconds=2), lease, limit=10)
+    assert [d["_id"] for d in first] == ["d00", "d01", "d02"]  # only the due ones, oldest first
+    assert all(d["status"] == "sending" and d["attempts"] == 1 for d in first)
+
+    # Four workers race over the rest, ten at a time, until none is left: each delivery is claimed once.
+    now = T0 + timedelta(minutes=1)
+
+    def worker(_: int) -> list[str]:
+        taken: list[str] = []
+        while batch := repo.claim_due_many(now, lease, limit=10):
+            taken += [d["_id"] for d in batch]
+        return taken
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        claimed = [delivery for taken in pool.map(worker, range(4)) for delivery in taken]
+    # (A worker whose candidates were all taken by others stops early; a last one takes what is left.)
+    claimed += worker(0)
+    assert len(claimed) == len(set(claimed))
+    assert sorted(claimed) == [f"d{i:02d}" for i in range(3, 40)]
+
+
+def test_case_history_counts_every_case_of_the_customer(repo: AlertsRepository) -> None:
+    for case_id, status, minutes in (("old", "resolved", 1), ("open-1", "open", 2), ("open-2", "acknowledged", 3)):
+        assert repo.insert_case({"_id": case_id, "kind": "case", "feedback_event_ids": [f"f-{case_id}"],
+                                 "customer_id": "cy", "status": status, "latest": {"text": "x"},
+                                 "created_at": T0 + timedelta(minutes=minutes)})
+    newest, count = repo.case_history("cy", None)
+    assert newest is not None and newest["_id"] == "open-2" and count == 3
+    assert repo.case_history("nobody", None) == (None, 0)
 
 
 def test_open_case_is_the_newest_by_customer_or_thread(repo: AlertsRepository) -> None:

@@ -325,8 +325,7 @@ def run(n: int) -> dict[str, Any]:
         broker_port=free_port(), mongo_port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
         api_key="bench-key", service_ports={name: free_port() for name, _, _ in SERVICES},
         group_prefix=f"bench-{run_id}",
-        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"]),
-                   "ALERTS_DELIVERY_POLL_S": "0.1"},
+        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"])},
     )
     stack = EmbeddedStack(config)
     results: dict[str, Any] = {"events": n, "cores": os.cpu_count()}

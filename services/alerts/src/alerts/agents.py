@@ -94,7 +94,7 @@ class AlertHandler:
             event = alert_event(existing, kind, cause=feedback_id, trace_id=scored.trace_id)
             self._enqueue_webhook(event, existing)
             return [event]
-        open_case = self.repo.open_case_for(scored.customer_id, scored.thread_id)
+        open_case, earlier = self.repo.case_history(scored.customer_id, scored.thread_id)
         if open_case is not None:
             # Cases, not pages: more negatives while a case is open update it without paging again.
             updated = self.repo.add_event_to_case(open_case["_id"], feedback_id, _latest(scored), now) or open_case
@@ -104,7 +104,6 @@ class AlertHandler:
             return [event]
         account = self.repo.get_account(scored.customer_id)
         latest = _latest(scored)
-        earlier = self.repo.count_cases_for(scored.customer_id) if scored.customer_id else 0
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)
         internal_target, promised_by = sla_deadlines(prio, scored.channel, now, self.policy)
         last_page = self.repo.last_paged_at(scored.customer_id) if scored.customer_id else None
@@ -208,7 +207,10 @@ class AlertHandler:
         return [event]
 
 
-def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics) -> None:
+def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetrics,
+                    on_enqueued: Callable[[], None] = lambda: None) -> None:
+    """``on_enqueued`` runs (in the event loop) after each batch of scored items, which may have put
+    deliveries in the outbox."""
     sink = EventSink(app, ALERT_EVENTS)
 
     def handle_all(batch: list[FeedbackScored]) -> list[AlertEvent]:
@@ -217,7 +219,9 @@ def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetric
     async def on_scored(batch: list[FeedbackScored]) -> None:
         # In order, then one wait for the broker: waiting per item capped the agent below the rate
         # make bench offers at half capacity, and the queue behind it was most of feedback_to_alert.
-        await sink.send_all(await asyncio.to_thread(handle_all, batch))
+        events = await asyncio.to_thread(handle_all, batch)
+        on_enqueued()
+        await sink.send_all(events)
 
     async def on_points(event: Any) -> None:
         if event.event_type == "tier.changed":

@@ -47,10 +47,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         registry.register(ConsumerLagCollector(worker))
         handler = AlertHandler(repo, settings, metrics, policy)
         app.state.handler = handler
-        register_agents(worker, handler, metrics)
+        dispatcher = Dispatcher(repo, settings, metrics)
+        register_agents(worker, handler, metrics, on_enqueued=dispatcher.wake)
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
-        dispatcher = Dispatcher(repo, settings, metrics)
         monitor = SlaMonitor(repo, handler, metrics, list(settings.manager_notify))
         async with faust_app_running(worker, stop_timeout=30):
             tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),

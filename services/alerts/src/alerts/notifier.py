@@ -1,7 +1,7 @@
 """Delivery of alert notifications through the outbox, to Apprise URLs (e-mail, Slack, Teams, JSON …).
 
-A delivery is written to the outbox in MongoDB first; the dispatcher claims due deliveries one at a
-time, sends, and records the outcome. A failed send is retried with exponential backoff and marked
+A delivery is written to the outbox in MongoDB first; the dispatcher claims due deliveries a few at a
+time (woken as soon as the stream side enqueues, polling besides), sends each, and records the outcome. A failed send is retried with exponential backoff and marked
 dead after ``delivery_max_attempts``; a worker that dies mid-send leaves a lease that expires, so
 another retries it. An outage of a channel therefore loses nothing.
 """
@@ -9,6 +9,7 @@ another retries it. An outage of a channel therefore loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -66,6 +67,10 @@ class Dispatcher:
         self.metrics = metrics
         self.send = send
         self.clock = clock
+        self._wakeup = asyncio.Event()
+        # Deliveries claimed per query: the query reads every due delivery, so one per claim made a
+        # backlog of n cost n reads each; a worker holding a few leases at once is harmless.
+        self.claim_batch = 10
 
     def _deliver(self, doc: dict[str, Any]) -> None:
         if doc.get("kind") == "webhook":
@@ -76,10 +81,20 @@ class Dispatcher:
 
     def deliver_one(self) -> bool:
         """Claim and attempt one due delivery; False when nothing was due."""
+        return self.deliver_due(1) > 0
+
+    def deliver_due(self, limit: int) -> int:
+        """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""
         now = self.clock()
-        doc = self.repo.claim_due(now, timedelta(seconds=self.settings.delivery_lease_s))
-        if doc is None:
-            return False
+        claimed = self.repo.claim_due_many(now, timedelta(seconds=self.settings.delivery_lease_s), limit)
+        for doc in claimed:
+            # A batch behind a slow channel may outlive its lease: past it, another worker may have the
+            # delivery already, so this one leaves it (it is retried, never sent twice at once).
+            if self.clock() < doc["lease_until"]:
+                self._attempt(doc)
+        return len(claimed)
+
+    def _attempt(self, doc: dict[str, Any]) -> None:
         channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         try:
             self._deliver(doc)
@@ -90,26 +105,35 @@ class Dispatcher:
             self.metrics.notifications.labels(channel=channel, outcome="dead" if dead else "retry").inc()
             logger.warning("delivery_failed delivery=%s alert_id=%s channel=%s attempt=%d dead=%s error=%r",
                            doc["_id"], doc["alert_id"], channel, doc["attempts"], dead, exc)
-            return True
+            return
         self.repo.mark_sent(doc["_id"], self.clock())
         self.metrics.notifications.labels(channel=channel, outcome="sent").inc()
         created: datetime | None = doc.get("feedback_ingested_at")
         if created is not None and doc.get("kind") != "webhook":
             self.metrics.feedback_to_alert.observe(max(0.0, (self.clock() - created).total_seconds()))
         logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
-        return True
+
+    def wake(self) -> None:
+        """New deliveries are in the outbox: the workers look now rather than at their next poll. Call
+        from the event loop's thread. (The poll stays, for retries, expired leases and other replicas.)"""
+        self._wakeup.set()
 
     async def drain(self, max_items: int = 50) -> int:
         done = 0
-        while done < max_items and await asyncio.to_thread(self.deliver_one):
-            done += 1
+        while done < max_items:
+            claimed = await asyncio.to_thread(self.deliver_due, min(self.claim_batch, max_items - done))
+            if claimed == 0:
+                break
+            done += claimed
         return done
 
     async def _worker(self) -> None:
         while True:
             try:
                 if await self.drain() == 0:
-                    await asyncio.sleep(self.settings.delivery_poll_s)
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.settings.delivery_poll_s)
             except asyncio.CancelledError:
                 raise
             except Exception:
