@@ -41,6 +41,11 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_s: float = 1.0
     #: Prefix for consumer-group ids, so two stacks can share one broker (tests) without stealing messages.
     group_prefix: str = "feedback"
+    #: How long a consumer's fetch may wait at the broker for data. faust fixes it at 1,500 ms; Kafka
+    #: answers a waiting fetch as soon as data arrives, but the embedded broker (Tansu) holds it for
+    #: the wait: 0.36 s median per hop measured at 1,500 ms, 13 ms at 100 ms. An idle consumer then
+    #: sends ten empty fetches a second, which neither broker notices.
+    fetch_max_wait_ms: int = 100
 
 
 class MongoSettings(BaseModel):

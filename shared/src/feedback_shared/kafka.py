@@ -79,6 +79,27 @@ def broker_reachable(settings: KafkaSettings, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def _install_fetch_wait_setting() -> None:
+    """Let each faust app choose its consumers' ``fetch_max_wait_ms`` (faust passes a fixed 1,500 ms
+    to aiokafka; see ``KafkaSettings.fetch_max_wait_ms``). aiokafka reads the value when the consumer
+    starts, after faust has built it, so setting it on the built consumer is enough."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, "_feedback_fetch_wait", False):
+        return
+    build = AIOKafkaConsumerThread._create_worker_consumer
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = build(self, transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = int(wait_ms)
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._feedback_fetch_wait = True  # type: ignore[attr-defined]
+
+
 def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> faust.App:
     """A faust app that reads and writes raw bytes; decoding goes through the topic registry."""
     options: dict[str, Any] = {
@@ -95,7 +116,10 @@ def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> 
         "producer_acks": -1,
     }
     options.update(overrides)
-    return faust.App(f"{settings.group_prefix}-{app_id}", **options)
+    _install_fetch_wait_setting()
+    app = faust.App(f"{settings.group_prefix}-{app_id}", **options)
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    return app
 
 
 def faust_topic(app: faust.App, name: str) -> Any:
