@@ -30,7 +30,7 @@ class FakeStore:
     def apply(self, entry: LedgerEntry, *, clamp_to_balance: bool = False, require_balance: bool = False) -> Applied:
         customer = self.customers.setdefault(entry.customer_id, {"balance": 0})
         if entry.entry_id in self.ledger:
-            return Applied(self.ledger[entry.entry_id], customer["balance"], created=False)
+            return Applied(self.ledger[entry.entry_id], customer["balance"], created=False, tier=customer.get("tier"))
         if (entry.source_event_id, entry.rule) in self.keys:
             raise AssertionError("unique key violated without the same entry id")
         points = entry.points
@@ -45,7 +45,7 @@ class FakeStore:
         customer["last_activity_at"] = max(customer.get("last_activity_at") or final.at, final.at)
         if final.rule == "surprise_bonus":
             customer["last_surprise_at"] = final.at
-        return Applied(final, customer["balance"], created=True)
+        return Applied(final, customer["balance"], created=True, tier=customer.get("tier"))
 
     def order_points(self, order_id: str) -> int:
         return sum(e.points for e in self.ledger.values() if e.order_id == order_id and e.rule in ORDER_RULES)

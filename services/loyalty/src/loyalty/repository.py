@@ -48,6 +48,8 @@ class Applied:
     entry: LedgerEntry
     balance: int
     created: bool
+    #: The customer's tier as the write saw it (announcements carry it; no second read).
+    tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,8 @@ class LoyaltyRepository:
         first recorded. One customer's events arrive in order on one partition, so counting then
         inserting is safe; the same order again (a redelivery, or a resend with other details) finds
         what was recorded first, so the decision is the first one."""
-        existing = self.purchases.find_one({"_id": order_id})
-        if existing is not None:
-            return int(existing["ordinal"]), Decimal(existing["amount"])
+        # Insert first: a purchase seen before fails on its _id and is read back (one query fewer for
+        # the usual case, a new purchase).
         ordinal = self.purchases.count_documents({"customer_id": customer_id}) + 1
         try:
             self.purchases.insert_one({
@@ -116,6 +117,7 @@ class LoyaltyRepository:
             stored = self.purchases.find_one({"_id": order_id})
             if stored is not None:
                 return int(stored["ordinal"]), Decimal(stored["amount"])
+            raise
         return ordinal, amount
 
     # ---- the ledger ------------------------------------------------------------------------------
@@ -129,10 +131,12 @@ class LoyaltyRepository:
         """
 
         def write(session: ClientSession) -> Applied:
-            existing = self.ledger.find_one({"_id": entry.entry_id}, session=session)
-            if existing is not None:
+            # An entry already on the ledger fails the insert below (its id is unique) and is read back
+            # after. Only a redemption looks first: a repeated request must get its first answer even
+            # when the balance no longer covers it.
+            if require_balance and (existing := self.ledger.find_one({"_id": entry.entry_id}, session=session)):
                 state = self.customers.find_one({"_id": entry.customer_id}, session=session) or {}
-                return Applied(_entry(existing), int(state.get("balance", 0)), created=False)
+                return Applied(_entry(existing), int(state.get("balance", 0)), created=False, tier=state.get("tier"))
             state = self.customers.find_one({"_id": entry.customer_id}, session=session) or {}
             balance = int(state.get("balance", 0))
             points = entry.points
@@ -153,18 +157,19 @@ class LoyaltyRepository:
                 {"_id": final.customer_id}, {"$inc": {"balance": points}, "$max": latest}, upsert=True,
                 session=session,
             )
-            return Applied(final, balance + points, created=True)
+            return Applied(final, balance + points, created=True, tier=state.get("tier"))
 
         try:
             with self.client.start_session() as session:
                 result: Applied = session.with_transaction(write)
                 return result
         except DuplicateKeyError:
-            # Another worker wrote the same entry at the same moment (a rebalance): it is applied once.
+            # Applied before (a redelivery), or by another worker at the same moment (a rebalance): once.
             existing = self.ledger.find_one({"_id": entry.entry_id})
             if existing is None:
                 raise
-            return Applied(_entry(existing), self.customer(entry.customer_id).balance, created=False)
+            state = self.customer(entry.customer_id)
+            return Applied(_entry(existing), state.balance, created=False, tier=state.tier)
 
     def order_points(self, order_id: str) -> int:
         """Points an order earned and has not had reversed."""

@@ -192,7 +192,7 @@ class LoyaltyService:
             event_id=derived_id("points-event", entry.entry_id), trace_id=trace_id, occurred_at=entry.at,
             customer_id=entry.customer_id, entry_id=entry.entry_id, rule=entry.rule, points=entry.points,
             source_event_id=uuid.UUID(entry.source_event_id), balance=applied.balance,
-            tier=self.store.customer(entry.customer_id).tier or tier_for(0, self.rules),
+            tier=applied.tier or tier_for(0, self.rules),
             order_id=entry.order_id, surprise=surprise,
         )
 
