@@ -227,6 +227,18 @@ def test_one_crisis_alert_when_public_negatives_spike(
     assert len([d for d in repo.deliveries_for(crisis[0]["_id"]) if d["url"].endswith("/manager")]) == 1
     # Private complaints never count towards a public spike.
     assert len(repo.public_negatives.distinct("_id")) == 8
+    # Another worker (nothing in memory) counts on and still raises no second crisis in this window …
+    other = AlertHandler(repo, AlertsSettings(), metrics, AlertPolicy(spike=SpikePolicy(window_minutes=10, threshold=3)),
+                         clock=clock)
+    other.handle(scored(None, public=True, text="Outage, still"))
+    assert [c["_id"] for c in repo.find_cases(status="open", csm=None, need=None, limit=100)
+            if c["kind"] == "crisis"] == [crisis[0]["_id"]]
+    # … and the next window's spike is a crisis of its own.
+    clock.now += timedelta(minutes=11)
+    for i in range(4):
+        handler.handle(scored(None, public=True, text=f"Down again #{i}"))
+    crises = [c for c in repo.find_cases(status="open", csm=None, need=None, limit=100) if c["kind"] == "crisis"]
+    assert len(crises) == 2
 
 
 def test_loyalty_tier_reaches_alert_priority(api: Api) -> None:

@@ -70,6 +70,8 @@ class AlertHandler:
         self.metrics = metrics
         self.policy = policy
         self.clock = clock
+        #: The crisis id of the current spike window once it is in the database (by this worker or another).
+        self._crises_raised: set[str] = set()
 
     def handle(self, scored: FeedbackScored) -> list[AlertEvent]:
         self.metrics.handled.inc()
@@ -178,11 +180,16 @@ class AlertHandler:
         """One crisis alert when negative public items in the window pass the threshold (seed 002)."""
         window = timedelta(minutes=self.policy.spike.window_minutes)
         now = self.clock()
+        bucket = int(now.timestamp() // window.total_seconds())
+        crisis_id = str(derived_id("crisis", bucket))
+        if crisis_id in self._crises_raised:
+            # This window's crisis is out: record the item for later windows, skip the count and the
+            # insert that would fail (in a crisis, every negative public item paid for both).
+            self.repo.record_public_negative(str(scored.feedback_event_id), now)
+            return []
         count = self.repo.count_public_negatives(str(scored.feedback_event_id), now, window)
         if count <= self.policy.spike.threshold:
             return []
-        bucket = int(now.timestamp() // window.total_seconds())
-        crisis_id = str(derived_id("crisis", bucket))
         crisis: dict[str, Any] = {
             "_id": crisis_id, "kind": "crisis", "feedback_event_ids": [f"crisis:{bucket}"], "customer_id": None,
             "csm_id": self.settings.fallback_csm_id, "priority": "critical", "status": "open", "needs": [],
@@ -191,7 +198,9 @@ class AlertHandler:
                                f"latest on {scored.source}: {scored.text[:200]}", "source": scored.source},
             "recommended_channel": "social_reply", "internal_target": None, "promised_by": None,
         }
-        if not self.repo.insert_case(crisis):
+        inserted = self.repo.insert_case(crisis)
+        self._crises_raised = {crisis_id}  # only the current window's matters
+        if not inserted:
             return []
         self.metrics.raised.labels(priority="critical").inc()
         logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis_id, count,

@@ -136,6 +136,15 @@ class AlertsRepository:
     def record_page(self, customer_id: str, now: datetime) -> None:
         self.pages.update_one({"_id": customer_id}, {"$max": {"at": now}}, upsert=True)
 
+    def record_public_negative(self, feedback_event_id: str, at: datetime) -> int:
+        """Count one negative public item in its minute, once per event; the minute."""
+        minute = int(at.timestamp() // 60)
+        recorded = self.public_negatives.update_one(
+            {"_id": feedback_event_id}, {"$setOnInsert": {"at": at, "minute": minute}}, upsert=True)
+        if recorded.upserted_id is not None:
+            self.spike_minutes.update_one({"_id": minute}, {"$inc": {"count": 1}}, upsert=True)
+        return minute
+
     def count_public_negatives(self, feedback_event_id: str, at: datetime, window: timedelta) -> int:
         """Record one negative public item (once per event) and count those in the window up to ``at``.
 
@@ -145,11 +154,7 @@ class AlertsRepository:
         ``feedback_to_alert`` under load. Only the call that records an item adds it to its minute, so a
         redelivery never counts twice (a crash between the two writes undercounts that one item).
         """
-        minute = int(at.timestamp() // 60)
-        recorded = self.public_negatives.update_one(
-            {"_id": feedback_event_id}, {"$setOnInsert": {"at": at, "minute": minute}}, upsert=True)
-        if recorded.upserted_id is not None:
-            self.spike_minutes.update_one({"_id": minute}, {"$inc": {"count": 1}}, upsert=True)
+        minute = self.record_public_negative(feedback_event_id, at)
         first = int((at - window).timestamp() // 60) + 1
         minutes = list(range(first, minute + 1))
         return sum(int(d["count"]) for d in self.spike_minutes.find({"_id": {"$in": minutes}}))
