@@ -87,12 +87,13 @@ class AlertsRepository:
             return None
         return collection.find_one({"_id": query["_id"]})
 
-    def add_event_to_case(self, alert_id: str, feedback_event_id: str, latest: Doc, now: datetime) -> Doc | None:
-        return self._update_then_read(
-            self.alerts, {"_id": alert_id, "feedback_event_ids": {"$ne": feedback_event_id}},
+    def add_event_to_case(self, alert_id: str, feedback_event_id: str, latest: Doc, now: datetime) -> bool:
+        """Add the event to the case; False if it was in it already."""
+        return self.alerts.update_one(
+            {"_id": alert_id, "feedback_event_ids": {"$ne": feedback_event_id}},
             {"$push": {"feedback_event_ids": feedback_event_id}, "$inc": {"event_count": 1},
              "$set": {"latest": latest, "updated_at": now}},
-        )
+        ).modified_count == 1
 
     def get(self, alert_id: str) -> Doc | None:
         return self.alerts.find_one({"_id": alert_id})
