@@ -20,6 +20,7 @@ from pymongo import MongoClient
 from alerts.agents import AlertHandler
 from alerts.config import Settings as AlertsSettings
 from alerts.metrics import AlertsMetrics
+from alerts.notifier import Dispatcher
 from alerts.repository import AlertsRepository
 from alerts.rules import AlertPolicy, SlaPolicy, SpikePolicy
 from alerts.sla import SlaMonitor
@@ -279,3 +280,43 @@ def test_pages_survive_a_killed_alerts_worker_and_are_sent_once(api: Api, stack:
     eventually(lambda: receiver.bodies(csm), timeout_s=90)
     time.sleep(3)
     assert len(receiver.bodies(csm)) == 1
+
+
+def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clean_stop(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    """The stream side enqueues a page already claimed and hands it to the dispatcher in memory. Sent, it
+    is never claimed again; lost with the process, it is claimed once its lease runs out; on a clean
+    stop it goes back to pending at once."""
+    repo, metrics, _ = alerts_db
+    clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=60)
+    sent: list[str] = []
+    dispatcher = Dispatcher(repo, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
+    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
+
+    [first] = handler.handle(scored("c-handoff-1"))
+    [page] = repo.deliveries_for(first.alert_id)
+    assert (page["status"], page["attempts"]) == ("sending", 1)
+    assert repo.claim_due_many(clock.now, timedelta(seconds=60), limit=10) == []  # leased to this process
+    assert dispatcher.deliver_handed_over(10) == 1 and sent == ["json://127.0.0.1:9/csm"]
+    assert repo.deliveries_for(first.alert_id)[0]["status"] == "sent"
+    # The same event again: nothing new to hand over, nothing sent twice.
+    handler.handle(scored("c-handoff-1").model_copy(update={"feedback_event_id": first.feedback_event_id}))
+    assert dispatcher.deliver_handed_over(10) == 0 and len(sent) == 1
+
+    # A crash: the handed-over page is lost with the memory; once the lease runs out, a worker claims it.
+    crashed: list[dict[str, Any]] = []
+    handler.handoff = crashed.append
+    [second] = handler.handle(scored("c-handoff-2"))
+    assert len(crashed) == 1
+    assert repo.claim_due_many(clock.now + timedelta(seconds=59), timedelta(seconds=60), limit=10) == []
+    [again] = repo.claim_due_many(clock.now + timedelta(seconds=61), timedelta(seconds=60), limit=10)
+    assert again["alert_id"] == second.alert_id and again["attempts"] == 2
+
+    # A clean stop: what was handed over and not sent is pending again, due now, its attempt not counted.
+    handler.handoff = dispatcher.hand_over
+    [third] = handler.handle(scored("c-handoff-3"))
+    assert dispatcher.release_handed_over() == 1
+    [back] = repo.claim_due_many(clock.now, timedelta(seconds=60), limit=10)
+    assert back["alert_id"] == third.alert_id and back["attempts"] == 1

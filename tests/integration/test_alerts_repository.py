@@ -108,3 +108,32 @@ def test_sla_due_finds_each_case_once_whichever_clock_ran_out(repo: AlertsReposi
             "promised_by": T0 + timedelta(minutes=promise), "escalated_at": None, "breached_at": None,
         })
     assert sorted(d["_id"] for d in repo.unresolved_due(T0)) == ["both", "promise", "target"]
+
+
+def test_an_event_is_in_one_case_once_even_when_a_worker_stopped_between_link_and_update(
+        repo: AlertsRepository) -> None:
+    assert repo.insert_case({"_id": "case-1", "kind": "case", "feedback_event_ids": ["f-1"], "customer_id": "cy",
+                             "status": "open", "event_count": 1, "created_at": T0})
+    assert not repo.insert_case({"_id": "case-1", "kind": "case", "feedback_event_ids": ["f-1"], "status": "open",
+                                 "created_at": T0})  # a redelivery
+    # A worker linked f-2 to the case and stopped before updating it: the lookup finds the case, and
+    # adding again completes it once.
+    repo.case_events.insert_one({"_id": "f-2", "alert_id": "case-1"})
+    found = repo.case_with_event("f-2")
+    assert found is not None and found["_id"] == "case-1" and "f-2" not in found["feedback_event_ids"]
+    assert repo.add_event_to_case("case-1", "f-2", {"text": "again"}, T0)
+    assert not repo.add_event_to_case("case-1", "f-2", {"text": "again"}, T0)
+    case = repo.get("case-1")
+    assert case is not None and case["feedback_event_ids"] == ["f-1", "f-2"] and case["event_count"] == 2
+    assert repo.case_with_event("f-unknown") is None
+
+
+def test_a_database_from_before_case_events_is_moved_over(repo: AlertsRepository) -> None:
+    repo.alerts.insert_one({"_id": "old", "kind": "case", "feedback_event_ids": ["o-1", "o-2"], "status": "open",
+                            "created_at": T0})
+    repo.alerts.create_index("feedback_event_ids", unique=True)
+    repo.ensure_indexes()
+    assert "feedback_event_ids_1" not in repo.alerts.index_information()
+    assert {d["_id"]: d["alert_id"] for d in repo.case_events.find()} == {"o-1": "old", "o-2": "old"}
+    found = repo.case_with_event("o-2")
+    assert found is not None and found["_id"] == "old"

@@ -64,8 +64,11 @@ class AlertHandler:
     """Turns one scored item into a new case (paged), an update of an open case, or nothing."""
 
     def __init__(self, repo: AlertsRepository, settings: Settings, metrics: AlertsMetrics, policy: AlertPolicy,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, handoff: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``handoff``: where new deliveries go, already claimed, to be sent by this process (the
+        dispatcher's ``hand_over``); without it they wait in the outbox for a worker to claim them."""
         self.repo = repo
+        self.handoff = handoff
         self.settings = settings
         self.metrics = metrics
         self.policy = policy
@@ -89,6 +92,9 @@ class AlertHandler:
         now = self.clock()
         existing = self.repo.case_with_event(feedback_id)
         if existing is not None:
+            if feedback_id not in existing.get("feedback_event_ids", []):
+                # Linked to the case, then the worker stopped before the case itself was updated.
+                self.repo.add_event_to_case(existing["_id"], feedback_id, _latest(scored), now)
             if existing["_id"] == alert_id and existing.get("paged"):
                 # Redelivery of the event that opened this case: make sure its pages are queued.
                 self._enqueue_pages(existing, scored, self.repo.get_account(scored.customer_id))
@@ -157,24 +163,23 @@ class AlertHandler:
         self.enqueue_pages(case, urls, title, body)
 
     def enqueue_pages(self, case: dict[str, Any], urls: list[str], title: str, body: str, *, cause: str = "") -> None:
-        now = self.clock()
         for url in urls:
-            self.repo.enqueue(
-                str(derived_id("delivery", case["_id"], url, cause)),
-                {"kind": "apprise", "alert_id": case["_id"], "url": url, "title": title, "body": body,
-                 "feedback_ingested_at": case.get("feedback_ingested_at")},
-                now,
-            )
+            self._enqueue(str(derived_id("delivery", case["_id"], url, cause)),
+                          {"kind": "apprise", "alert_id": case["_id"], "url": url, "title": title, "body": body,
+                           "feedback_ingested_at": case.get("feedback_ingested_at")})
+
+    def _enqueue(self, delivery_id: str, doc: dict[str, Any]) -> None:
+        lease = timedelta(seconds=self.settings.delivery_lease_s) if self.handoff else None
+        added = self.repo.enqueue(delivery_id, doc, self.clock(), claim_for=lease)
+        if added is not None and self.handoff is not None:
+            self.handoff(added)
 
     def _enqueue_webhook(self, event: AlertEvent, case: dict[str, Any]) -> None:
         if not self.settings.webhook_url:
             return
-        self.repo.enqueue(
-            str(derived_id("webhook", event.event_id)),
-            {"kind": "webhook", "alert_id": case["_id"], "url": self.settings.webhook_url,
-             "msg_id": str(event.event_id), "payload": ALERT_EVENTS.encode(event).decode()},
-            self.clock(),
-        )
+        self._enqueue(str(derived_id("webhook", event.event_id)),
+                      {"kind": "webhook", "alert_id": case["_id"], "url": self.settings.webhook_url,
+                       "msg_id": str(event.event_id), "payload": ALERT_EVENTS.encode(event).decode()})
 
     def announce(self, case: dict[str, Any], cause: str) -> AlertEvent:
         """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""

@@ -45,9 +45,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             return
         worker = create_faust_app("alerts", settings.kafka)
         registry.register(ConsumerLagCollector(worker))
-        handler = AlertHandler(repo, settings, metrics, policy)
-        app.state.handler = handler
         dispatcher = Dispatcher(repo, settings, metrics)
+        handler = AlertHandler(repo, settings, metrics, policy, handoff=dispatcher.hand_over)
+        app.state.handler = handler
         register_agents(worker, handler, metrics, on_enqueued=dispatcher.wake)
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
@@ -60,6 +60,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(Exception):  # best effort: else the leases run out
+                await asyncio.to_thread(dispatcher.release_handed_over)
         client.close()
 
     app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)
