@@ -2,9 +2,10 @@
 
 A delivery is written to the outbox in MongoDB first; the dispatcher claims due deliveries a few at a
 time (woken as soon as the stream side enqueues, polling besides), sends each, and records the outcome.
-Deliveries the stream side enqueues go in already claimed by this process and are handed over in memory. A failed send is retried with exponential backoff and marked
-dead after ``delivery_max_attempts``; a worker that dies mid-send leaves a lease that expires, so
-another retries it. An outage of a channel therefore loses nothing.
+Deliveries the stream side enqueues go in already claimed by this process and are handed over in
+memory. A failed send is retried with exponential backoff and marked dead after
+``delivery_max_attempts``; a worker that dies mid-send leaves a lease that expires, so another retries
+it. An outage of a channel therefore loses nothing.
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ class Dispatcher:
     async def _worker(self) -> None:
         while True:
             try:
+                # Cleared before draining, so a wake-up during the drain is not lost.
+                self._wakeup.clear()
                 if await self.drain() == 0:
-                    self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.settings.delivery_poll_s)
             except asyncio.CancelledError:
