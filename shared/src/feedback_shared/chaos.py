@@ -178,6 +178,9 @@ class PageRecorder(BaseHTTPRequestHandler):
     """A CSM's notification endpoint (Apprise ``json://``): records which case each page was about."""
 
     pages: Counter[str] = Counter()
+    #: Pages per ``Idempotency-Key`` header (the delivery id): a repeat with the same key is a resend
+    #: of one delivery, which a receiver honouring the key would drop.
+    keys: Counter[str] = Counter()
     lock = threading.Lock()
 
     def do_POST(self) -> None:
@@ -185,6 +188,7 @@ class PageRecorder(BaseHTTPRequestHandler):
         match = re.search(r"Case ([0-9a-f-]{36})", body)
         with PageRecorder.lock:
             PageRecorder.pages[match.group(1) if match else "?"] += 1
+            PageRecorder.keys[self.headers.get("Idempotency-Key") or "?"] += 1
         self.send_response(200)
         self.end_headers()
 
@@ -308,6 +312,8 @@ class Audit:
     poison_expected: int = 0
     #: Pages whose text names no case: every page must say which case it is about.
     unattributed_pages: int = 0
+    #: Pages received again under the same Idempotency-Key (counted in "case paged twice" as well).
+    pages_resent_same_key: int = 0
     #: Ingest answers of 5xx other than 503 seen by the client.
     server_errors: int = 0
 
@@ -388,6 +394,8 @@ def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: 
     result.lost["page still in the outbox"] = outbox_stuck
     result.duplicated["case paged twice"] = sum(1 for case_id in paged if pages.get(case_id, 0) > 1)
     result.unattributed_pages = pages.get("?", 0)
+    with PageRecorder.lock:
+        result.pages_resent_same_key = sum(n - 1 for key, n in PageRecorder.keys.items() if key != "?" and n > 1)
     for case_id in sorted(c for c in paged if pages.get(c, 0) > 1):
         note("case paged twice", case_id)
 
@@ -485,6 +493,7 @@ def faults(stack: EmbeddedStack, plan: ChaosPlan, log: Callable[[str], None]) ->
 def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
     PageRecorder.pages = Counter()
+    PageRecorder.keys = Counter()
     pages = ThreadingHTTPServer(("127.0.0.1", 0), PageRecorder)
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -556,7 +565,8 @@ def summary(r: dict[str, Any]) -> str:
         f" {r['server_errors']} answers of 5xx other than 503)",
         f"  scored            {r['scored']:,}",
         f"  alerted           {r['alerted']:,} negatives in {r['cases']:,} cases; {r['pages']:,} pages delivered"
-        f" ({r['unattributed_pages']} naming no case)",
+        f" ({r['unattributed_pages']} naming no case; {r['pages_resent_same_key']} resent under the same"
+        " Idempotency-Key, which a receiver honouring it drops)",
         f"  credited          {r['credited']:,} ledger credits over {r['customers_checked']:,} customers",
         f"  dead-lettered     {r['dead_lettered']:,} (poison: {r['poison_dead_lettered']}/{r['poison_expected']}"
         " expected, each with its reason)",

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import apprise
 import httpx
@@ -34,6 +35,24 @@ def channel_of(url: str) -> str:
     """A low-cardinality label for a notify URL: its scheme (mailto, slack, msteams, json …)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else "unknown"
     return scheme if scheme.isalnum() and len(scheme) <= 16 else "other"
+
+
+#: Apprise schemes that POST over HTTP and take extra headers as ``+Name=value`` in the URL.
+HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+
+
+def with_idempotency_key(url: str, key: str) -> str:
+    """``url`` with an ``Idempotency-Key: key`` header, for the channels that can carry one.
+
+    A delivery is at least once: a worker killed after a send and before recording it sends again once
+    its lease runs out. The key (the delivery's id, the same on every attempt) lets a receiver drop the
+    repeat, as ``webhook-id`` does for the signed webhooks. E-mail, Slack and Teams carry no such key.
+    """
+    if url.split("://", 1)[0].lower() not in HEADER_SCHEMES:
+        return url
+    base, _, fragment = url.partition("#")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}+Idempotency-Key={quote(key, safe='')}" + (f"#{fragment}" if fragment else "")
 
 
 def send_with_apprise(url: str, title: str, body: str) -> None:
@@ -81,7 +100,7 @@ class Dispatcher:
             secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
             send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode())
         else:
-            self.send(doc["url"], doc["title"], doc["body"])
+            self.send(with_idempotency_key(doc["url"], doc["_id"]), doc["title"], doc["body"])
 
     def deliver_one(self) -> bool:
         """Claim and attempt one due delivery; False when nothing was due."""
