@@ -387,15 +387,15 @@ def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: 
         note("negative, no case", event_id)
     result.duplicated["negative in two cases"] = sum(1 for n in in_cases.values() if n > 1)
     paged = {str(case["_id"]) for case in cases if case.get("paged")}
-    with PageRecorder.lock:
+    with PageRecorder.lock:  # one snapshot of both counts
         pages = dict(PageRecorder.pages)
+        keys = dict(PageRecorder.keys)
     result.pages = sum(pages.values())
     result.lost["paged case, no page"] = len(paged - pages.keys())
     result.lost["page still in the outbox"] = outbox_stuck
     result.duplicated["case paged twice"] = sum(1 for case_id in paged if pages.get(case_id, 0) > 1)
     result.unattributed_pages = pages.get("?", 0)
-    with PageRecorder.lock:
-        result.pages_resent_same_key = sum(n - 1 for key, n in PageRecorder.keys.items() if key != "?" and n > 1)
+    result.pages_resent_same_key = sum(n - 1 for key, n in keys.items() if key != "?" and n > 1)
     for case_id in sorted(c for c in paged if pages.get(c, 0) > 1):
         note("case paged twice", case_id)
 

@@ -74,7 +74,7 @@ class AlertHandler:
         self.policy = policy
         self.clock = clock
         #: The crisis id of the current spike window once it is in the database (by this worker or another).
-        self._crises_raised: set[str] = set()
+        self._crisis_raised: str | None = None
 
     def handle(self, scored: FeedbackScored) -> list[AlertEvent]:
         self.metrics.handled.inc()
@@ -194,7 +194,7 @@ class AlertHandler:
         now = self.clock()
         bucket = int(now.timestamp() // window.total_seconds())
         crisis_id = str(derived_id("crisis", bucket))
-        if crisis_id in self._crises_raised:
+        if crisis_id == self._crisis_raised:
             # This window's crisis is out: record the item for later windows, skip the count and the
             # insert that would fail (in a crisis, every negative public item paid for both).
             self.repo.record_public_negative(str(scored.feedback_event_id), now)
@@ -211,7 +211,7 @@ class AlertHandler:
             "recommended_channel": "social_reply", "internal_target": None, "promised_by": None,
         }
         inserted = self.repo.insert_case(crisis)
-        self._crises_raised = {crisis_id}  # only the current window's matters
+        self._crisis_raised = crisis_id  # only the current window's matters
         if not inserted:
             return []
         self.metrics.raised.labels(priority="critical").inc()

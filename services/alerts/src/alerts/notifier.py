@@ -102,22 +102,20 @@ class Dispatcher:
         else:
             self.send(with_idempotency_key(doc["url"], doc["_id"]), doc["title"], doc["body"])
 
-    def deliver_one(self) -> bool:
-        """Claim and attempt one due delivery; False when nothing was due."""
-        return self.deliver_due(1) > 0
-
     def deliver_due(self, limit: int) -> int:
         """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""
         now = self.clock()
         claimed = self.repo.claim_due_many(now, timedelta(seconds=self.settings.delivery_lease_s), limit)
         for doc in claimed:
-            # A batch behind a slow channel may outlive its lease: past it, another worker may have the
-            # delivery already, so this one leaves it (it is retried, never sent twice at once).
-            if self.clock() < doc["lease_until"]:
-                self._attempt(doc)
+            self._attempt(doc)
         return len(claimed)
 
     def _attempt(self, doc: dict[str, Any]) -> None:
+        if self.clock() >= doc["lease_until"]:
+            # A batch behind a slow channel (or a long hand-over queue) may outlive its lease: past it,
+            # another worker may have the delivery already, so this one leaves it (the poll claims it
+            # again, as after a crash; it is never sent twice at once).
+            return
         channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         try:
             self._deliver(doc)
@@ -151,8 +149,7 @@ class Dispatcher:
             except IndexError:
                 break
             taken += 1
-            if self.clock() < doc["lease_until"]:  # else the poll claims it again, as after a crash
-                self._attempt(doc)
+            self._attempt(doc)
         return taken
 
     def release_handed_over(self) -> int:

@@ -104,15 +104,19 @@ class AlertsRepository:
         Its events are linked first: a worker stopping in between leaves links to a case id derived from
         the same event, which the redelivery then inserts."""
         for feedback_event_id in doc.get("feedback_event_ids", []):
-            try:
-                self.case_events.insert_one({"_id": feedback_event_id, "alert_id": doc["_id"]})
-            except DuplicateKeyError:
-                pass
+            self._link(feedback_event_id, doc["_id"])
         try:
             self.alerts.insert_one(doc)
             return True
         except DuplicateKeyError:
             return False
+
+    def _link(self, feedback_event_id: str, alert_id: str) -> None:
+        """Claim the event for the case; an event linked before keeps its first case."""
+        try:
+            self.case_events.insert_one({"_id": feedback_event_id, "alert_id": alert_id})
+        except DuplicateKeyError:
+            pass
 
     def _update_then_read(self, collection: Collection[Doc], query: Doc, update: Doc) -> Doc | None:
         """Apply ``update`` if ``query`` (which names an ``_id``) matches; the document afterwards, or
@@ -127,10 +131,7 @@ class AlertsRepository:
 
         The link comes first and claims the event for this case; the update is guarded, so doing both
         again (a redelivery after a stop in between) completes the case and changes nothing else."""
-        try:
-            self.case_events.insert_one({"_id": feedback_event_id, "alert_id": alert_id})
-        except DuplicateKeyError:
-            pass
+        self._link(feedback_event_id, alert_id)
         return self.alerts.update_one(
             {"_id": alert_id, "feedback_event_ids": {"$ne": feedback_event_id}},
             {"$push": {"feedback_event_ids": feedback_event_id}, "$inc": {"event_count": 1},
