@@ -9,6 +9,7 @@ plain ``BaseModel``s. Settings are built once in the entry point, never at impor
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, Field, SecretStr
@@ -46,6 +47,9 @@ class KafkaSettings(BaseModel):
     #: the wait: 0.36 s median per hop measured at 1,500 ms, 13 ms at 100 ms. An idle consumer then
     #: sends ten empty fetches a second, which neither broker notices.
     fetch_max_wait_ms: int = 100
+    #: Where faust puts its state directory (``<group>-<app>-data``); the stores are in memory, but
+    #: faust still creates it. None: the working directory (the k8s manifests mount one per pod).
+    state_dir: Path | None = None
 
 
 class MongoSettings(BaseModel):

@@ -226,6 +226,8 @@ class EmbeddedStack:
         env = {
             f"{prefix}KAFKA__BOOTSTRAP_SERVERS": self.config.bootstrap,
             f"{prefix}KAFKA__GROUP_PREFIX": self.config.group_prefix,
+            # faust's (empty) state directories go beside the logs, not into the working directory.
+            f"{prefix}KAFKA__STATE_DIR": str((self.config.data_dir / "faust").resolve()),
             f"{prefix}MONGO__URL": self.config.mongo_url,
             f"{prefix}HTTP__HOST": self.config.host,
             f"{prefix}HTTP__PORT": str(self.config.service_ports[name]),

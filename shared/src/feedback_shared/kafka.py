@@ -115,6 +115,8 @@ def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> 
         "store": "memory://",
         "producer_acks": -1,
     }
+    if settings.state_dir is not None:
+        options["datadir"] = str(settings.state_dir / "{conf.name}-data")
     options.update(overrides)
     _install_fetch_wait_setting()
     app = faust.App(f"{settings.group_prefix}-{app_id}", **options)

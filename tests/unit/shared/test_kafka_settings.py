@@ -4,6 +4,7 @@ embedded broker every hop waited out most of it: 0.36 s median per hop)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from feedback_shared.config import KafkaSettings
 from feedback_shared.kafka import create_faust_app
@@ -24,3 +25,10 @@ def _fetch_wait_of_worker_consumer(settings: KafkaSettings) -> int:
 def test_worker_consumer_fetch_wait_comes_from_settings() -> None:
     assert _fetch_wait_of_worker_consumer(KafkaSettings(fetch_max_wait_ms=42)) == 42
     assert _fetch_wait_of_worker_consumer(KafkaSettings()) == 100
+
+
+def test_state_directory_comes_from_settings(tmp_path: Path) -> None:
+    app = create_faust_app("state-dir-test", KafkaSettings(state_dir=tmp_path, group_prefix="t"))
+    assert Path(app.conf.datadir) == tmp_path / "t-state-dir-test-data"
+    # Without the setting faust keeps its own default, relative to the working directory.
+    assert not Path(create_faust_app("state-dir-test", KafkaSettings()).conf.datadir).is_absolute()
