@@ -24,6 +24,7 @@ def test_chaos_short_form_loses_nothing_and_counts_nothing_twice() -> None:
     assert results["scored"] == results["accepted_feedback"] > 0
     assert results["alerted"] == results["negatives"] > 0
     assert results["pages"] >= results["cases"] > 0 and results["unattributed_pages"] == 0
+    assert results["unkeyed_pages"] == 0  # every page can be told from a resend of itself
     assert results["credited"] > 0
     assert results["server_errors"] == 0, results["client_errors"]
     # Every poison message dead-lettered by every agent that reads its topic, each with a reason.

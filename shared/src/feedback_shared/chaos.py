@@ -175,22 +175,38 @@ class Client(threading.Thread):
 
 
 class PageRecorder(BaseHTTPRequestHandler):
-    """A CSM's notification endpoint (Apprise ``json://``): records which case each page was about."""
+    """A CSM's notification endpoint (Apprise ``json://``) that honours ``Idempotency-Key``, as a
+    receiver of at-least-once pages should: a repeat of a key it has already taken is answered 200 and
+    dropped (counted in ``resent``), so ``pages`` holds what the CSM saw, per case.
+
+    A repeat comes from a worker SIGKILLed after sending a page and before recording it: its successor
+    sends the same delivery again, under the same key. Two pages for one case under different keys are
+    two deliveries, a real duplicate, and a page without a key could not be dropped at all: the audit
+    fails on either."""
 
     pages: Counter[str] = Counter()
-    #: Pages per ``Idempotency-Key`` header (the delivery id): a repeat with the same key is a resend
-    #: of one delivery, which a receiver honouring the key would drop.
     keys: Counter[str] = Counter()
+    unkeyed = 0
     lock = threading.Lock()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0)).decode("utf-8", "replace")
         match = re.search(r"Case ([0-9a-f-]{36})", body)
+        key = self.headers.get("Idempotency-Key")
         with PageRecorder.lock:
-            PageRecorder.pages[match.group(1) if match else "?"] += 1
-            PageRecorder.keys[self.headers.get("Idempotency-Key") or "?"] += 1
+            if key is None:
+                PageRecorder.unkeyed += 1
+            if key is None or PageRecorder.keys[key] == 0:
+                PageRecorder.pages[match.group(1) if match else "?"] += 1
+            if key is not None:
+                PageRecorder.keys[key] += 1
         self.send_response(200)
         self.end_headers()
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls.lock:
+            cls.pages, cls.keys, cls.unkeyed = Counter(), Counter(), 0
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -307,13 +323,17 @@ class Audit:
     def ok(self) -> bool:
         return (sum(self.lost.values()) == 0 and sum(self.duplicated.values()) == 0
                 and self.poison_dead_lettered == self.poison_expected and self.unattributed_pages == 0
+                and self.unkeyed_pages == 0
                 and self.server_errors == 0)
 
     poison_expected: int = 0
     #: Pages whose text names no case: every page must say which case it is about.
     unattributed_pages: int = 0
-    #: Pages received again under the same Idempotency-Key (counted in "case paged twice" as well).
+    #: Pages received again under the same Idempotency-Key and dropped by the receiver (a send the
+    #: killed worker made and could not record; see ``PageRecorder``). Not in ``pages``.
     pages_resent_same_key: int = 0
+    #: Pages that came without an Idempotency-Key (a receiver could not drop their repeats).
+    unkeyed_pages: int = 0
     #: Ingest answers of 5xx other than 503 seen by the client.
     server_errors: int = 0
 
@@ -387,15 +407,16 @@ def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: 
         note("negative, no case", event_id)
     result.duplicated["negative in two cases"] = sum(1 for n in in_cases.values() if n > 1)
     paged = {str(case["_id"]) for case in cases if case.get("paged")}
-    with PageRecorder.lock:  # one snapshot of both counts
+    with PageRecorder.lock:  # one snapshot of the counts
         pages = dict(PageRecorder.pages)
         keys = dict(PageRecorder.keys)
+        result.unkeyed_pages = PageRecorder.unkeyed
     result.pages = sum(pages.values())
     result.lost["paged case, no page"] = len(paged - pages.keys())
     result.lost["page still in the outbox"] = outbox_stuck
     result.duplicated["case paged twice"] = sum(1 for case_id in paged if pages.get(case_id, 0) > 1)
     result.unattributed_pages = pages.get("?", 0)
-    result.pages_resent_same_key = sum(n - 1 for key, n in keys.items() if key != "?" and n > 1)
+    result.pages_resent_same_key = sum(n - 1 for n in keys.values() if n > 1)
     for case_id in sorted(c for c in paged if pages.get(c, 0) > 1):
         note("case paged twice", case_id)
 
@@ -492,8 +513,7 @@ def faults(stack: EmbeddedStack, plan: ChaosPlan, log: Callable[[str], None]) ->
 
 def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
-    PageRecorder.pages = Counter()
-    PageRecorder.keys = Counter()
+    PageRecorder.reset()
     pages = ThreadingHTTPServer(("127.0.0.1", 0), PageRecorder)
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -565,8 +585,9 @@ def summary(r: dict[str, Any]) -> str:
         f" {r['server_errors']} answers of 5xx other than 503)",
         f"  scored            {r['scored']:,}",
         f"  alerted           {r['alerted']:,} negatives in {r['cases']:,} cases; {r['pages']:,} pages delivered"
-        f" ({r['unattributed_pages']} naming no case; {r['pages_resent_same_key']} resent under the same"
-        " Idempotency-Key, which a receiver honouring it drops)",
+        f" ({r['unattributed_pages']} naming no case, {r['unkeyed_pages']} without an Idempotency-Key;"
+        f" {r['pages_resent_same_key']} more resent under a key already delivered, which the receiver"
+        " dropped: sent by a killed worker that could not record them)",
         f"  credited          {r['credited']:,} ledger credits over {r['customers_checked']:,} customers",
         f"  dead-lettered     {r['dead_lettered']:,} (poison: {r['poison_dead_lettered']}/{r['poison_expected']}"
         " expected, each with its reason)",

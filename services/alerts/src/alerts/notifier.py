@@ -37,8 +37,9 @@ def channel_of(url: str) -> str:
     return scheme if scheme.isalnum() and len(scheme) <= 16 else "other"
 
 
-#: Apprise schemes that POST over HTTP and take extra headers as ``+Name=value`` in the URL.
-HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+#: Apprise schemes that take extra headers as ``+Name=value`` in the URL: the HTTP POSTs, and e-mail
+#: (the header goes into the message, where a ticketing system reading the mailbox can match it).
+HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"})
 
 
 def with_idempotency_key(url: str, key: str) -> str:
@@ -46,7 +47,8 @@ def with_idempotency_key(url: str, key: str) -> str:
 
     A delivery is at least once: a worker killed after a send and before recording it sends again once
     its lease runs out. The key (the delivery's id, the same on every attempt) lets a receiver drop the
-    repeat, as ``webhook-id`` does for the signed webhooks. E-mail, Slack and Teams carry no such key.
+    repeat, as ``webhook-id`` does for the signed webhooks. Slack and Teams carry no such key. (E-mail
+    gets the header, not a fixed Message-ID: Apprise always writes its own, and two would be invalid.)
     """
     if url.split("://", 1)[0].lower() not in HEADER_SCHEMES:
         return url
