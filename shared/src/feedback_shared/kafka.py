@@ -116,6 +116,7 @@ def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> 
         "producer_acks": -1,
     }
     if settings.state_dir is not None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
         options["datadir"] = str(settings.state_dir / "{conf.name}-data")
     options.update(overrides)
     _install_fetch_wait_setting()

@@ -28,7 +28,10 @@ def test_worker_consumer_fetch_wait_comes_from_settings() -> None:
 
 
 def test_state_directory_comes_from_settings(tmp_path: Path) -> None:
-    app = create_faust_app("state-dir-test", KafkaSettings(state_dir=tmp_path, group_prefix="t"))
-    assert Path(app.conf.datadir) == tmp_path / "t-state-dir-test-data"
+    state_dir = tmp_path / "not" / "yet"
+    app = create_faust_app("state-dir-test", KafkaSettings(state_dir=state_dir, group_prefix="t"))
+    assert Path(app.conf.datadir) == state_dir / "t-state-dir-test-data"
+    app._create_directories()  # what faust does on start: it makes only the last level
+    assert (state_dir / "t-state-dir-test-data").is_dir()
     # Without the setting faust keeps its own default, relative to the working directory.
     assert not Path(create_faust_app("state-dir-test", KafkaSettings()).conf.datadir).is_absolute()
