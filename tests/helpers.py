@@ -7,15 +7,18 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import httpx
+
 from feedback_shared.chaos import read_topic
 
-__all__ = ["Receiver", "eventually", "load_deploy_check", "read_topic"]
+__all__ = ["Receiver", "alerts_for", "eventually", "load_deploy_check", "negative", "read_topic", "uid"]
 
 T = TypeVar("T")
 
@@ -32,12 +35,36 @@ def eventually(check: Callable[[], T | None], timeout_s: float = 30.0, interval_
     raise AssertionError(f"condition not met within {timeout_s}s; last value: {last!r}")
 
 
+Api = Callable[[str], httpx.Client]
+
+
+def uid(prefix: str) -> str:
+    """A unique id for one test's customers, CSMs and items (tests share one stack)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def alerts_for(api: Api, customer_id: str) -> list[dict[str, Any]]:
+    resp = api("alerts").get("/v1/alerts", params={"limit": 500})
+    resp.raise_for_status()
+    return [a for a in resp.json() if a["customer_id"] == customer_id]
+
+
+def negative(api: Api, customer: str, text: str, **extra: Any) -> str:
+    """Post a one-star review; its ingest event id."""
+    body = {"source": "google", "external_id": uid("r"), "customer_id": customer, "rating": 1, "text": text, **extra}
+    resp = api("ingest").post("/v1/reviews", json=body)
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["event_id"])
+
+
 class Receiver:
     """An HTTP endpoint standing in for Slack or an integration: records every JSON POST."""
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.up = True
+        #: Called with each request recorded, before it is answered (a fault to inject mid-send).
+        self.on_post: Callable[[dict[str, Any]], None] | None = None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,8 +74,11 @@ class Receiver:
                     self.send_response(503)
                     self.end_headers()
                     return
-                outer.received.append({"path": self.path, "body": json.loads(body), "raw": body,
-                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
+                request = {"path": self.path, "body": json.loads(body), "raw": body,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}
+                outer.received.append(request)
+                if outer.on_post is not None:
+                    outer.on_post(request)
                 self.send_response(200)
                 self.end_headers()
 

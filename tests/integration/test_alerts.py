@@ -27,15 +27,12 @@ from alerts.sla import SlaMonitor
 from feedback_shared.devstack import EmbeddedStack, free_port
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
 from feedback_shared.webhooks import verify
-from tests.helpers import Receiver, eventually
+from tests.helpers import Receiver, alerts_for, eventually, negative, uid
 from tests.integration.conftest import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 class Mailbox:
@@ -59,15 +56,8 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
-def alerts_for(api: Api, customer: str) -> list[dict[str, Any]]:
-    return [a for a in api("alerts").get("/v1/alerts", params={"limit": 500}).json() if a["customer_id"] == customer]
 
 
-def negative(api: Api, customer: str, text: str, **extra: Any) -> str:
-    body = {"source": "google", "external_id": uid("r"), "customer_id": customer, "rating": 1, "text": text, **extra}
-    resp = api("ingest").post("/v1/reviews", json=body)
-    assert resp.status_code == 202, resp.text
-    return str(resp.json()["event_id"])
 
 
 def test_one_email_and_one_signed_webhook_per_alert_and_no_second_page_in_the_cool_down(

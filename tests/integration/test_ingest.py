@@ -23,15 +23,12 @@ from hypothesis.errors import Unsatisfiable
 
 from feedback_shared.devstack import EmbeddedStack, StackConfig, free_port
 from feedback_shared.topics import FEEDBACK_RECEIVED
-from tests.helpers import read_topic
+from tests.helpers import read_topic, uid
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
 SEEDS = sorted((Path(__file__).parent.parent / "fixtures" / "seeds").glob("*.txt"))
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def received(stack: EmbeddedStack, event_ids: set[str]) -> dict[str, Any]:

@@ -16,20 +16,13 @@ from kafka import KafkaProducer
 
 from feedback_shared.devstack import EmbeddedStack
 from feedback_shared.topics import COMMERCE_EVENTS, DLQ_ERROR_HEADER, FEEDBACK_RECEIVED, FEEDBACK_SCORED
-from tests.helpers import Receiver, eventually, read_topic
+from tests.helpers import Receiver, alerts_for, eventually, read_topic, uid
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
 
 
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
-
-def alerts_for(api: Api, customer_id: str) -> list[dict[str, Any]]:
-    resp = api("alerts").get("/v1/alerts", params={"limit": 500})
-    resp.raise_for_status()
-    return [a for a in resp.json() if a["customer_id"] == customer_id]
 
 
 def test_negative_review_becomes_one_alert_and_one_notification(api: Api, receiver: Receiver) -> None:

@@ -8,7 +8,6 @@ import contextlib
 import math
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from feedback_shared.devstack import SERVICES, EmbeddedStack, free_port, wait_for_http
-from tests.helpers import Receiver, eventually, load_deploy_check
+from tests.helpers import Receiver, eventually, load_deploy_check, uid
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
@@ -95,9 +94,6 @@ def scalar(prom: httpx.Client, expr: str) -> float:
     result = query(prom, expr)
     return float(result[0]["value"][1]) if result else 0.0
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def test_prometheus_scrapes_every_service_and_sees_a_review_reach_a_csm(
