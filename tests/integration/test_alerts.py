@@ -232,6 +232,45 @@ def test_one_crisis_alert_when_public_negatives_spike(
     assert len(crises) == 2
 
 
+def test_items_from_before_an_erasure_that_arrive_after_it_open_no_case(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    """Erasure travels on its own topic, so a negative taken in just before it can reach alerts just
+    after it: that item is erased too, not made into a case with its text. Items after it count."""
+    repo, metrics, registry = alerts_db
+    requested = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    clock = Clock(requested + timedelta(seconds=5))
+    handler = AlertHandler(repo, AlertsSettings(), metrics, AlertPolicy(), clock=clock)
+    customer = uid("forget")
+
+    def item(text: str, ingested: datetime) -> FeedbackScored:
+        return scored(customer, text=text).model_copy(update={"ingested_at": ingested})
+
+    repo.put_account(customer, {"csm_id": "csm-a", "preferred_name": "Ms. Aliyeva"})
+    [opened] = handler.handle(item("Before the request, and handled before the erasure", requested - timedelta(seconds=9)))
+    assert repo.erase_customer(customer, clock.now, requested) == {"accounts": 1, "cases": 1}
+    # The same item redelivered into its erased case brings nothing back.
+    redelivered = item("Before the request, and handled before the erasure", requested - timedelta(seconds=9))
+    redelivered = redelivered.model_copy(update={"feedback_event_id": repo.get(opened.alert_id)["first_feedback_event_id"]})  # type: ignore[index]
+    assert handler.handle(redelivered) == []
+    # An item from before the request, late: dropped and counted.
+    assert handler.handle(item("Flat 12, Nizami street: the washer leaked", requested - timedelta(seconds=1))) == []
+    assert registry.get_sample_value("alerts_erased_skipped_total") == 2
+    cases = repo.alerts.find({"$or": [{"customer_id": customer}, {"_id": opened.alert_id}]})
+    assert "Nizami" not in str(list(cases))
+    assert "latest" not in repo.get(opened.alert_id)  # type: ignore[operator]
+
+    # The customer comes back after the erasure: a new case, as for anyone.
+    repo.put_account(customer, {"csm_id": "csm-b"})  # re-onboarded: the mark stays
+    [fresh] = handler.handle(item("New order, broken again", requested + timedelta(seconds=2)))
+    assert fresh.event_type == "alert.raised" and fresh.csm_id == "csm-b"
+    # A late item from before the request still does not join that open case.
+    assert handler.handle(item("Old complaint, late", requested - timedelta(seconds=3))) == []
+    case = repo.get(fresh.alert_id)
+    assert case is not None and case["event_count"] == 1 and "Old complaint" not in str(case)
+    assert registry.get_sample_value("alerts_erased_skipped_total") == 3
+
+
 def test_loyalty_tier_reaches_alert_priority(api: Api) -> None:
     """The tier is loyalty's, announced on loyalty.points.v1, and kept in alerts' own view."""
     regular, silver = uid("regular"), uid("silver")

@@ -64,3 +64,13 @@ def test_a_purchase_seen_again_keeps_its_first_ordinal_and_amount(repo: LoyaltyR
     assert repo.record_purchase("o1", "cy", amount=Decimal("99.00"), currency="EUR", at=T0, event_id="c") == (
         1, Decimal("10.00"))
     assert repo.record_purchase("o3", "cy", amount=Decimal("5.00"), currency="EUR", at=T0, event_id="d")[0] == 3
+
+
+def test_an_erasure_leaves_a_mark_with_the_requests_time(repo: LoyaltyRepository) -> None:
+    repo.record_purchase("o-erase", "cz", amount=Decimal("10"), currency="EUR", at=T0, event_id="e")
+    assert repo.erased_at("cz") is None
+    repo.anonymise_customer("cz", "erased-cz", requested_at=T0)
+    assert repo.erased_at("cz") == T0
+    assert repo.purchases.find_one({"_id": "o-erase"})["customer_id"] == "erased-cz"  # type: ignore[index]
+    repo.anonymise_customer("cz", "erased-cz", requested_at=T0)  # redelivered: the same mark
+    assert repo.erasures.count_documents({}) == 1 and repo.erased_at("cz") == T0

@@ -19,6 +19,7 @@ class FakeStore:
         self.purchases: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.profiles: dict[str, dict[str, Any]] = {}
+        self.erasures: dict[str, datetime] = {}
 
     def record_purchase(self, order_id: str, customer_id: str, *, amount: Decimal, currency: str, at: datetime,
                         event_id: str) -> tuple[int, Decimal]:
@@ -76,6 +77,9 @@ class FakeStore:
     def inactive_since(self, before: datetime, limit: int = 500) -> list[CustomerState]:
         return [self.customer(cid) for cid, c in self.customers.items()
                 if c.get("balance", 0) > 0 and c.get("last_activity_at") and c["last_activity_at"] < before][:limit]
+
+    def erased_at(self, customer_id: str) -> datetime | None:
+        return self.erasures.get(customer_id)
 
     def ledger_sum(self, customer_id: str) -> int:
         return sum(e.points for e in self.ledger.values() if e.customer_id == customer_id)

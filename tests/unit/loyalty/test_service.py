@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,13 +11,15 @@ from prometheus_client import CollectorRegistry
 from feedback_shared.events import (
     CustomerProfileUpdated,
     CustomerThanked,
+    FeedbackScored,
     FollowUpDue,
     PurchaseRecorded,
+    SentimentResult,
     TierChanged,
 )
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.points import PointsRules
-from loyalty.service import LoyaltyService
+from loyalty.service import Effects, LoyaltyService, pseudonym
 from tests.unit.loyalty.fakes import FakeStore
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
@@ -77,3 +80,43 @@ def test_repeat_business_gauges() -> None:
                                  "revenue": Decimal(200), "repeat_revenue": Decimal(150)}})
     assert registry.get_sample_value("loyalty_repeat_purchase_ratio", {"currency": "EUR"}) == 0.75
     assert registry.get_sample_value("loyalty_repeat_revenue_share", {"currency": "EUR"}) == 0.75
+
+
+def test_events_from_before_an_erasure_arriving_after_it_stay_off_the_real_id_and_announce_nothing() -> None:
+    """Erasure has its own topic: a purchase or review taken in just before the request can arrive just
+    after the erasure. It must not bring the customer back under their id, nor message them."""
+    rules = PointsRules(surprise_probability=0)
+    svc, store, registry = service(rules, [T0])
+    requested = T0 + timedelta(minutes=5)
+    svc.on_commerce(purchase("o-1", "30", T0))  # before the erasure, in time
+    # The erasure as anonymise_customer leaves it: ledger and purchases under the pseudonym, a mark.
+    hidden = pseudonym("c-1")
+    store.purchases["o-1"]["customer_id"] = hidden
+    store.customers.pop("c-1", None)
+    store.erasures["c-1"] = requested
+
+    late = purchase("o-2", "40", T0 + timedelta(minutes=1)).model_copy(
+        update={"ingested_at": requested - timedelta(seconds=1)})
+    assert svc.on_commerce(late) == Effects()
+    assert store.customer("c-1").balance == 0 and "c-1" not in store.customers
+    assert store.purchases["o-2"]["customer_id"] == hidden and store.purchases["o-2"]["ordinal"] == 2
+    assert store.customer(hidden).balance == 40  # the second purchase's points, kept for audit
+    assert svc.on_commerce(late) == Effects() and store.customer(hidden).balance == 40  # redelivered: once
+
+    review = FeedbackScored(
+        source="google", kind="review", external_id="r-1", customer_id="c-1", order_id="o-2", text="ok",
+        feedback_event_id=uuid.uuid4(), model_version="t", language="en",
+        sentiment=SentimentResult(label="positive", score=0.8, confidence=0.9,
+                                  probabilities={"negative": 0.05, "neutral": 0.05, "positive": 0.9}),
+        needs=[], ingested_at=requested - timedelta(seconds=2))
+    assert svc.on_scored(review) == Effects()
+    assert store.customer(hidden).balance == 40 and "c-1" not in store.customers
+    assert registry.get_sample_value("loyalty_erased_late_total", {"type": "purchase.recorded"}) == 2
+    assert registry.get_sample_value("loyalty_erased_late_total", {"type": "feedback.scored"}) == 1
+
+    # The customer comes back after the request: a new start under their id, announced as usual.
+    again = purchase("o-3", "25", requested + timedelta(hours=1)).model_copy(
+        update={"ingested_at": requested + timedelta(hours=1)})
+    effects = svc.on_commerce(again)
+    assert [n for n in effects.notifications if isinstance(n, FollowUpDue)]
+    assert store.purchases["o-3"]["customer_id"] == "c-1" and store.purchases["o-3"]["ordinal"] == 1

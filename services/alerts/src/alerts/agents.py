@@ -60,6 +60,11 @@ def alert_event(case: dict[str, Any], kind: str, *, cause: str, trace_id: str | 
     )
 
 
+def _before(scored: FeedbackScored, erased_at: datetime | None) -> bool:
+    """Whether the item was taken in before its customer's erasure request (and so is erased too)."""
+    return erased_at is not None and scored.ingested_at <= erased_at
+
+
 class AlertHandler:
     """Turns one scored item into a new case (paged), an update of an open case, or nothing."""
 
@@ -91,6 +96,8 @@ class AlertHandler:
         alert_id = str(derived_id("alert", feedback_id))
         now = self.clock()
         existing = self.repo.case_with_event(feedback_id)
+        if existing is not None and existing.get("erased_at") is not None:
+            return self._skip_erased(scored)  # a redelivery into a case erased since: nothing to bring back
         if existing is not None:
             if feedback_id not in existing.get("feedback_event_ids", []):
                 # Linked to the case, then the worker stopped before the case itself was updated.
@@ -103,6 +110,8 @@ class AlertHandler:
             self._enqueue_webhook(event, existing)
             return [event]
         open_case, earlier = self.repo.case_history(scored.customer_id, scored.thread_id)
+        if open_case is not None and _before(scored, open_case.get("customer_erased_at")):
+            return self._skip_erased(scored)
         if open_case is not None:
             # Cases, not pages: more negatives while a case is open update it without paging again.
             latest = _latest(scored)
@@ -118,6 +127,8 @@ class AlertHandler:
             self._enqueue_webhook(event, updated)
             return [event]
         account = self.repo.get_account(scored.customer_id)
+        if account is not None and _before(scored, account.erased_at):
+            return self._skip_erased(scored)
         latest = _latest(scored)
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)
         internal_target, promised_by = sla_deadlines(prio, scored.channel, now, self.policy)
@@ -135,6 +146,9 @@ class AlertHandler:
             "feedback_ingested_at": scored.ingested_at, "created_at": now, "updated_at": now,
             "trace_id": scored.trace_id,
         }
+        if account is not None and account.erased_at is not None:
+            # A case after an erasure: an item from before it, arriving late, must not join this case.
+            case["customer_erased_at"] = account.erased_at
         if self.repo.insert_case(case):
             self.metrics.raised.labels(priority=prio).inc()
             logger.info("alert_raised alert_id=%s event_id=%s priority=%s csm=%s paged=%s trace_id=%s",
@@ -146,6 +160,12 @@ class AlertHandler:
         event = alert_event(case, "raised", cause=feedback_id, trace_id=scored.trace_id)
         self._enqueue_webhook(event, case)
         return [event]
+
+    def _skip_erased(self, scored: FeedbackScored) -> list[AlertEvent]:
+        self.metrics.erased_skipped.inc()
+        logger.info("erased_customer_item_dropped event_id=%s trace_id=%s", scored.feedback_event_id,
+                    scored.trace_id)
+        return []
 
     def _enqueue_pages(self, case: dict[str, Any], scored: FeedbackScored, account: Account | None) -> None:
         csm = self.repo.get_csm(case["csm_id"])
@@ -249,7 +269,8 @@ def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetric
             await asyncio.to_thread(handler.repo.set_tier, event.customer_id, event.tier)
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
-        erased = await asyncio.to_thread(handler.repo.erase_customer, request.customer_id, utcnow())
+        erased = await asyncio.to_thread(handler.repo.erase_customer, request.customer_id, utcnow(),
+                                         request.ingested_at)
         logger.info("customer_erased event_id=%s cases=%d accounts=%d", request.event_id, erased["cases"],
                     erased["accounts"])
 

@@ -17,6 +17,7 @@ class AlertsMetrics:
     feedback_to_alert: Histogram
     escalations: Counter
     breaches: Counter
+    erased_skipped: Counter
     dlq: Counter
 
     @classmethod
@@ -36,6 +37,9 @@ class AlertsMetrics:
                                 registry=registry),
             breaches=Counter("sla_breaches", "Cases not resolved by the time promised to the customer.",
                              registry=registry),
+            erased_skipped=Counter(
+                "alerts_erased_skipped", "Negative items from before their customer's erasure that reached "
+                "alerts after it: dropped, not made into a case.", registry=registry),
             dlq=dlq_counter(registry),
         )
         for p in PRIORITIES:

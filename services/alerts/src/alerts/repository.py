@@ -218,7 +218,10 @@ class AlertsRepository:
         return doc
 
     def put_account(self, customer_id: str, doc: Doc) -> None:
-        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc}, upsert=True)
+        """Create or replace an account; an erasure mark on it stays (see ``erase_customer``)."""
+        mark = self.accounts.find_one({"_id": customer_id}, {"erased_at": 1})
+        kept = {"erased_at": mark["erased_at"]} if mark and mark.get("erased_at") else {}
+        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc, **kept}, upsert=True)
 
     def set_tier(self, customer_id: str, tier: str) -> None:
         """The loyalty tier, from ``loyalty.points.v1``: alerts' own view of it."""
@@ -237,6 +240,7 @@ class AlertsRepository:
             tier=doc.get("tier") or (tier_doc or {}).get("tier"),
             preferred_name=doc.get("preferred_name"), preferred_channel=doc.get("preferred_channel"),
             language=doc.get("language"),
+            erased_at=doc.get("erased_at"),
         )
 
     # ---- outbox ----------------------------------------------------------------------------------
@@ -302,12 +306,18 @@ class AlertsRepository:
         return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0, "payload": 0}))
 
     # ---- erasure ---------------------------------------------------------------------------------
-    def erase_customer(self, customer_id: str, now: datetime) -> dict[str, int]:
+    def erase_customer(self, customer_id: str, now: datetime, requested_at: datetime | None = None) -> dict[str, int]:
         """Delete the account and every text the customer wrote; keep the cases' counts and clocks.
 
-        What stays: priority, status, needs, event count and timestamps (what dashboards count).
+        What stays: priority, status, needs, event count and timestamps (what dashboards count). The
+        account is replaced by a mark holding only ``erased_at`` (``requested_at``: when ingest took the
+        request), so items from before it still in flight on ``feedback.scored.v1`` are dropped when
+        they arrive (``AlertHandler``) instead of opening a case with the text again.
         """
-        account = self.accounts.delete_one({"_id": customer_id}).deleted_count
+        before = self.accounts.find_one({"_id": customer_id}, {"erased_at": 0})
+        account = int(before is not None and len(before) > 1)
+        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, "erased_at": requested_at or now},
+                                  upsert=True)
         self.tiers.delete_one({"_id": customer_id})
         self.pages.delete_one({"_id": customer_id})
         case_ids = [d["_id"] for d in self.alerts.find({"customer_id": customer_id}, {"_id": 1})]
@@ -320,4 +330,4 @@ class AlertsRepository:
             {"alert_id": {"$in": case_ids}},
             {"$set": {"title": "[erased]", "body": "[erased at the customer's request]", "payload": "{}"}},
         )
-        return {"accounts": int(account), "cases": len(case_ids)}
+        return {"accounts": account, "cases": len(case_ids)}

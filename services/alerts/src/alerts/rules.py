@@ -82,6 +82,9 @@ class Account:
     preferred_name: str | None = None
     preferred_channel: str | None = None
     language: str | None = None
+    #: When the customer asked to be forgotten (the request's ingest time): items from before it that
+    #: arrive later (they were in flight on another topic) must not bring their text back.
+    erased_at: datetime | None = None
 
 
 def should_alert(scored: FeedbackScored) -> bool:

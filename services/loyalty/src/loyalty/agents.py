@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,14 +22,9 @@ from feedback_shared.topics import (
 )
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.repository import LoyaltyRepository
-from loyalty.service import Effects, LoyaltyService
+from loyalty.service import Effects, LoyaltyService, pseudonym
 
 logger = logging.getLogger(__name__)
-
-
-def pseudonym(customer_id: str) -> str:
-    """A stable stand-in for an erased customer: the same erasure twice gives the same pseudonym."""
-    return "erased-" + hashlib.sha256(f"loyalty-erasure|{customer_id}".encode()).hexdigest()[:24]
 
 
 class Publisher:
@@ -64,7 +58,8 @@ def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyReposi
         await asyncio.to_thread(service.on_profile, event)
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
-        entries = await asyncio.to_thread(repo.anonymise_customer, request.customer_id, pseudonym(request.customer_id))
+        entries = await asyncio.to_thread(repo.anonymise_customer, request.customer_id, pseudonym(request.customer_id),
+                                          request.ingested_at)
         logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
 
     register_batch_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)

@@ -17,6 +17,7 @@ class LoyaltyMetrics:
     purchases: Counter
     repeat_purchase_ratio: Gauge
     repeat_revenue_share: Gauge
+    erased_late: Counter
     dlq: Counter
 
     @classmethod
@@ -33,6 +34,10 @@ class LoyaltyMetrics:
             repeat_revenue_share=Gauge("loyalty_repeat_revenue_share",
                                        "Share of revenue from repeat purchases (seed 000, RJMetrics).",
                                        ["currency"], registry=registry),
+            erased_late=Counter(
+                "loyalty_erased_late", "Events from before their customer's erasure that arrived after it, by "
+                "type: purchases and returns recorded under the pseudonym, review bonuses dropped; nothing "
+                "announced.", ["type"], registry=registry),
             dlq=dlq_counter(registry),
         )
         for rule in RULES:

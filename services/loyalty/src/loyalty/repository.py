@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -73,6 +73,7 @@ class LoyaltyStore(Protocol):
     def inactive_since(self, before: datetime, limit: int = 500) -> list[CustomerState]: ...
     def earned_since(self, customer_id: str, since: datetime) -> int: ...
     def profile(self, customer_id: str) -> Doc | None: ...
+    def erased_at(self, customer_id: str) -> datetime | None: ...
 
 
 def _entry(doc: Doc) -> LedgerEntry:
@@ -90,6 +91,8 @@ class LoyaltyRepository:
         self.purchases: Collection[Doc] = db["purchases"]
         self.ledger: Collection[Doc] = db["ledger"]
         self.profiles: Collection[Doc] = db["profiles"]
+        #: One mark per erased customer: when ingest took the request (see ``anonymise_customer``).
+        self.erasures: Collection[Doc] = db["erasures"]
 
     def ensure_indexes(self) -> None:
         self.ledger.create_index([("source_event_id", ASCENDING), ("rule", ASCENDING)], unique=True)
@@ -223,8 +226,13 @@ class LoyaltyRepository:
                               d.get("last_surprise_at")) for d in docs]
 
     # ---- erasure and figures ---------------------------------------------------------------------
-    def anonymise_customer(self, customer_id: str, pseudonym: str) -> int:
-        """Replace the customer's id with a pseudonym on the ledger and purchases; amounts stay for audit."""
+    def anonymise_customer(self, customer_id: str, pseudonym: str, requested_at: datetime) -> int:
+        """Replace the customer's id with a pseudonym on the ledger and purchases; amounts stay for audit.
+
+        Leaves a mark with ``requested_at`` (when ingest took the request): events from before it can
+        still be in flight on the other topics, and ``LoyaltyService`` keeps them off the real id."""
+        self.erasures.replace_one({"_id": customer_id}, {"_id": customer_id, "erased_at": requested_at},
+                                  upsert=True)
         entries = self.ledger.update_many({"customer_id": customer_id},
                                           {"$set": {"customer_id": pseudonym, "anonymised": True}})
         self.purchases.update_many({"customer_id": customer_id},
@@ -232,6 +240,13 @@ class LoyaltyRepository:
         self.customers.delete_one({"_id": customer_id})
         self.profiles.delete_one({"_id": customer_id})
         return int(entries.modified_count)
+
+    def erased_at(self, customer_id: str) -> datetime | None:
+        doc = self.erasures.find_one({"_id": customer_id})
+        if doc is None:
+            return None
+        erased_at: datetime = doc["erased_at"]
+        return erased_at if erased_at.tzinfo else erased_at.replace(tzinfo=UTC)  # a client without tz_aware
 
     def purchase_figures(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: purchases and revenue, first and repeat (for the repeat-business gauges)."""

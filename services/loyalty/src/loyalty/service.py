@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,11 @@ from loyalty.repository import Applied, LedgerEntry, LoyaltyStore
 logger = logging.getLogger(__name__)
 
 
+def pseudonym(customer_id: str) -> str:
+    """A stable stand-in for an erased customer: the same erasure twice gives the same pseudonym."""
+    return "erased-" + hashlib.sha256(f"loyalty-erasure|{customer_id}".encode()).hexdigest()[:24]
+
+
 @dataclass
 class Effects:
     """Events to publish after the ledger writes are durable."""
@@ -63,11 +69,31 @@ class LoyaltyService:
         self.clock = clock
 
     # ---- events in -------------------------------------------------------------------------------
+    def _erased_before(self, customer_id: str | None, event: PurchaseRecorded | OrderReturned | FeedbackScored) -> bool:
+        """Whether the event was taken in before its customer's erasure request and arrived after the
+        erasure was applied (erasure has its own topic, so nothing orders the two)."""
+        erased_at = self.store.erased_at(customer_id) if customer_id else None
+        late = erased_at is not None and event.ingested_at <= erased_at
+        if late:
+            self.metrics.erased_late.labels(type=event.event_type).inc()
+            logger.info("erased_customer_event_late event_id=%s type=%s", event.event_id, event.event_type)
+        return late
+
     def on_commerce(self, event: PurchaseRecorded | OrderReturned) -> Effects:
         """Credits are keyed on the business id (the order), not the event id: a sender that retries
-        with a new event id still credits once."""
-        effects = Effects()
+        with a new event id still credits once.
+
+        An event from before its customer's erasure that arrives after it is applied under the
+        pseudonym, as the erasure did to what was already here (amounts stay for audit), and announces
+        nothing: no points event and no message to a customer who asked to be forgotten."""
         self.metrics.handled.labels(type=event.event_type).inc()
+        if self._erased_before(event.customer_id, event):
+            self._commerce(event.model_copy(update={"customer_id": pseudonym(event.customer_id)}))
+            return Effects()
+        return self._commerce(event)
+
+    def _commerce(self, event: PurchaseRecorded | OrderReturned) -> Effects:
+        effects = Effects()
         if isinstance(event, PurchaseRecorded):
             business_id = str(derived_id("purchase", event.order_id))
             ordinal, amount = self.store.record_purchase(
@@ -104,6 +130,10 @@ class LoyaltyService:
         self.metrics.handled.labels(type=scored.event_type).inc()
         subject = scored.order_id or scored.product_id
         if not scored.customer_id or not subject or self.rules.review_bonus <= 0:
+            return effects
+        if self._erased_before(scored.customer_id, scored):
+            # Not under the pseudonym: the bonus is keyed on the customer, so one the erasure already
+            # moved to the pseudonym would be credited a second time.
             return effects
         source = derived_id("review-bonus", scored.customer_id, subject)
         self._credit(scored, scored.customer_id, Credit("review_bonus", self.rules.review_bonus), effects,
