@@ -71,7 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         service_ports={name: free_port() for name, _, _ in SERVICES},
         group_prefix=f"it-{uuid.uuid4().hex[:8]}",
         extra_env={"ALERTS_DELIVERY_BACKOFF_S": "0.5", "ALERTS_DELIVERY_POLL_S": "0.2", "ALERTS_SLA_POLL_S": "1",
-                   # A page lost with a killed worker is claimed again after this (60 s by default).
+                   # A page lost with a killed worker is claimed again after this (15 s by default).
                    "ALERTS_DELIVERY_LEASE_S": "8",
                    "ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{integrations.port}/alert-events",
                    "ALERTS_WEBHOOK_SECRET": WEBHOOK_SECRET,

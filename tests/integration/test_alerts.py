@@ -311,6 +311,36 @@ def test_pages_survive_a_killed_alerts_worker_and_are_sent_once(api: Api, stack:
     assert len(receiver.bodies(csm)) == 1
 
 
+def test_a_held_page_keeps_its_lease_while_its_worker_lives_and_is_given_up_once_another_took_it(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    """The lease is short (15 s) so a killed worker's pages go out soon; a live worker renews it, so a
+    page waiting behind a slow channel is not taken from it. One cut off for longer than the lease
+    finds the page taken and does not send it as well."""
+    repo, metrics, _ = alerts_db
+    clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    lease = timedelta(seconds=15)
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=lease.total_seconds())
+    sent: list[str] = []
+    dispatcher = Dispatcher(repo, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
+    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
+
+    handler.handle(scored("c-renew-1"))
+    for _ in range(6):  # 30 s, twice the lease, renewed every third of it
+        clock.now += lease / 3
+        assert dispatcher.renew_leases() == (1, 0)
+        assert repo.claim_due_many(clock.now, lease, limit=10) == []  # still this worker's
+    assert dispatcher.deliver_handed_over(10) == 1 and len(sent) == 1
+    assert dispatcher.renew_leases() == (0, 0)  # sent: nothing held
+
+    [second] = handler.handle(scored("c-renew-2"))
+    clock.now += lease + timedelta(seconds=1)  # cut off (say, a long GC pause or a partition)
+    [taken] = repo.claim_due_many(clock.now, lease, limit=10)
+    assert taken["alert_id"] == second.alert_id
+    assert dispatcher.renew_leases() == (0, 1)
+    assert dispatcher.deliver_handed_over(10) == 1 and len(sent) == 1  # left to the worker that took it
+
+
 def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clean_stop(
     alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
 ) -> None:

@@ -527,10 +527,7 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
         broker_port=free_port(), mongo_port=free_port(), data_dir=data_dir, api_key="chaos-key",
         service_ports={name: free_port() for name, _, _ in SERVICES}, group_prefix=f"chaos-{run_id}",
         extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"]),
-                   "ALERTS_DELIVERY_POLL_S": "0.2", "LOYALTY_RULES_FILE": str(rules),
-                   # Pages a killed alerts worker had claimed wait out their lease; the pages here go to
-                   # a local recorder in milliseconds, so 20 s is ample and keeps the run short.
-                   "ALERTS_DELIVERY_LEASE_S": "20"},
+                   "ALERTS_DELIVERY_POLL_S": "0.2", "LOYALTY_RULES_FILE": str(rules)},
     )
     stack = EmbeddedStack(config)
     items = make_load(plan.events, run_id)

@@ -34,8 +34,10 @@ class Settings(CommonSettings):
     #: Deliveries in flight at once. More helps when a channel is slow (an SMTP server taking seconds);
     #: on the embedded database, where make bench found the database to be the limit, it did not.
     delivery_concurrency: int = 1
-    #: Seconds a claimed delivery stays leased to one worker before another may retry it.
-    delivery_lease_s: float = 60.0
+    #: Seconds a claimed delivery stays leased to one worker before another may retry it. The worker
+    #: renews it every third of that while it holds the delivery, so it runs out only when the worker is
+    #: gone (killed, partitioned from the database): a page it held waits at most this long.
+    delivery_lease_s: float = 15.0
     inbox_url: str = "http://127.0.0.1:8002/"
     #: The alert policy (TOML); the packaged ``policy.toml`` when unset.
     policy_file: Path | None = None

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +94,10 @@ class Dispatcher:
         self.clock = clock
         self._wakeup = asyncio.Event()
         self._handed_over: collections.deque[dict[str, Any]] = collections.deque()
+        #: Every delivery this process has claimed and not finished with, by id: its lease is renewed
+        #: while it is here (``renew_leases``). The lock keeps a renewal and a release apart.
+        self._held: dict[str, dict[str, Any]] = {}
+        self._lease_lock = threading.Lock()
         # Deliveries claimed per query: the query reads every due delivery, so one per claim made a
         # backlog of n cost n reads each; a worker holding a few leases at once is harmless.
         self.claim_batch = 10
@@ -108,11 +113,18 @@ class Dispatcher:
         """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""
         now = self.clock()
         claimed = self.repo.claim_due_many(now, timedelta(seconds=self.settings.delivery_lease_s), limit)
+        self._held.update((doc["_id"], doc) for doc in claimed)
         for doc in claimed:
             self._attempt(doc)
         return len(claimed)
 
     def _attempt(self, doc: dict[str, Any]) -> None:
+        try:
+            self._attempt_held(doc)
+        finally:
+            self._held.pop(doc["_id"], None)
+
+    def _attempt_held(self, doc: dict[str, Any]) -> None:
         if self.clock() >= doc["lease_until"]:
             # A batch behind a slow channel (or a long hand-over queue) may outlive its lease: past it,
             # another worker may have the delivery already, so this one leaves it (the poll claims it
@@ -140,6 +152,7 @@ class Dispatcher:
         """A delivery this process enqueued already claimed (``AlertsRepository.enqueue(claim_for=…)``):
         sent next, without a claim query and update (two of the four database calls a page cost).
         Thread-safe."""
+        self._held[doc["_id"]] = doc
         self._handed_over.append(doc)
 
     def deliver_handed_over(self, limit: int) -> int:
@@ -158,10 +171,30 @@ class Dispatcher:
         """On a clean stop: put the handed-over deliveries not yet sent back in the outbox as pending,
         for any worker to take now rather than when their leases run out."""
         released = 0
-        while self._handed_over:
-            doc = self._handed_over.popleft()
-            released += self.repo.release(doc["_id"], doc["lease_until"], self.clock())
+        with self._lease_lock:
+            while self._handed_over:
+                doc = self._handed_over.popleft()
+                self._held.pop(doc["_id"], None)
+                released += self.repo.release(doc["_id"], doc["lease_until"], self.clock())
         return released
+
+    def renew_leases(self) -> tuple[int, int]:
+        """Extend the lease of every delivery this process holds (handed over and waiting, or being
+        sent), so only a process that is gone lets its deliveries go. A delivery whose lease another
+        worker has taken meanwhile (this one was cut off for longer than the lease) is given up: it is
+        not sent from here. Returns (renewed, given up)."""
+        renewed = lost = 0
+        with self._lease_lock:
+            for delivery_id, doc in list(self._held.items()):
+                until = self.clock() + timedelta(seconds=self.settings.delivery_lease_s)
+                if self.repo.renew_lease(delivery_id, doc["lease_until"], until):
+                    doc["lease_until"] = until
+                    renewed += 1
+                elif self._held.pop(delivery_id, None) is not None:
+                    doc["lease_until"] = self.clock()  # past: _attempt leaves it (if not already sending)
+                    lost += 1
+                    logger.warning("delivery_lease_lost delivery=%s alert_id=%s", delivery_id, doc["alert_id"])
+        return renewed, lost
 
     def wake(self) -> None:
         """New deliveries are in the outbox: the workers look now rather than at their next poll. Call
@@ -193,7 +226,19 @@ class Dispatcher:
                 logger.exception("dispatcher_error")
                 await asyncio.sleep(min(5.0, self.settings.delivery_poll_s * 4))
 
+    async def _renewer(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.delivery_lease_s / 3)
+            try:
+                await asyncio.to_thread(self.renew_leases)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("lease_renewal_error")
+
     async def run_forever(self) -> Any:
         """Several workers: each claim is atomic, so they never send the same delivery, and one slow
-        channel (an SMTP server taking seconds) does not hold up the others."""
-        await asyncio.gather(*(self._worker() for _ in range(max(1, self.settings.delivery_concurrency))))
+        channel (an SMTP server taking seconds) does not hold up the others. Beside them, the leases of
+        what they hold are renewed."""
+        workers = (self._worker() for _ in range(max(1, self.settings.delivery_concurrency)))
+        await asyncio.gather(self._renewer(), *workers)

@@ -284,6 +284,15 @@ class AlertsRepository:
                                     "attempts": int(doc.get("attempts", 0)) + 1})
         return claimed
 
+    def renew_lease(self, delivery_id: str, lease_until: datetime, new_until: datetime) -> bool:
+        """Extend the caller's lease ``lease_until`` on a delivery it is still sending to ``new_until``.
+        False if the lease is no longer the caller's (another worker claimed the delivery once it ran
+        out) or the delivery is done."""
+        return self.outbox.update_one(
+            {"_id": delivery_id, "status": "sending", "lease_until": lease_until},
+            {"$set": {"lease_until": new_until}},
+        ).modified_count == 1
+
     def release(self, delivery_id: str, lease_until: datetime, now: datetime) -> bool:
         """Give back a delivery claimed with the lease ``lease_until`` and not attempted: pending again,
         due now, its attempt not counted. False if the lease was not (or no longer) the caller's."""
