@@ -3,6 +3,8 @@ the SLA clock moved by the test, and the crisis alert."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -339,6 +341,44 @@ def test_a_held_page_keeps_its_lease_while_its_worker_lives_and_is_given_up_once
     assert taken["alert_id"] == second.alert_id
     assert dispatcher.renew_leases() == (0, 1)
     assert dispatcher.deliver_handed_over(10) == 1 and len(sent) == 1  # left to the worker that took it
+
+
+def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_than_the_lease(
+    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+) -> None:
+    """The renewal runs beside the workers: a channel taking three leases to answer keeps its page
+    leased to the sender the whole time, so no other worker claims and sends it as well."""
+    repo, metrics, _ = alerts_db
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=0.6, delivery_poll_s=0.05)
+    claims_by_others: list[dict[str, Any]] = []
+    sent: list[str] = []
+
+    def slow_send(url: str, _title: str, _body: str) -> None:
+        for _ in range(9):  # 1.8 s in all, three times the lease
+            time.sleep(0.2)
+            claims_by_others.extend(repo.claim_due_many(datetime.now(UTC), timedelta(seconds=0.6), limit=10))
+        sent.append(url)
+
+    dispatcher = Dispatcher(repo, settings, metrics, send=slow_send)
+    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), handoff=dispatcher.hand_over)
+    [raised] = handler.handle(scored("c-slow-channel"))
+
+    async def run_until_sent() -> None:
+        task = asyncio.create_task(dispatcher.run_forever())
+        dispatcher.wake()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if sent:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_until_sent())
+    assert len(sent) == 1
+    assert claims_by_others == []
+    [page] = repo.deliveries_for(raised.alert_id)
+    assert (page["status"], page["attempts"]) == ("sent", 1)
 
 
 def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clean_stop(
