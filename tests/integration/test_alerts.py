@@ -349,14 +349,14 @@ def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_th
     """The renewal runs beside the workers: a channel taking three leases to answer keeps its page
     leased to the sender the whole time, so no other worker claims and sends it as well."""
     repo, metrics, _ = alerts_db
-    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=0.6, delivery_poll_s=0.05)
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=1.2, delivery_poll_s=0.05)
     claims_by_others: list[dict[str, Any]] = []
     sent: list[str] = []
 
     def slow_send(url: str, _title: str, _body: str) -> None:
-        for _ in range(9):  # 1.8 s in all, three times the lease
-            time.sleep(0.2)
-            claims_by_others.extend(repo.claim_due_many(datetime.now(UTC), timedelta(seconds=0.6), limit=10))
+        for _ in range(9):  # 3.6 s in all, three times the lease
+            time.sleep(0.4)
+            claims_by_others.extend(repo.claim_due_many(datetime.now(UTC), timedelta(seconds=1.2), limit=10))
         sent.append(url)
 
     dispatcher = Dispatcher(repo, settings, metrics, send=slow_send)
@@ -366,7 +366,7 @@ def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_th
     async def run_until_sent() -> None:
         task = asyncio.create_task(dispatcher.run_forever())
         dispatcher.wake()
-        for _ in range(100):
+        for _ in range(200):
             await asyncio.sleep(0.05)
             if sent:
                 break
