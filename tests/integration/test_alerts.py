@@ -413,6 +413,7 @@ def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clea
     assert repo.claim_due_many(clock.now + timedelta(seconds=59), timedelta(seconds=60), limit=10) == []
     [again] = repo.claim_due_many(clock.now + timedelta(seconds=61), timedelta(seconds=60), limit=10)
     assert again["alert_id"] == second.alert_id and again["attempts"] == 2
+    assert again["resumed"] is True  # the crashed worker may have sent it: the title will say so
 
     # A clean stop: what was handed over and not sent is pending again, due now, its attempt not counted.
     handler.handoff = dispatcher.hand_over

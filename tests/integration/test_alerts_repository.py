@@ -36,16 +36,16 @@ def test_claim_takes_due_pending_first_then_expired_leases_never_live_ones(repo:
     repo.enqueue("later", {"alert_id": "a"}, T0 + timedelta(minutes=5))
     repo.enqueue("due", {"alert_id": "a"}, T0)
     first = repo.claim_due(T0, lease)
-    assert first is not None and first["_id"] == "due" and first["attempts"] == 1
+    assert first is not None and first["_id"] == "due" and first["attempts"] == 1 and not first["resumed"]
     # Its lease is live: nobody else can take it, and "later" is not due yet.
     assert repo.claim_due(T0 + timedelta(seconds=30), lease) is None
     # The worker died: once the lease expires, another claims it again (a second attempt).
     again = repo.claim_due(T0 + timedelta(seconds=61), lease)
-    assert again is not None and again["_id"] == "due" and again["attempts"] == 2
+    assert again is not None and again["_id"] == "due" and again["attempts"] == 2 and again["resumed"]
     repo.mark_sent("due", T0 + timedelta(seconds=62))
     assert repo.claim_due(T0 + timedelta(minutes=4), lease) is None
     later = repo.claim_due(T0 + timedelta(minutes=5), lease)
-    assert later is not None and later["_id"] == "later"
+    assert later is not None and later["_id"] == "later" and not later["resumed"]
 
 
 def test_batch_claims_take_the_oldest_and_concurrent_workers_never_share_a_delivery(repo: AlertsRepository) -> None:

@@ -97,5 +97,7 @@ def test_alerts_worker_killed_between_sending_a_page_and_recording_it_resends_it
     time.sleep(2)  # nothing more follows the recorded send
     first, *resent = keys()
     assert first and resent == [first], keys()
+    titles = [r["body"]["title"] for r in receiver.received if r["path"] == f"/{csm}"]
+    assert not titles[0].startswith("(possible repeat)") and titles[1] == "(possible repeat) " + titles[0]
     assert delivery["attempts"] == 2
     assert case["paged"] is True

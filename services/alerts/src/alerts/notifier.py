@@ -43,6 +43,10 @@ def channel_of(url: str) -> str:
 HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"})
 
 
+#: Before the title of a page sent again by a worker that took it over from one that stopped mid-send.
+RESUMED_PREFIX = "(possible repeat) "
+
+
 def with_idempotency_key(url: str, key: str) -> str:
     """``url`` with an ``Idempotency-Key: key`` header, for the channels that can carry one.
 
@@ -107,7 +111,10 @@ class Dispatcher:
             secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
             send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode())
         else:
-            self.send(with_idempotency_key(doc["url"], doc["_id"]), doc["title"], doc["body"])
+            # Taken over from a worker that stopped mid-send: the page may be out already. Receivers
+            # honouring the key drop it; a person reading Slack or e-mail is told.
+            title = f"{RESUMED_PREFIX}{doc['title']}" if doc.get("resumed") else doc["title"]
+            self.send(with_idempotency_key(doc["url"], doc["_id"]), title, doc["body"])
 
     def deliver_due(self, limit: int) -> int:
         """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""

@@ -266,7 +266,8 @@ class AlertsRepository:
     def claim_due_many(self, now: datetime, lease: timedelta, limit: int) -> list[Doc]:
         """Take up to ``limit`` due deliveries, oldest first: pending and due, then sending with an
         expired lease. Each is claimed by a conditional update, so of two workers reading the same
-        candidates only one gets each delivery."""
+        candidates only one gets each delivery. One taken over from an expired lease comes back with
+        ``resumed=True``: the worker that held it may have sent it before it stopped."""
         # Two indexed queries, not one $or (a full scan of the outbox, sent deliveries included, in the
         # embedded dev database: it put seconds on feedback_to_alert once the outbox held thousands).
         until = now + lease
@@ -281,7 +282,7 @@ class AlertsRepository:
                     {"$set": {"status": "sending", "lease_until": until}, "$inc": {"attempts": 1}})
                 if taken.modified_count:
                     claimed.append({**doc, "status": "sending", "lease_until": until,
-                                    "attempts": int(doc.get("attempts", 0)) + 1})
+                                    "attempts": int(doc.get("attempts", 0)) + 1, "resumed": order == "lease_until"})
         return claimed
 
     def renew_lease(self, delivery_id: str, lease_until: datetime, new_until: datetime) -> bool:
