@@ -271,6 +271,11 @@ def test_items_from_before_an_erasure_that_arrive_after_it_open_no_case(
     case = repo.get(fresh.alert_id)
     assert case is not None and case["event_count"] == 1 and "Old complaint" not in str(case)
     assert registry.get_sample_value("alerts_erased_skipped_total") == 3
+    # A tier change loyalty announced for an item from before the request is not kept; a later one is.
+    assert repo.set_tier(customer, "gold", requested - timedelta(seconds=1)) is False
+    assert repo.tiers.find_one({"_id": customer}) is None
+    assert repo.set_tier(customer, "silver", requested + timedelta(seconds=3)) is True
+    assert repo.tiers.find_one({"_id": customer})["tier"] == "silver"  # type: ignore[index]
 
 
 def test_loyalty_tier_reaches_alert_priority(api: Api) -> None:

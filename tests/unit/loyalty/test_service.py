@@ -53,8 +53,11 @@ def test_purchase_schedules_a_follow_up_within_24_hours_and_thanks_by_preferred_
 def test_tier_changes_are_announced_and_joining_at_the_bottom_is_not() -> None:
     svc, store, _ = service(PointsRules(surprise_probability=0), [T0])
     assert not [e for e in svc.on_commerce(purchase("o-1", "10", T0)).points if isinstance(e, TierChanged)]
-    [change] = [e for e in svc.on_commerce(purchase("o-2", "700", T0)).points if isinstance(e, TierChanged)]
+    taken_in = T0 + timedelta(minutes=3)
+    cause = purchase("o-2", "700", T0).model_copy(update={"ingested_at": taken_in})
+    [change] = [e for e in svc.on_commerce(cause).points if isinstance(e, TierChanged)]
     assert (change.previous_tier, change.tier, change.points_earned) == ("bronze", "silver", 700)
+    assert change.ingested_at == taken_in  # the cause's, for the erasure check downstream
     assert store.customer("c-1").tier == "silver"
 
 

@@ -266,7 +266,9 @@ def register_agents(app: faust.App, handler: AlertHandler, metrics: AlertsMetric
 
     async def on_points(event: Any) -> None:
         if event.event_type == "tier.changed":
-            await asyncio.to_thread(handler.repo.set_tier, event.customer_id, event.tier)
+            kept = await asyncio.to_thread(handler.repo.set_tier, event.customer_id, event.tier, event.ingested_at)
+            if not kept:
+                logger.info("erased_customer_tier_dropped event_id=%s", event.event_id)
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
         erased = await asyncio.to_thread(handler.repo.erase_customer, request.customer_id, utcnow(),

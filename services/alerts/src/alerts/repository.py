@@ -223,9 +223,16 @@ class AlertsRepository:
         kept = {"erased_at": mark["erased_at"]} if mark and mark.get("erased_at") else {}
         self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc, **kept}, upsert=True)
 
-    def set_tier(self, customer_id: str, tier: str) -> None:
-        """The loyalty tier, from ``loyalty.points.v1``: alerts' own view of it."""
+    def set_tier(self, customer_id: str, tier: str, caused_at: datetime | None = None) -> bool:
+        """The loyalty tier, from ``loyalty.points.v1``: alerts' own view of it. Not kept (False) when
+        the item that caused it (taken in at ``caused_at``) came before the customer's erasure: loyalty
+        may announce it after alerts has erased the customer."""
+        if caused_at is not None:
+            mark = self.accounts.find_one({"_id": customer_id}, {"erased_at": 1})
+            if mark is not None and mark.get("erased_at") is not None and caused_at <= mark["erased_at"]:
+                return False
         self.tiers.update_one({"_id": customer_id}, {"$set": {"tier": tier}}, upsert=True)
+        return True
 
     def get_account(self, customer_id: str | None) -> Account | None:
         if not customer_id:

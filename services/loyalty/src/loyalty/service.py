@@ -233,9 +233,12 @@ class LoyaltyService:
         previous, changed = self.store.set_tier(customer_id, tier, str(cause.event_id))
         joined_at_the_bottom = previous is None and tier == tier_for(0, self.rules)
         if changed and not joined_at_the_bottom:
+            # ingested_at is the cause's: when the item behind the change was taken in, which is what an
+            # erasure is compared with downstream (alerts keeps no tier from before one).
             effects.points.append(TierChanged(
                 event_id=derived_id("tier", customer_id, cause.event_id, tier), trace_id=cause.trace_id,
                 customer_id=customer_id, previous_tier=previous, tier=tier, points_earned=earned,
+                ingested_at=cause.ingested_at,
             ))
 
 
