@@ -137,3 +137,14 @@ def test_a_database_from_before_case_events_is_moved_over(repo: AlertsRepository
     assert {d["_id"]: d["alert_id"] for d in repo.case_events.find()} == {"o-1": "old", "o-2": "old"}
     found = repo.case_with_event("o-2")
     assert found is not None and found["_id"] == "old"
+
+
+def test_a_public_negative_counts_once_towards_a_spike_however_often_it_arrives(repo: AlertsRepository) -> None:
+    window = timedelta(minutes=10)
+    assert repo.count_public_negatives("e1", T0, window) == 1
+    assert repo.count_public_negatives("e1", T0 + timedelta(seconds=5), window) == 1  # redelivered
+    assert repo.count_public_negatives("e2", T0 + timedelta(minutes=2), window) == 2
+    repo.record_public_negative("e2", T0 + timedelta(minutes=3))  # redelivered after a crisis was out
+    assert repo.count_public_negatives("e3", T0 + timedelta(minutes=4), window) == 3
+    # Items older than the window drop out of the count.
+    assert repo.count_public_negatives("e4", T0 + timedelta(minutes=11, seconds=30), window) == 3
