@@ -22,7 +22,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def repo(stack: EmbeddedStack) -> Iterator[LoyaltyRepository]:
-    client: MongoClient[dict[str, Any]] = MongoClient(stack.config.mongo_url, retryWrites=False)
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.config.mongo_url, retryWrites=False, tz_aware=True)
     name = f"loyalty_repo_{uuid.uuid4().hex[:8]}"
     repository = LoyaltyRepository(client, client[name])
     repository.ensure_indexes()

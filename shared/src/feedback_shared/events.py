@@ -233,6 +233,13 @@ class CustomerErasureRequested(Event):
         return self.customer_id
 
 
+def erased_with(ingested_at: datetime, erased_at: datetime | None) -> bool:
+    """Whether an item taken in at ``ingested_at`` falls under an erasure requested at ``erased_at``:
+    everything taken in up to the request does, even if it reaches a service after the erasure (the
+    request travels on its own topic, so nothing orders the two)."""
+    return erased_at is not None and ingested_at <= erased_at
+
+
 class TierChanged(Event):
     """A customer's tier moved (tiers follow points earned over a rolling window, not the balance)."""
 

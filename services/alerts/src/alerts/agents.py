@@ -30,6 +30,7 @@ from feedback_shared.events import (
     CustomerErasureRequested,
     FeedbackScored,
     derived_id,
+    erased_with,
     utcnow,
 )
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
@@ -58,11 +59,6 @@ def alert_event(case: dict[str, Any], kind: str, *, cause: str, trace_id: str | 
         customer_id=case.get("customer_id"), csm_id=case.get("csm_id"), priority=case["priority"],
         status=case["status"], needs=list(case.get("needs", [])), event_count=int(case.get("event_count", 1)),
     )
-
-
-def _before(scored: FeedbackScored, erased_at: datetime | None) -> bool:
-    """Whether the item was taken in before its customer's erasure request (and so is erased too)."""
-    return erased_at is not None and scored.ingested_at <= erased_at
 
 
 class AlertHandler:
@@ -110,7 +106,7 @@ class AlertHandler:
             self._enqueue_webhook(event, existing)
             return [event]
         open_case, earlier = self.repo.case_history(scored.customer_id, scored.thread_id)
-        if open_case is not None and _before(scored, open_case.get("customer_erased_at")):
+        if open_case is not None and erased_with(scored.ingested_at, open_case.get("customer_erased_at")):
             return self._skip_erased(scored)
         if open_case is not None:
             # Cases, not pages: more negatives while a case is open update it without paging again.
@@ -127,7 +123,7 @@ class AlertHandler:
             self._enqueue_webhook(event, updated)
             return [event]
         account = self.repo.get_account(scored.customer_id)
-        if account is not None and _before(scored, account.erased_at):
+        if account is not None and erased_with(scored.ingested_at, account.erased_at):
             return self._skip_erased(scored)
         latest = _latest(scored)
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)

@@ -18,7 +18,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from alerts.rules import Account
-from feedback_shared.events import AlertStatus
+from feedback_shared.events import AlertStatus, erased_with
 
 Doc = dict[str, Any]
 OPEN_STATUSES = ("open", "acknowledged", "responded")
@@ -222,18 +222,20 @@ class AlertsRepository:
 
     def put_account(self, customer_id: str, doc: Doc) -> None:
         """Create or replace an account; an erasure mark on it stays (see ``erase_customer``)."""
-        mark = self.accounts.find_one({"_id": customer_id}, {"erased_at": 1})
-        kept = {"erased_at": mark["erased_at"]} if mark and mark.get("erased_at") else {}
+        erased_at = self._erased_at(customer_id)
+        kept = {"erased_at": erased_at} if erased_at else {}
         self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, **doc, **kept}, upsert=True)
+
+    def _erased_at(self, customer_id: str) -> datetime | None:
+        mark = self.accounts.find_one({"_id": customer_id}, {"erased_at": 1})
+        return mark.get("erased_at") if mark else None
 
     def set_tier(self, customer_id: str, tier: str, caused_at: datetime | None = None) -> bool:
         """The loyalty tier, from ``loyalty.points.v1``: alerts' own view of it. Not kept (False) when
         the item that caused it (taken in at ``caused_at``) came before the customer's erasure: loyalty
         may announce it after alerts has erased the customer."""
-        if caused_at is not None:
-            mark = self.accounts.find_one({"_id": customer_id}, {"erased_at": 1})
-            if mark is not None and mark.get("erased_at") is not None and caused_at <= mark["erased_at"]:
-                return False
+        if caused_at is not None and erased_with(caused_at, self._erased_at(customer_id)):
+            return False
         self.tiers.update_one({"_id": customer_id}, {"$set": {"tier": tier}}, upsert=True)
         return True
 
@@ -326,7 +328,7 @@ class AlertsRepository:
         return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0, "payload": 0}))
 
     # ---- erasure ---------------------------------------------------------------------------------
-    def erase_customer(self, customer_id: str, now: datetime, requested_at: datetime | None = None) -> dict[str, int]:
+    def erase_customer(self, customer_id: str, now: datetime, requested_at: datetime) -> dict[str, int]:
         """Delete the account and every text the customer wrote; keep the cases' counts and clocks.
 
         What stays: priority, status, needs, event count and timestamps (what dashboards count). The
@@ -336,8 +338,7 @@ class AlertsRepository:
         """
         before = self.accounts.find_one({"_id": customer_id}, {"erased_at": 0})
         account = int(before is not None and len(before) > 1)
-        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, "erased_at": requested_at or now},
-                                  upsert=True)
+        self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, "erased_at": requested_at}, upsert=True)
         self.tiers.delete_one({"_id": customer_id})
         self.pages.delete_one({"_id": customer_id})
         case_ids = [d["_id"] for d in self.alerts.find({"customer_id": customer_id}, {"_id": 1})]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -243,10 +243,7 @@ class LoyaltyRepository:
 
     def erased_at(self, customer_id: str) -> datetime | None:
         doc = self.erasures.find_one({"_id": customer_id})
-        if doc is None:
-            return None
-        erased_at: datetime = doc["erased_at"]
-        return erased_at if erased_at.tzinfo else erased_at.replace(tzinfo=UTC)  # a client without tz_aware
+        return doc["erased_at"] if doc else None
 
     def purchase_figures(self) -> dict[str, dict[str, Decimal]]:
         """Per currency: purchases and revenue, first and repeat (for the repeat-business gauges)."""

@@ -21,6 +21,7 @@ from feedback_shared.events import (
     PurchaseRecorded,
     TierChanged,
     derived_id,
+    erased_with,
     utcnow,
 )
 from loyalty.metrics import LoyaltyMetrics
@@ -69,11 +70,10 @@ class LoyaltyService:
         self.clock = clock
 
     # ---- events in -------------------------------------------------------------------------------
-    def _erased_before(self, customer_id: str | None, event: PurchaseRecorded | OrderReturned | FeedbackScored) -> bool:
+    def _erased_before(self, customer_id: str, event: PurchaseRecorded | OrderReturned | FeedbackScored) -> bool:
         """Whether the event was taken in before its customer's erasure request and arrived after the
         erasure was applied (erasure has its own topic, so nothing orders the two)."""
-        erased_at = self.store.erased_at(customer_id) if customer_id else None
-        late = erased_at is not None and event.ingested_at <= erased_at
+        late = bool(customer_id) and erased_with(event.ingested_at, self.store.erased_at(customer_id))
         if late:
             self.metrics.erased_late.labels(type=event.event_type).inc()
             logger.info("erased_customer_event_late event_id=%s type=%s", event.event_id, event.event_type)
