@@ -19,13 +19,13 @@ from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 from pymongo import MongoClient
 
-from alerts.agents import AlertHandler
 from alerts.config import Settings as AlertsSettings
 from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher
-from alerts.repository import AlertsRepository
 from alerts.rules import AlertPolicy, SlaPolicy, SpikePolicy
+from alerts.service import AlertService
 from alerts.sla import SlaMonitor
+from alerts.stores import AlertsStore
 from feedback_shared.devstack import EmbeddedStack, free_port
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
 from feedback_shared.webhooks import verify
@@ -151,29 +151,29 @@ def scored(customer: str | None, *, public: bool = False, text: str = "It broke 
 
 
 @pytest.fixture
-def alerts_db(stack: EmbeddedStack) -> Iterator[tuple[AlertsRepository, AlertsMetrics, CollectorRegistry]]:
+def alerts_db(stack: EmbeddedStack) -> Iterator[tuple[AlertsStore, AlertsMetrics, CollectorRegistry]]:
     name = f"alerts_{uuid.uuid4().hex[:8]}"
     with MongoClient(stack.config.mongo_url, tz_aware=True) as client:
-        repo = AlertsRepository(client[name])
-        repo.ensure_indexes()
+        store = AlertsStore.mongo(client[name])
+        store.ensure_indexes()
         registry = CollectorRegistry()
-        yield repo, AlertsMetrics.create(registry), registry
+        yield store, AlertsMetrics.create(registry), registry
         client.drop_database(name)
 
 
 def test_sla_escalates_at_the_internal_target_and_breaches_only_after_the_promise(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
-    repo, metrics, registry = alerts_db
+    store, metrics, registry = alerts_db
     clock = Clock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
     policy = AlertPolicy(sla=SlaPolicy(promise_minutes={"critical": 60, "high": 60, "normal": 60, "low": 60}))
-    handler = AlertHandler(repo, AlertsSettings(), metrics, policy, clock=clock)
-    monitor = SlaMonitor(repo, handler, metrics, manager_notify=["json://127.0.0.1:9/manager"], clock=clock)
-    [late] = handler.handle(scored("c-late"))
-    [early] = handler.handle(scored("c-early"))
-    case = repo.get(late.alert_id)
+    service = AlertService(store, AlertsSettings(), metrics, policy, clock=clock)
+    monitor = SlaMonitor(store.cases, service, metrics, manager_notify=["json://127.0.0.1:9/manager"], clock=clock)
+    [late] = service.handle(scored("c-late"))
+    [early] = service.handle(scored("c-early"))
+    case = store.cases.get(late.alert_id)
     assert case is not None
-    assert case["promised_by"] - case["internal_target"] == timedelta(minutes=15)  # promise 60, target 45
+    assert case.promised_by - case.internal_target == timedelta(minutes=15)  # type: ignore[operator]  # promise 60, target 45
 
     def count(name: str) -> float:
         return registry.get_sample_value(name) or 0.0
@@ -185,12 +185,12 @@ def test_sla_escalates_at_the_internal_target_and_breaches_only_after_the_promis
     assert {e.alert_id for e in escalated} == {late.alert_id, early.alert_id}
     assert count("sla_escalations_total") == 2
     assert monitor.check() == []  # once
-    manager_pages = [d for d in repo.deliveries_for(late.alert_id) if d["url"].endswith("/manager")]
+    manager_pages = [d for d in store.outbox.deliveries_for(late.alert_id) if d["url"].endswith("/manager")]
     assert len(manager_pages) == 1
 
     # One case is resolved before the promise, the other is not.
     for to, allowed in (("acknowledged", ("open",)), ("responded", ("open", "acknowledged")), ("resolved", ("responded",))):
-        assert repo.transition(early.alert_id, allowed, to, clock.now) is not None
+        assert store.cases.transition(early.alert_id, allowed, to, clock.now) is not None
     clock.now += timedelta(minutes=13)  # 59 minutes
     assert monitor.check() == []
     assert count("sla_breaches_total") == 0
@@ -199,83 +199,83 @@ def test_sla_escalates_at_the_internal_target_and_breaches_only_after_the_promis
     assert breach.alert_id == late.alert_id
     assert count("sla_breaches_total") == 1
     assert monitor.check() == []
-    assert repo.get(early.alert_id)["breached_at"] is None  # type: ignore[index]
+    assert store.cases.get(early.alert_id).breached_at is None  # type: ignore[union-attr]
 
 
 def test_one_crisis_alert_when_public_negatives_spike(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
-    repo, metrics, _ = alerts_db
+    store, metrics, _ = alerts_db
     clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
-    handler = AlertHandler(repo, AlertsSettings(manager_notify=["json://127.0.0.1:9/manager"]), metrics,
+    service = AlertService(store, AlertsSettings(manager_notify=["json://127.0.0.1:9/manager"]), metrics,
                            AlertPolicy(spike=SpikePolicy(window_minutes=10, threshold=3)), clock=clock)
     kinds = []
     for i in range(8):
         clock.now += timedelta(seconds=30)
-        kinds += [e.event_type for e in handler.handle(scored(None, public=True, text=f"Outage again #{i}"))]
-    crises = repo.find_cases(status="open", csm=None, need=None, limit=100)
-    crisis = [c for c in crises if c["kind"] == "crisis"]
+        kinds += [e.event_type for e in service.handle(scored(None, public=True, text=f"Outage again #{i}"))]
+    crises = store.cases.find(status="open", csm=None, need=None, limit=100)
+    crisis = [c for c in crises if c.kind == "crisis"]
     assert len(crisis) == 1
-    assert crisis[0]["priority"] == "critical" and crisis[0]["event_count"] == 4
-    assert len([d for d in repo.deliveries_for(crisis[0]["_id"]) if d["url"].endswith("/manager")]) == 1
+    assert crisis[0].priority == "critical" and crisis[0].event_count == 4
+    assert len([d for d in store.outbox.deliveries_for(crisis[0].id) if d["url"].endswith("/manager")]) == 1
     # Private complaints never count towards a public spike.
-    assert len(repo.public_negatives.distinct("_id")) == 8
+    assert len(store.spikes.public_negatives.distinct("_id")) == 8
     # Another worker (nothing in memory) counts on and still raises no second crisis in this window …
-    other = AlertHandler(repo, AlertsSettings(), metrics, AlertPolicy(spike=SpikePolicy(window_minutes=10, threshold=3)),
+    other = AlertService(store, AlertsSettings(), metrics, AlertPolicy(spike=SpikePolicy(window_minutes=10, threshold=3)),
                          clock=clock)
     other.handle(scored(None, public=True, text="Outage, still"))
-    assert [c["_id"] for c in repo.find_cases(status="open", csm=None, need=None, limit=100)
-            if c["kind"] == "crisis"] == [crisis[0]["_id"]]
+    assert [c.id for c in store.cases.find(status="open", csm=None, need=None, limit=100)
+            if c.kind == "crisis"] == [crisis[0].id]
     # … and the next window's spike is a crisis of its own.
     clock.now += timedelta(minutes=11)
     for i in range(4):
-        handler.handle(scored(None, public=True, text=f"Down again #{i}"))
-    crises = [c for c in repo.find_cases(status="open", csm=None, need=None, limit=100) if c["kind"] == "crisis"]
+        service.handle(scored(None, public=True, text=f"Down again #{i}"))
+    crises = [c for c in store.cases.find(status="open", csm=None, need=None, limit=100) if c.kind == "crisis"]
     assert len(crises) == 2
 
 
 def test_items_from_before_an_erasure_that_arrive_after_it_open_no_case(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
     """Erasure travels on its own topic, so a negative taken in just before it can reach alerts just
     after it: that item is erased too, not made into a case with its text. Items after it count."""
-    repo, metrics, registry = alerts_db
+    store, metrics, registry = alerts_db
     requested = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
     clock = Clock(requested + timedelta(seconds=5))
-    handler = AlertHandler(repo, AlertsSettings(), metrics, AlertPolicy(), clock=clock)
+    service = AlertService(store, AlertsSettings(), metrics, AlertPolicy(), clock=clock)
     customer = uid("forget")
 
     def item(text: str, ingested: datetime) -> FeedbackScored:
         return scored(customer, text=text).model_copy(update={"ingested_at": ingested})
 
-    repo.put_account(customer, {"csm_id": "csm-a", "preferred_name": "Ms. Aliyeva"})
-    [opened] = handler.handle(item("Before the request, and handled before the erasure", requested - timedelta(seconds=9)))
-    assert repo.erase_customer(customer, clock.now, requested) == {"accounts": 1, "cases": 1}
+    store.directory.put_account(customer, {"csm_id": "csm-a", "preferred_name": "Ms. Aliyeva"})
+    [opened] = service.handle(item("Before the request, and handled before the erasure", requested - timedelta(seconds=9)))
+    assert store.erase_customer(customer, clock.now, requested) == {"accounts": 1, "cases": 1}
     # The same item redelivered into its erased case brings nothing back.
     redelivered = item("Before the request, and handled before the erasure", requested - timedelta(seconds=9))
-    redelivered = redelivered.model_copy(update={"feedback_event_id": repo.get(opened.alert_id)["first_feedback_event_id"]})  # type: ignore[index]
-    assert handler.handle(redelivered) == []
+    redelivered = redelivered.model_copy(update={"feedback_event_id": store.cases.get(opened.alert_id).first_feedback_event_id})  # type: ignore[union-attr]
+    assert service.handle(redelivered) == []
     # An item from before the request, late: dropped and counted.
-    assert handler.handle(item("Flat 12, Nizami street: the washer leaked", requested - timedelta(seconds=1))) == []
+    assert service.handle(item("Flat 12, Nizami street: the washer leaked", requested - timedelta(seconds=1))) == []
     assert registry.get_sample_value("alerts_erased_skipped_total") == 2
-    cases = repo.alerts.find({"$or": [{"customer_id": customer}, {"_id": opened.alert_id}]})
+    cases = store.cases.alerts.find({"$or": [{"customer_id": customer}, {"_id": opened.alert_id}]})
     assert "Nizami" not in str(list(cases))
-    assert "latest" not in repo.get(opened.alert_id)  # type: ignore[operator]
+    assert store.cases.get(opened.alert_id).latest is None  # type: ignore[union-attr]
 
     # The customer comes back after the erasure: a new case, as for anyone.
-    repo.put_account(customer, {"csm_id": "csm-b"})  # re-onboarded: the mark stays
-    [fresh] = handler.handle(item("New order, broken again", requested + timedelta(seconds=2)))
+    store.directory.put_account(customer, {"csm_id": "csm-b"})  # re-onboarded: the mark stays
+    [fresh] = service.handle(item("New order, broken again", requested + timedelta(seconds=2)))
     assert fresh.event_type == "alert.raised" and fresh.csm_id == "csm-b"
     # A late item from before the request still does not join that open case.
-    assert handler.handle(item("Old complaint, late", requested - timedelta(seconds=3))) == []
-    case = repo.get(fresh.alert_id)
-    assert case is not None and case["event_count"] == 1 and "Old complaint" not in str(case)
+    assert service.handle(item("Old complaint, late", requested - timedelta(seconds=3))) == []
+    case = store.cases.get(fresh.alert_id)
+    assert case is not None and case.event_count == 1 and "Old complaint" not in str(case)
     assert registry.get_sample_value("alerts_erased_skipped_total") == 3
     # A tier change loyalty announced for an item from before the request is not kept; a later one is.
-    assert repo.set_tier(customer, "gold", requested - timedelta(seconds=1)) is False
-    assert repo.tiers.find_one({"_id": customer}) is None
-    assert repo.set_tier(customer, "silver", requested + timedelta(seconds=3)) is True
-    assert repo.tiers.find_one({"_id": customer})["tier"] == "silver"  # type: ignore[index]
+    assert store.directory.set_tier(customer, "gold", requested - timedelta(seconds=1)) is False
+    assert store.directory.account(customer).tier is None  # type: ignore[union-attr]
+    assert store.directory.set_tier(customer, "silver", requested + timedelta(seconds=3)) is True
+    assert store.directory.account(customer).tier == "silver"  # type: ignore[union-attr]
 
 
 def test_loyalty_tier_reaches_alert_priority(api: Api) -> None:
@@ -319,41 +319,41 @@ def test_pages_survive_a_killed_alerts_worker_and_are_sent_once(api: Api, stack:
 
 
 def test_a_held_page_keeps_its_lease_while_its_worker_lives_and_is_given_up_once_another_took_it(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
     """The lease is short (15 s) so a killed worker's pages go out soon; a live worker renews it, so a
     page waiting behind a slow channel is not taken from it. One cut off for longer than the lease
     finds the page taken and does not send it as well."""
-    repo, metrics, _ = alerts_db
+    store, metrics, _ = alerts_db
     clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
     lease = timedelta(seconds=15)
     settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=lease.total_seconds())
     sent: list[str] = []
-    dispatcher = Dispatcher(repo, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
-    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
+    dispatcher = Dispatcher(store.outbox, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
+    service = AlertService(store, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
 
-    handler.handle(scored("c-renew-1"))
+    service.handle(scored("c-renew-1"))
     for _ in range(6):  # 30 s, twice the lease, renewed every third of it
         clock.now += lease / 3
         assert dispatcher.renew_leases() == (1, 0)
-        assert repo.claim_due_many(clock.now, lease, limit=10) == []  # still this worker's
+        assert store.outbox.claim_due(clock.now, lease, limit=10) == []  # still this worker's
     assert dispatcher.deliver_handed_over(10) == 1 and len(sent) == 1
     assert dispatcher.renew_leases() == (0, 0)  # sent: nothing held
 
-    [second] = handler.handle(scored("c-renew-2"))
+    [second] = service.handle(scored("c-renew-2"))
     clock.now += lease + timedelta(seconds=1)  # cut off (say, a long GC pause or a partition)
-    [taken] = repo.claim_due_many(clock.now, lease, limit=10)
+    [taken] = store.outbox.claim_due(clock.now, lease, limit=10)
     assert taken["alert_id"] == second.alert_id
     assert dispatcher.renew_leases() == (0, 1)
     assert dispatcher.deliver_handed_over(10) == 1 and len(sent) == 1  # left to the worker that took it
 
 
 def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_than_the_lease(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
     """The renewal runs beside the workers: a channel taking three leases to answer keeps its page
     leased to the sender the whole time, so no other worker claims and sends it as well."""
-    repo, metrics, _ = alerts_db
+    store, metrics, _ = alerts_db
     settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=1.2, delivery_poll_s=0.05)
     claims_by_others: list[dict[str, Any]] = []
     sent: list[str] = []
@@ -361,12 +361,12 @@ def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_th
     def slow_send(url: str, _title: str, _body: str) -> None:
         for _ in range(9):  # 3.6 s in all, three times the lease
             time.sleep(0.4)
-            claims_by_others.extend(repo.claim_due_many(datetime.now(UTC), timedelta(seconds=1.2), limit=10))
+            claims_by_others.extend(store.outbox.claim_due(datetime.now(UTC), timedelta(seconds=1.2), limit=10))
         sent.append(url)
 
-    dispatcher = Dispatcher(repo, settings, metrics, send=slow_send)
-    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), handoff=dispatcher.hand_over)
-    [raised] = handler.handle(scored("c-slow-channel"))
+    dispatcher = Dispatcher(store.outbox, settings, metrics, send=slow_send)
+    service = AlertService(store, settings, metrics, AlertPolicy(), handoff=dispatcher.hand_over)
+    [raised] = service.handle(scored("c-slow-channel"))
 
     async def run_until_sent() -> None:
         task = asyncio.create_task(dispatcher.run_forever())
@@ -382,47 +382,47 @@ def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_th
     asyncio.run(run_until_sent())
     assert len(sent) == 1
     assert claims_by_others == []
-    [page] = repo.deliveries_for(raised.alert_id)
+    [page] = store.outbox.deliveries_for(raised.alert_id)
     assert (page["status"], page["attempts"]) == ("sent", 1)
 
 
 def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clean_stop(
-    alerts_db: tuple[AlertsRepository, AlertsMetrics, CollectorRegistry],
+    alerts_db: tuple[AlertsStore, AlertsMetrics, CollectorRegistry],
 ) -> None:
     """The stream side enqueues a page already claimed and hands it to the dispatcher in memory. Sent, it
     is never claimed again; lost with the process, it is claimed once its lease runs out; on a clean
     stop it goes back to pending at once."""
-    repo, metrics, _ = alerts_db
+    store, metrics, _ = alerts_db
     clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
     settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=60)
     sent: list[str] = []
-    dispatcher = Dispatcher(repo, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
-    handler = AlertHandler(repo, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
+    dispatcher = Dispatcher(store.outbox, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
+    service = AlertService(store, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
 
-    [first] = handler.handle(scored("c-handoff-1"))
-    [page] = repo.deliveries_for(first.alert_id)
+    [first] = service.handle(scored("c-handoff-1"))
+    [page] = store.outbox.deliveries_for(first.alert_id)
     assert (page["status"], page["attempts"]) == ("sending", 1)
-    assert repo.claim_due_many(clock.now, timedelta(seconds=60), limit=10) == []  # leased to this process
+    assert store.outbox.claim_due(clock.now, timedelta(seconds=60), limit=10) == []  # leased to this process
     assert dispatcher.deliver_handed_over(10) == 1
     assert sent == [f"json://127.0.0.1:9/csm?+Idempotency-Key={page['_id']}"]  # the receiver can drop a repeat
-    assert repo.deliveries_for(first.alert_id)[0]["status"] == "sent"
+    assert store.outbox.deliveries_for(first.alert_id)[0]["status"] == "sent"
     # The same event again: nothing new to hand over, nothing sent twice.
-    handler.handle(scored("c-handoff-1").model_copy(update={"feedback_event_id": first.feedback_event_id}))
+    service.handle(scored("c-handoff-1").model_copy(update={"feedback_event_id": first.feedback_event_id}))
     assert dispatcher.deliver_handed_over(10) == 0 and len(sent) == 1
 
     # A crash: the handed-over page is lost with the memory; once the lease runs out, a worker claims it.
     crashed: list[dict[str, Any]] = []
-    handler.handoff = crashed.append
-    [second] = handler.handle(scored("c-handoff-2"))
+    service.handoff = crashed.append
+    [second] = service.handle(scored("c-handoff-2"))
     assert len(crashed) == 1
-    assert repo.claim_due_many(clock.now + timedelta(seconds=59), timedelta(seconds=60), limit=10) == []
-    [again] = repo.claim_due_many(clock.now + timedelta(seconds=61), timedelta(seconds=60), limit=10)
+    assert store.outbox.claim_due(clock.now + timedelta(seconds=59), timedelta(seconds=60), limit=10) == []
+    [again] = store.outbox.claim_due(clock.now + timedelta(seconds=61), timedelta(seconds=60), limit=10)
     assert again["alert_id"] == second.alert_id and again["attempts"] == 2
     assert again["resumed"] is True  # the crashed worker may have sent it: the title will say so
 
     # A clean stop: what was handed over and not sent is pending again, due now, its attempt not counted.
-    handler.handoff = dispatcher.hand_over
-    [third] = handler.handle(scored("c-handoff-3"))
+    service.handoff = dispatcher.hand_over
+    [third] = service.handle(scored("c-handoff-3"))
     assert dispatcher.release_handed_over() == 1
-    [back] = repo.claim_due_many(clock.now, timedelta(seconds=60), limit=10)
+    [back] = store.outbox.claim_due(clock.now, timedelta(seconds=60), limit=10)
     assert back["alert_id"] == third.alert_id and back["attempts"] == 1

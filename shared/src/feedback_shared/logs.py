@@ -27,6 +27,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        # ``logger.info("...", extra={"event_id": ..., "trace_id": ...})``: JSON fields, not message text.
+        structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         _redact_values,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from pymongo import MongoClient
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -12,14 +13,40 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from feedback_shared.config import MongoSettings
 
 
-def connect(settings: MongoSettings, *, ping: bool = True) -> MongoClient[dict]:  # type: ignore[type-arg]
-    """A client with bounded server selection; ``ping`` fails at start-up rather than on first write."""
+class CommandCounter(monitoring.CommandListener):
+    """Counts the commands a service sends to its database (``mongo_commands_total{command}``): one
+    command is one round trip, the cost make bench divides by the events handled."""
+
+    #: Commands the driver sends on its own (server monitoring, sessions): not the service's work.
+    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo", "saslStart",
+                         "saslContinue"})
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commands = Counter("mongo_commands", "Commands sent to the service's database (round trips), "
+                                "by command name.", ["command"], registry=registry)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in self.IGNORED:
+            self.commands.labels(command=event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def connect(settings: MongoSettings, *, ping: bool = True,
+            listeners: Sequence[monitoring.CommandListener] = ()) -> MongoClient[dict]:  # type: ignore[type-arg]
+    """A client with bounded server selection; ``ping`` fails at start-up rather than on first write.
+    ``listeners``: command listeners such as ``CommandCounter``."""
     client: MongoClient[dict] = MongoClient(  # type: ignore[type-arg]
         settings.url.get_secret_value(),
         serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
         connectTimeoutMS=settings.server_selection_timeout_ms,
         tz_aware=True,
         retryWrites=settings.retry_writes,
+        event_listeners=list(listeners),
     )
     if ping:
         client.admin.command("ping")

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from alerts.domain import Account, Case
 from alerts.notifier import backoff, channel_of
-from alerts.rules import PRIORITIES, Account, notification_text, priority, route, should_alert
+from alerts.rules import PRIORITIES, notification_text, priority, route, should_alert
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
 
 
@@ -108,12 +109,12 @@ def test_sla_due_escalates_and_breaches_once_and_never_when_resolved() -> None:
     from alerts.rules import sla_due
 
     t = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
-    case: dict[str, Any] = {"status": "open", "internal_target": t, "promised_by": t + timedelta(minutes=15),
-                            "escalated_at": None, "breached_at": None}
+    case = Case(_id="a-1", csm_id="csm-1", priority="high", internal_target=t,
+                promised_by=t + timedelta(minutes=15), created_at=t, updated_at=t)
     assert sla_due(case, t - timedelta(seconds=1)) == (False, False)
     assert sla_due(case, t) == (True, False)
-    assert sla_due({**case, "escalated_at": t}, t + timedelta(minutes=16)) == (False, True)
-    assert sla_due({**case, "status": "resolved"}, t + timedelta(hours=1)) == (False, False)
+    assert sla_due(case.model_copy(update={"escalated_at": t}), t + timedelta(minutes=16)) == (False, True)
+    assert sla_due(case.model_copy(update={"status": "resolved"}), t + timedelta(hours=1)) == (False, False)
 
 
 @pytest.mark.parametrize(

@@ -11,33 +11,35 @@ from fastapi import Depends, FastAPI
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 
-from alerts.agents import AlertHandler, register_agents
+from alerts.agents import register_agents
 from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher
-from alerts.repository import AlertsRepository
 from alerts.routes import read_router, write_router
+from alerts.service import AlertService
 from alerts.sla import SlaMonitor
+from alerts.stores import AlertsStore
 from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
+from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_PROFILES
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
     registry = registry or CollectorRegistry()
     metrics = AlertsMetrics.create(registry)
+    db_commands = CommandCounter(registry)
     policy = settings.policy()
     api_keys = frozenset(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect(settings.mongo, ping=False)
-        repo = AlertsRepository(database(client, settings.mongo, "alerts"))
-        ensure_indexes_when_up(repo.ensure_indexes)
+        client = connect(settings.mongo, ping=False, listeners=[db_commands])
+        store = AlertsStore.mongo(database(client, settings.mongo, "alerts"))
+        ensure_indexes_when_up(store.ensure_indexes)
         app.state.mongo = client
-        app.state.repo = repo
+        app.state.store = store
         app.state.metrics = metrics
         if not stream:
             yield
@@ -45,13 +47,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             return
         worker = create_faust_app("alerts", settings.kafka)
         registry.register(ConsumerLagCollector(worker))
-        dispatcher = Dispatcher(repo, settings, metrics)
-        handler = AlertHandler(repo, settings, metrics, policy, handoff=dispatcher.hand_over)
-        app.state.handler = handler
-        register_agents(worker, handler, metrics, on_enqueued=dispatcher.wake)
+        dispatcher = Dispatcher(store.outbox, settings, metrics)
+        service = AlertService(store, settings, metrics, policy, handoff=dispatcher.hand_over)
+        app.state.service = service
+        register_agents(worker, service, metrics, on_enqueued=dispatcher.wake)
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
-        monitor = SlaMonitor(repo, handler, metrics, list(settings.manager_notify))
+        monitor = SlaMonitor(store.cases, service, metrics, list(settings.manager_notify))
         async with faust_app_running(worker, stop_timeout=30):
             tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),
                      asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla")]

@@ -25,7 +25,7 @@ import httpx
 
 from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
-from alerts.repository import AlertsRepository
+from alerts.ports import Outbox
 from feedback_shared.events import utcnow
 from feedback_shared.webhooks import signed_headers
 
@@ -85,13 +85,13 @@ def backoff(attempts: int, base_s: float, max_s: float) -> timedelta:
 class Dispatcher:
     def __init__(
         self,
-        repo: AlertsRepository,
+        outbox: Outbox,
         settings: Settings,
         metrics: AlertsMetrics,
         send: Callable[[str, str, str], None] = send_with_apprise,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.repo = repo
+        self.outbox = outbox
         self.settings = settings
         self.metrics = metrics
         self.send = send
@@ -119,36 +119,49 @@ class Dispatcher:
     def deliver_due(self, limit: int) -> int:
         """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""
         now = self.clock()
-        claimed = self.repo.claim_due_many(now, timedelta(seconds=self.settings.delivery_lease_s), limit)
+        claimed = self.outbox.claim_due(now, timedelta(seconds=self.settings.delivery_lease_s), limit)
         self._held.update((doc["_id"], doc) for doc in claimed)
-        for doc in claimed:
-            self._attempt(doc)
+        self._attempt_all(claimed)
         return len(claimed)
 
-    def _attempt(self, doc: dict[str, Any]) -> None:
+    def _attempt_all(self, docs: list[dict[str, Any]]) -> None:
+        """Send each delivery, then record those sent in one command (a page cost one more round trip
+        each). A worker killed in between resends them after the lease, as it would one."""
+        sent: list[dict[str, Any]] = []
         try:
-            self._attempt_held(doc)
+            for doc in docs:
+                if self._attempt_held(doc):
+                    sent.append(doc)
         finally:
-            self._held.pop(doc["_id"], None)
+            if sent:
+                self.outbox.mark_sent([doc["_id"] for doc in sent], self.clock())
+                for doc in sent:
+                    self._record_sent(doc)
+            for doc in docs:
+                self._held.pop(doc["_id"], None)
 
-    def _attempt_held(self, doc: dict[str, Any]) -> None:
+    def _attempt_held(self, doc: dict[str, Any]) -> bool:
+        """Send one delivery; True if it went out. A failure is recorded for a retry (or dead)."""
         if self.clock() >= doc["lease_until"]:
             # A batch behind a slow channel (or a long hand-over queue) may outlive its lease: past it,
             # another worker may have the delivery already, so this one leaves it (the poll claims it
             # again, as after a crash; it is never sent twice at once).
-            return
+            return False
         channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         try:
             self._deliver(doc)
         except Exception as exc:
             dead = doc["attempts"] >= self.settings.delivery_max_attempts
             delay = backoff(doc["attempts"], self.settings.delivery_backoff_s, self.settings.delivery_backoff_max_s)
-            self.repo.mark_failed(doc["_id"], dead=dead, next_attempt_at=self.clock() + delay, error=repr(exc))
+            self.outbox.mark_failed(doc["_id"], dead=dead, next_attempt_at=self.clock() + delay, error=repr(exc))
             self.metrics.notifications.labels(channel=channel, outcome="dead" if dead else "retry").inc()
             logger.warning("delivery_failed delivery=%s alert_id=%s channel=%s attempt=%d dead=%s error=%r",
                            doc["_id"], doc["alert_id"], channel, doc["attempts"], dead, exc)
-            return
-        self.repo.mark_sent(doc["_id"], self.clock())
+            return False
+        return True
+
+    def _record_sent(self, doc: dict[str, Any]) -> None:
+        channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         self.metrics.notifications.labels(channel=channel, outcome="sent").inc()
         created: datetime | None = doc.get("feedback_ingested_at")
         if created is not None and doc.get("kind") != "webhook":
@@ -156,7 +169,7 @@ class Dispatcher:
         logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
 
     def hand_over(self, doc: dict[str, Any]) -> None:
-        """A delivery this process enqueued already claimed (``AlertsRepository.enqueue(claim_for=…)``):
+        """A delivery this process enqueued already claimed (``Outbox.enqueue(claim_for=…)``):
         sent next, without a claim query and update (two of the four database calls a page cost).
         Thread-safe."""
         self._held[doc["_id"]] = doc
@@ -164,15 +177,14 @@ class Dispatcher:
 
     def deliver_handed_over(self, limit: int) -> int:
         """Attempt up to ``limit`` handed-over deliveries; how many were taken."""
-        taken = 0
-        while taken < limit:
+        taken: list[dict[str, Any]] = []
+        while len(taken) < limit:
             try:
-                doc = self._handed_over.popleft()
+                taken.append(self._handed_over.popleft())
             except IndexError:
                 break
-            taken += 1
-            self._attempt(doc)
-        return taken
+        self._attempt_all(taken)
+        return len(taken)
 
     def release_handed_over(self) -> int:
         """On a clean stop: put the handed-over deliveries not yet sent back in the outbox as pending,
@@ -182,7 +194,7 @@ class Dispatcher:
             while self._handed_over:
                 doc = self._handed_over.popleft()
                 self._held.pop(doc["_id"], None)
-                released += self.repo.release(doc["_id"], doc["lease_until"], self.clock())
+                released += self.outbox.release(doc["_id"], doc["lease_until"], self.clock())
         return released
 
     def renew_leases(self) -> tuple[int, int]:
@@ -194,7 +206,7 @@ class Dispatcher:
         with self._lease_lock:
             for delivery_id, doc in list(self._held.items()):
                 until = self.clock() + timedelta(seconds=self.settings.delivery_lease_s)
-                if self.repo.renew_lease(delivery_id, doc["lease_until"], until):
+                if self.outbox.renew_lease(delivery_id, doc["lease_until"], until):
                     doc["lease_until"] = until
                     renewed += 1
                 elif self._held.pop(delivery_id, None) is not None:

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from alerts.repository import AlertsRepository
+from alerts.domain import Case
+from alerts.stores import AlertsStore
 from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
 
 read_router = APIRouter(tags=["alerts"])
@@ -26,12 +27,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], AlertStatus]] = {
 }
 
 
-def get_repo(request: Request) -> AlertsRepository:
-    repo: AlertsRepository = request.app.state.repo
-    return repo
+def get_store(request: Request) -> AlertsStore:
+    store: AlertsStore = request.app.state.store
+    return store
 
 
-RepoDep = Annotated[AlertsRepository, Depends(get_repo)]
+StoreDep = Annotated[AlertsStore, Depends(get_store)]
 
 
 class CsmIn(BaseModel):
@@ -63,82 +64,82 @@ class AccountIn(BaseModel):
     consent: dict[str, bool] = Field(default_factory=dict)
 
 
-def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in doc.items() if k != "_id"}
-    out["alert_id"] = doc["_id"]
+def _public(case: Case) -> dict[str, Any]:
+    out = {k: v for k, v in case.to_doc().items() if k != "_id"}
+    out["alert_id"] = case.id
     return out
 
 
 @read_router.get("/v1/alerts")
 def list_alerts(
-    repo: RepoDep,
+    store: StoreDep,
     status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
     csm: Annotated[str | None, Query(max_length=128)] = None,
     need: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Cases, newest first, filtered by status, CSM and need."""
-    return [_public(d) for d in repo.find_cases(status=status_, csm=csm, need=need, limit=limit)]
+    return [_public(d) for d in store.cases.find(status=status_, csm=csm, need=need, limit=limit)]
 
 
 @read_router.get("/v1/alerts/{alert_id}")
-def get_alert(alert_id: str, repo: RepoDep) -> dict[str, Any]:
-    doc = repo.get(alert_id)
-    if doc is None:
+def get_alert(alert_id: str, store: StoreDep) -> dict[str, Any]:
+    case = store.cases.get(alert_id)
+    if case is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
-    out = _public(doc)
+    out = _public(case)
     out["deliveries"] = [
         {k: v for k, v in d.items() if k in ("kind", "status", "attempts", "sent_at", "last_error")}
-        for d in repo.deliveries_for(alert_id)
+        for d in store.outbox.deliveries_for(alert_id)
     ]
     return out
 
 
 @write_router.post("/v1/alerts/{alert_id}/{action}")
 async def change_status(alert_id: str, action: Literal["ack", "respond", "resolve"], request: Request,
-                        repo: RepoDep) -> dict[str, Any]:
+                        store: StoreDep) -> dict[str, Any]:
     """Move a case along open → acknowledged → responded → resolved (with timestamps)."""
     allowed_from, to = TRANSITIONS[action]
     now = utcnow()
-    doc = await asyncio.to_thread(repo.transition, alert_id, allowed_from, to, now)
-    if doc is not None and to == "resolved" and doc.get("promised_by") and now > doc["promised_by"]:
+    case = await asyncio.to_thread(store.cases.transition, alert_id, allowed_from, to, now)
+    if case is not None and to == "resolved" and case.promised_by and now > case.promised_by:
         # Resolved after the promise: a breach, even if the SLA clock had not counted it yet.
-        if (marked := await asyncio.to_thread(repo.mark_once, alert_id, "breached_at", now)) is not None:
-            doc = marked
+        if (marked := await asyncio.to_thread(store.cases.mark_once, alert_id, "breached_at", now)) is not None:
+            case = marked
             metrics = getattr(request.app.state, "metrics", None)
             if metrics is not None:
                 metrics.breaches.inc()
-    handler = getattr(request.app.state, "handler", None)
-    if doc is not None and handler is not None:
-        event = await asyncio.to_thread(handler.announce, doc, f"status:{to}")
+    service = getattr(request.app.state, "service", None)
+    if case is not None and service is not None:
+        event = await asyncio.to_thread(service.announce, case, f"status:{to}")
         await request.app.state.alert_sink.send_all([event])
-    if doc is None:
-        current = repo.get(alert_id)
+    if case is None:
+        current = store.cases.get(alert_id)
         if current is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            detail=f"cannot {action} a case that is {current['status']}; allowed from: {', '.join(allowed_from)}",
+            detail=f"cannot {action} a case that is {current.status}; allowed from: {', '.join(allowed_from)}",
         )
-    return _public(doc)
+    return _public(case)
 
 
 @write_router.put("/v1/csms/{csm_id}")
-def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, repo: RepoDep) -> dict[str, Any]:
+def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: StoreDep) -> dict[str, Any]:
     """Create or replace a CSM and where their alerts are delivered."""
-    repo.put_csm(csm_id, body.model_dump(mode="json"))
+    store.directory.put_csm(csm_id, body.model_dump(mode="json"))
     return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
 
 
 @write_router.put("/v1/accounts/{customer_id}", responses={503: {"description": "Saved, but the broker did not "
                                                                  "take the profile update: send it again."}})
 async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, request: Request,
-                      repo: RepoDep) -> dict[str, Any]:
+                      store: StoreDep) -> dict[str, Any]:
     """Create or replace a customer's account: the assigned CSM, tier, preferences and consents.
 
     How the customer wants to be addressed is published as ``customer.profiles.v1`` for the services
     that write to customers (loyalty's thank-you messages)."""
-    await asyncio.to_thread(repo.put_account, customer_id, body.model_dump(mode="json"))
+    await asyncio.to_thread(store.directory.put_account, customer_id, body.model_dump(mode="json"))
     sink = getattr(request.app.state, "profile_sink", None)
     if sink is not None:
         profile = CustomerProfileUpdated(
@@ -205,11 +206,12 @@ def _sla_cell(doc: dict[str, Any], now: datetime) -> str:
 
 
 @read_router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def inbox(repo: RepoDep, csm: Annotated[str | None, Query(max_length=128)] = None,
+def inbox(store: StoreDep, csm: Annotated[str | None, Query(max_length=128)] = None,
           need: Annotated[str | None, Query(max_length=32)] = None) -> HTMLResponse:
     """The CSM inbox: open cases by priority, with the SLA clock and the actions."""
     now = utcnow()
-    everything = [d for d in repo.find_cases(status=None, csm=None, need=None, limit=1000) if d["status"] != "resolved"]
+    everything = [c.to_doc() for c in store.cases.find(status=None, csm=None, need=None, limit=1000)
+                  if c.status != "resolved"]
     docs = [d for d in everything if (not csm or d.get("csm_id") == csm) and (not need or need in d.get("needs", []))]
     docs.sort(key=lambda d: (PRIORITY_ORDER.get(d["priority"], 9), d.get("promised_by") or d["created_at"]))
     rows = []

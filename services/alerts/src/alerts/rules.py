@@ -6,12 +6,12 @@ No I/O here; ``agents.py`` loads the inputs and stores the outcome.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.domain import Account, Case
 from feedback_shared.events import AlertPriority, FeedbackScored
 from feedback_shared.pii import redact
 
@@ -74,19 +74,6 @@ PLAYBOOK: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Account:
-    customer_id: str
-    csm_id: str | None = None
-    tier: str | None = None
-    preferred_name: str | None = None
-    preferred_channel: str | None = None
-    language: str | None = None
-    #: When the customer asked to be forgotten (the request's ingest time): items from before it that
-    #: arrive later (they were in flight on another topic) must not bring their text back.
-    erased_at: datetime | None = None
-
-
 def should_alert(scored: FeedbackScored) -> bool:
     """One negative item is enough (seed 004: most customers leave after one bad experience)."""
     return scored.sentiment.label == "negative"
@@ -123,13 +110,13 @@ def sla_deadlines(prio: AlertPriority, channel: str | None, opened_at: datetime,
     return opened_at + promise * policy.sla.internal_ratio, opened_at + promise
 
 
-def sla_due(case: dict[str, object], now: datetime) -> tuple[bool, bool]:
+def sla_due(case: Case, now: datetime) -> tuple[bool, bool]:
     """(escalate now, breach now) for an unresolved case: each happens once."""
-    if case.get("status") == "resolved":
+    if case.status == "resolved":
         return False, False
-    target, promise = case.get("internal_target"), case.get("promised_by")
-    escalate = isinstance(target, datetime) and now >= target and not case.get("escalated_at")
-    breach = isinstance(promise, datetime) and now >= promise and not case.get("breached_at")
+    target, promise = case.internal_target, case.promised_by
+    escalate = target is not None and now >= target and case.escalated_at is None
+    breach = promise is not None and now >= promise and case.breached_at is None
     return escalate, breach
 
 

@@ -11,20 +11,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from alerts.agents import AlertEvent, AlertHandler
+from alerts.decide import AlertEvent
 from alerts.metrics import AlertsMetrics
-from alerts.repository import AlertsRepository
+from alerts.ports import CaseStore
 from alerts.rules import sla_due
+from alerts.service import AlertService
 from feedback_shared.events import utcnow
 
 logger = logging.getLogger(__name__)
 
 
 class SlaMonitor:
-    def __init__(self, repo: AlertsRepository, handler: AlertHandler, metrics: AlertsMetrics,
+    def __init__(self, cases: CaseStore, service: AlertService, metrics: AlertsMetrics,
                  manager_notify: list[str], clock: Callable[[], datetime] = utcnow) -> None:
-        self.repo = repo
-        self.handler = handler
+        self.cases = cases
+        self.service = service
         self.metrics = metrics
         self.manager_notify = manager_notify
         self.clock = clock
@@ -33,25 +34,26 @@ class SlaMonitor:
         """Escalate and breach what is due now; each happens once per case, whoever runs it."""
         now = self.clock()
         events: list[AlertEvent] = []
-        for case in self.repo.unresolved_due(now):
+        for case in self.cases.unresolved_due(now):
             escalate, breach = sla_due(case, now)
-            if escalate and (marked := self.repo.mark_once(case["_id"], "escalated_at", now)) is not None:
+            if escalate and (marked := self.cases.mark_once(case.id, "escalated_at", now)) is not None:
                 self.metrics.escalations.inc()
-                logger.warning("sla_escalation alert_id=%s priority=%s target=%s", case["_id"], case["priority"],
-                               case["internal_target"].isoformat())
+                logger.warning("sla_escalation alert_id=%s priority=%s target=%s", case.id, case.priority,
+                               case.internal_target.isoformat() if case.internal_target else "-")
                 if self.manager_notify:
-                    text = (marked.get("latest") or {}).get("text", "")
-                    self.handler.enqueue_pages(
+                    text = marked.latest.text if marked.latest else ""
+                    promised = case.promised_by.isoformat(timespec="minutes") if case.promised_by else "-"
+                    self.service.enqueue_pages(
                         marked, self.manager_notify,
-                        f"[escalation] {case['priority']} case not resolved by its internal target",
-                        f"Case {case['_id']} (CSM {case.get('csm_id')}) is {case['status']}; the customer was "
-                        f"promised an answer by {case['promised_by'].isoformat(timespec='minutes')}.\n{text[:300]}",
+                        f"[escalation] {case.priority} case not resolved by its internal target",
+                        f"Case {case.id} (CSM {case.csm_id}) is {case.status}; the customer was "
+                        f"promised an answer by {promised}.\n{text[:300]}",
                         cause="escalation")
-                events.append(self.handler.announce(marked, "escalation"))
-            if breach and (marked := self.repo.mark_once(case["_id"], "breached_at", now)) is not None:
+                events.append(self.service.announce(marked, "escalation"))
+            if breach and (marked := self.cases.mark_once(case.id, "breached_at", now)) is not None:
                 self.metrics.breaches.inc()
-                logger.warning("sla_breach alert_id=%s priority=%s", case["_id"], case["priority"])
-                events.append(self.handler.announce(marked, "breach"))
+                logger.warning("sla_breach alert_id=%s priority=%s", case.id, case.priority)
+                events.append(self.service.announce(marked, "breach"))
         return events
 
     async def run_forever(self, interval_s: float, publish: Callable[[list[AlertEvent]], Any]) -> None:

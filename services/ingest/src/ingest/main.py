@@ -17,7 +17,7 @@ from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.http import BodySizeLimit, api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import broker_reachable
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
+from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from ingest.config import Settings
 from ingest.feeds import FeedPoller
 from ingest.metrics import IngestMetrics
@@ -40,6 +40,7 @@ def create_app(
     broker is contacted)."""
     registry = registry or CollectorRegistry()
     metrics = IngestMetrics.create(registry)
+    db_commands = CommandCounter(registry)
     api_keys = frozenset(settings.api_keys)
 
     @asynccontextmanager
@@ -49,7 +50,7 @@ def create_app(
             app.state.ingest_service = IngestService(repo, publisher, metrics)
             yield
             return
-        client = connect(settings.mongo, ping=False)
+        client = connect(settings.mongo, ping=False, listeners=[db_commands])
         mongo_repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
         ensure_indexes_when_up(mongo_repo.ensure_indexes)
         kafka_publisher = Publisher(settings.kafka)

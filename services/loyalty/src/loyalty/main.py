@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.metrics import metrics_asgi_app
-from feedback_shared.mongo import connect, database, ensure_indexes_when_up, reachable
+from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import Publisher, register_agents
 from loyalty.config import Settings
 from loyalty.metrics import LoyaltyMetrics
@@ -56,6 +56,7 @@ ServiceDep = Annotated[LoyaltyService, Depends(get_service)]
 def create_app(settings: Settings, registry: CollectorRegistry | None = None, *, stream: bool = True) -> FastAPI:
     registry = registry or CollectorRegistry()
     metrics = LoyaltyMetrics.create(registry)
+    db_commands = CommandCounter(registry)
     rules = settings.rules()
     api_keys = frozenset(settings.api_keys)
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect(settings.mongo, ping=False)
+        client = connect(settings.mongo, ping=False, listeners=[db_commands])
         repo = LoyaltyRepository(client, database(client, settings.mongo, "loyalty"))
         ensure_indexes_when_up(repo.ensure_indexes)
         service = LoyaltyService(repo, rules, metrics)

@@ -1,0 +1,154 @@
+"""Alerts' service layer: a batch of scored items → load the state it touches → decide → persist → effects.
+
+The stream calls ``handle_batch`` with a whole agent batch: a few bulk reads, the pure ``decide``, then
+bulk writes in an order that a crash at any point leaves completable by the redelivery (items linked
+to their cases, then the cases, their updates, the pages, the cool-down clock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerts.config import Settings
+from alerts.decide import (
+    AlertEvent,
+    BatchState,
+    Decisions,
+    Routing,
+    alert_event,
+    crisis_id_at,
+    decide,
+    pages,
+    webhook_delivery,
+)
+from alerts.domain import Case, Delivery
+from alerts.metrics import AlertsMetrics
+from alerts.rules import AlertPolicy, should_alert
+from alerts.stores import AlertsStore
+from feedback_shared.events import FeedbackScored, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def routing_of(settings: Settings) -> Routing:
+    return Routing(fallback_csm_id=settings.fallback_csm_id, fallback_notify=tuple(settings.fallback_notify),
+                   manager_notify=tuple(settings.manager_notify), inbox_url=settings.inbox_url,
+                   webhook_url=settings.webhook_url)
+
+
+class AlertService:
+    """Turns scored items into new cases (paged), updates of open cases, a crisis, or nothing."""
+
+    def __init__(self, store: AlertsStore, settings: Settings, metrics: AlertsMetrics, policy: AlertPolicy,
+                 clock: Callable[[], datetime] = utcnow,
+                 handoff: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``handoff``: where new deliveries go, already claimed, to be sent by this process (the
+        dispatcher's ``hand_over``); without it they wait in the outbox for a worker to claim them."""
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.policy = policy
+        self.routing = routing_of(settings)
+        self.clock = clock
+        self.handoff = handoff
+        #: The crisis id of the current spike window once it is in the database (by this worker or another).
+        self._crisis_raised: str | None = None
+
+    def handle(self, scored: FeedbackScored) -> list[AlertEvent]:
+        return self.handle_batch([scored])
+
+    def handle_batch(self, batch: Sequence[FeedbackScored]) -> list[AlertEvent]:
+        self.metrics.handled.inc(len(batch))
+        negatives = [scored for scored in batch if should_alert(scored)]
+        if not negatives:
+            return []
+        now = self.clock()
+        decisions = decide(negatives, self.load(negatives, now), self.policy, self.routing, now)
+        return self.apply(decisions, now)
+
+    # ---- load ------------------------------------------------------------------------------------
+    def load(self, batch: Sequence[FeedbackScored], now: datetime) -> BatchState:
+        """The state ``batch`` touches, in one read per kind (three to five for a batch)."""
+        cases, directory = self.store.cases, self.store.directory
+        cases_by_event = cases.cases_of_events([str(s.feedback_event_id) for s in batch])
+        customers = {s.customer_id for s in batch if s.customer_id}
+        accounts = directory.accounts_by_id(customers)
+        csm_ids = ({a.csm_id for a in accounts.values() if a.csm_id} | {c.csm_id for c in cases_by_event.values()}
+                   | {self.routing.fallback_csm_id})
+        return BatchState(
+            cases_by_event=cases_by_event, customer_cases=cases.customer_cases(customers),
+            thread_cases=cases.open_thread_cases({s.thread_id for s in batch if s.thread_id}),
+            accounts=accounts, csms=directory.csms_by_id(csm_ids), spike_count=self._count_spike(batch, now),
+        )
+
+    def _count_spike(self, batch: Sequence[FeedbackScored], now: datetime) -> int | None:
+        """Record the batch's negative public items in the spike window; the window's count, unless this
+        window's crisis is out already (in a crisis, every batch would pay for a count that decides
+        nothing)."""
+        public = [str(s.feedback_event_id) for s in batch if s.is_public]
+        if not public:
+            return None
+        self.store.spikes.record(public, now)
+        if crisis_id_at(now, self.policy) == self._crisis_raised:
+            return None
+        return self.store.spikes.count(now, timedelta(minutes=self.policy.spike.window_minutes))
+
+    # ---- persist and effects ---------------------------------------------------------------------
+    def apply(self, decisions: Decisions, now: datetime) -> list[AlertEvent]:
+        cases = self.store.cases
+        cases.link(decisions.links)
+        for case_id in cases.insert(list(decisions.new_cases.values())):
+            self._raised(decisions.new_cases[case_id])
+        cases.add_items(decisions.updates)
+        self.metrics.case_updates.inc(decisions.added_to_open)
+        self._enqueue(decisions.deliveries, now)
+        self.store.directory.record_pages(decisions.paged)
+        events = list(decisions.events)
+        if decisions.crisis is not None:
+            crisis = decisions.crisis
+            inserted = cases.insert([crisis.case])
+            self._crisis_raised = crisis.case.id  # only the current window's matters
+            if inserted:
+                self._raised(crisis.case)
+                logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis.case.id,
+                               crisis.case.event_count, self.policy.spike.window_minutes)
+                self._enqueue(crisis.deliveries, now)
+                events += crisis.events
+        for scored in decisions.skipped_erased:
+            self.metrics.erased_skipped.inc()
+            logger.info("erased_customer_item_dropped", extra={"event_id": str(scored.feedback_event_id),
+                                                               "trace_id": scored.trace_id})
+        for case in decisions.unroutable:
+            logger.warning("no_notify_urls alert_id=%s csm=%s", case.id, case.csm_id)
+        return events
+
+    def _raised(self, case: Case) -> None:
+        self.metrics.raised.labels(priority=case.priority).inc()
+        logger.info("alert_raised alert_id=%s priority=%s csm=%s paged=%s", case.id, case.priority, case.csm_id,
+                    case.paged, extra={"event_id": case.first_feedback_event_id, "trace_id": case.trace_id})
+
+    def _enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        lease = timedelta(seconds=self.settings.delivery_lease_s) if self.handoff else None
+        added = self.store.outbox.enqueue(deliveries, now, claim_for=lease)
+        if self.handoff is not None:
+            for doc in added:
+                self.handoff(doc)
+
+    def enqueue_pages(self, case: Case, urls: list[str], title: str, body: str, *, cause: str = "") -> None:
+        self._enqueue(pages(case, urls, title, body, cause=cause), self.clock())
+
+    def announce(self, case: Case, cause: str) -> AlertEvent:
+        """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""
+        event = alert_event(case, "updated", cause=cause)
+        self._enqueue(webhook_delivery(event, self.routing), self.clock())
+        return event
+
+    # ---- tiers and erasure -----------------------------------------------------------------------
+    def set_tier(self, customer_id: str, tier: str, caused_at: datetime | None) -> bool:
+        return self.store.directory.set_tier(customer_id, tier, caused_at)
+
+    def erase_customer(self, customer_id: str, requested_at: datetime) -> dict[str, int]:
+        return self.store.erase_customer(customer_id, self.clock(), requested_at)

@@ -1,0 +1,199 @@
+"""Alerts' stores on the real database: the outbox claim, the bulk reads and writes a batch makes, and
+claims by conditional update rather than findAndModify (a full scan on the embedded database)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from alerts.decide import CaseUpdate
+from alerts.domain import Case, Delivery, Snapshot
+from alerts.stores import AlertsStore
+from alerts.stores.cases import MongoCaseStore
+from alerts.stores.directory import MongoDirectory
+from alerts.stores.outbox import MongoOutbox
+from alerts.stores.spikes import MongoSpikeCounter
+from feedback_shared.devstack import EmbeddedStack
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(stack: EmbeddedStack) -> Iterator[AlertsStore]:
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.config.mongo_url, tz_aware=True)
+    name = f"alerts_store_{uuid.uuid4().hex[:8]}"
+    alerts_store = AlertsStore.mongo(client[name])
+    alerts_store.ensure_indexes()
+    yield alerts_store
+    client.drop_database(name)
+    client.close()
+
+
+def cases_of(store: AlertsStore) -> MongoCaseStore:
+    assert isinstance(store.cases, MongoCaseStore)
+    return store.cases
+
+
+def case(case_id: str, *, customer: str | None = "cy", thread: str | None = None, minutes: int = 0,
+         status: str = "open", **fields: Any) -> Case:
+    return Case.model_validate({"_id": case_id, "feedback_event_ids": [f"f-{case_id}"], "customer_id": customer,
+                                "thread_id": thread, "status": status, "csm_id": "csm-1", "priority": "normal",
+                                "created_at": T0 + timedelta(minutes=minutes), "updated_at": T0, **fields})
+
+
+def page(delivery_id: str) -> Delivery:
+    return Delivery(delivery_id=delivery_id, kind="apprise", alert_id="a", url="json://127.0.0.1:9/p",
+                    title="t", body="b")
+
+
+def test_claim_takes_due_pending_first_then_expired_leases_never_live_ones(store: AlertsStore) -> None:
+    outbox, lease = store.outbox, timedelta(seconds=60)
+    outbox.enqueue([page("later")], T0 + timedelta(minutes=5))
+    outbox.enqueue([page("due")], T0)
+    [first] = outbox.claim_due(T0, lease, limit=1)
+    assert first["_id"] == "due" and first["attempts"] == 1 and not first["resumed"]
+    # Its lease is live: nobody else can take it, and "later" is not due yet.
+    assert outbox.claim_due(T0 + timedelta(seconds=30), lease, limit=1) == []
+    # The worker died: once the lease expires, another claims it again (a second attempt).
+    [again] = outbox.claim_due(T0 + timedelta(seconds=61), lease, limit=1)
+    assert again["_id"] == "due" and again["attempts"] == 2 and again["resumed"]
+    outbox.mark_sent(["due"], T0 + timedelta(seconds=62))
+    assert outbox.claim_due(T0 + timedelta(minutes=4), lease, limit=1) == []
+    [later] = outbox.claim_due(T0 + timedelta(minutes=5), lease, limit=1)
+    assert later["_id"] == "later" and not later["resumed"]
+
+
+def test_enqueue_adds_each_delivery_once_in_one_command(store: AlertsStore) -> None:
+    outbox = store.outbox
+    added = outbox.enqueue([page("p1"), page("p2"), page("p1")], T0, claim_for=timedelta(seconds=30))
+    assert [d["_id"] for d in added] == ["p1", "p2"]
+    assert all(d["status"] == "sending" and d["lease_until"] == T0 + timedelta(seconds=30) for d in added)
+    # A redelivered batch: only what is new goes in (and is handed over).
+    assert [d["_id"] for d in outbox.enqueue([page("p2"), page("p3")], T0)] == ["p3"]
+
+
+def test_batch_claims_take_the_oldest_and_concurrent_workers_never_share_a_delivery(store: AlertsStore) -> None:
+    outbox, lease = store.outbox, timedelta(seconds=60)
+    for i in range(40):
+        outbox.enqueue([page(f"d{i:02d}")], T0 + timedelta(seconds=i))
+    first = outbox.claim_due(T0 + timedelta(seconds=2), lease, limit=10)
+    assert [d["_id"] for d in first] == ["d00", "d01", "d02"]  # only the due ones, oldest first
+    assert all(d["status"] == "sending" and d["attempts"] == 1 for d in first)
+
+    # Four workers race over the rest, ten at a time, until none is left: each delivery is claimed once.
+    now = T0 + timedelta(minutes=1)
+
+    def worker(_: int) -> list[str]:
+        taken: list[str] = []
+        while batch := outbox.claim_due(now, lease, limit=10):
+            taken += [d["_id"] for d in batch]
+        return taken
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        claimed = [delivery for taken in pool.map(worker, range(4)) for delivery in taken]
+    # (A worker whose candidates were all taken by others stops early; a last one takes what is left.)
+    claimed += worker(0)
+    assert len(claimed) == len(set(claimed))
+    assert sorted(claimed) == [f"d{i:02d}" for i in range(3, 40)]
+
+
+def test_customer_cases_and_open_thread_cases_in_one_read_each(store: AlertsStore) -> None:
+    cases = store.cases
+    assert cases.insert([case("old", status="resolved", minutes=1), case("open-1", minutes=2),
+                         case("open-2", status="acknowledged", minutes=3), case("other", customer="ana", minutes=4),
+                         case("by-thread", customer=None, thread="t-9", minutes=5),
+                         case("closed-thread", customer=None, thread="t-9", minutes=6, status="resolved"),
+                         case("thread-1", customer=None, thread="t-1", minutes=1),
+                         case("thread-2", customer=None, thread="t-1", minutes=2)]) == {
+        "old", "open-1", "open-2", "other", "by-thread", "closed-thread", "thread-1", "thread-2"}
+    by_customer = cases.customer_cases(["cy", "ana", "nobody"])
+    assert sorted(c.id for c in by_customer["cy"]) == ["old", "open-1", "open-2"]
+    assert [c.id for c in by_customer["ana"]] == ["other"] and by_customer["nobody"] == []
+    assert all(c.latest is None and c.feedback_event_ids == [] for c in by_customer["cy"])  # summaries only
+    assert {t: c.id for t, c in cases.open_thread_cases(["t-9", "t-1", "t-0"]).items()} == {
+        "t-9": "by-thread", "t-1": "thread-2"}
+
+
+def test_sla_due_finds_each_case_once_whichever_clock_ran_out(store: AlertsStore) -> None:
+    for case_id, target, promise in (("both", -10, -5), ("target", -10, 50), ("promise", None, -5),
+                                     ("neither", 10, 20)):
+        store.cases.insert([case(case_id, internal_target=None if target is None else T0 + timedelta(minutes=target),
+                                 promised_by=T0 + timedelta(minutes=promise))])
+    assert sorted(c.id for c in store.cases.unresolved_due(T0)) == ["both", "promise", "target"]
+
+
+def test_an_item_is_in_one_case_once_even_when_a_worker_stopped_between_link_and_update(store: AlertsStore) -> None:
+    cases = store.cases
+    cases.link([("f-case-1", "case-1")])
+    assert cases.insert([case("case-1", event_count=1)]) == {"case-1"}
+    assert cases.insert([case("case-1"), case("case-2")]) == {"case-2"}  # a redelivery beside a new case
+    # A worker linked f-2 to the case and stopped before updating it: the lookup finds the case, and
+    # adding again completes it once.
+    cases.link([("f-2", "case-1"), ("f-2", "case-2")])  # the first link wins
+    found = cases.cases_of_events(["f-2", "f-unknown"])
+    assert list(found) == ["f-2"] and found["f-2"].id == "case-1" and "f-2" not in found["f-2"].feedback_event_ids
+    update = CaseUpdate("case-1", "f-2", Snapshot(text="again"), T0)
+    assert cases.add_items([update]) == 1
+    assert cases.add_items([update]) == 0
+    stored = cases.get("case-1")
+    assert stored is not None and stored.feedback_event_ids == ["f-case-1", "f-2"] and stored.event_count == 2
+    assert stored.latest is not None and stored.latest.text == "again"
+
+
+def test_a_database_from_before_case_events_is_moved_over(store: AlertsStore) -> None:
+    mongo = cases_of(store)
+    mongo.alerts.insert_one({"_id": "old", "kind": "case", "feedback_event_ids": ["o-1", "o-2"], "status": "open",
+                             "csm_id": "c", "priority": "low", "created_at": T0, "updated_at": T0})
+    mongo.alerts.create_index("feedback_event_ids", unique=True)
+    mongo.ensure_indexes()
+    assert "feedback_event_ids_1" not in mongo.alerts.index_information()
+    assert {d["_id"]: d["alert_id"] for d in mongo.case_events.find()} == {"o-1": "old", "o-2": "old"}
+    assert mongo.cases_of_events(["o-2"])["o-2"].id == "old"
+
+
+def test_tiers_and_pages_of_an_earlier_version_are_folded_into_accounts(store: AlertsStore) -> None:
+    directory = store.directory
+    assert isinstance(directory, MongoDirectory)
+    db = directory.accounts.database
+    db["tiers"].insert_one({"_id": "cy", "tier": "gold"})
+    db["pages"].insert_one({"_id": "cy", "at": T0})
+    directory.ensure_indexes()
+    assert {"tiers", "pages"}.isdisjoint(db.list_collection_names())
+    account = directory.account("cy")
+    assert account is not None and (account.tier, account.last_paged_at) == ("gold", T0)
+
+
+def test_an_account_put_by_an_admin_keeps_what_the_system_recorded(store: AlertsStore) -> None:
+    directory = store.directory
+    directory.record_pages({"cy": T0 + timedelta(minutes=5)})
+    directory.record_pages({"cy": T0})  # never moved back
+    assert directory.set_tier("cy", "silver")
+    directory.put_account("cy", {"csm_id": "csm-7", "preferred_name": "Ms. Aliyeva"})
+    accounts = directory.accounts_by_id(["cy", "nobody"])
+    assert list(accounts) == ["cy"]
+    assert (accounts["cy"].csm_id, accounts["cy"].tier, accounts["cy"].last_paged_at) == (
+        "csm-7", "silver", T0 + timedelta(minutes=5))
+    directory.put_account("cy", {"csm_id": "csm-8", "tier": "gold"})  # the admin's tier comes first
+    assert directory.account("cy").tier == "gold"  # type: ignore[union-attr]
+
+
+def test_a_public_negative_counts_once_towards_a_spike_however_often_it_arrives(store: AlertsStore) -> None:
+    spikes, window = store.spikes, timedelta(minutes=10)
+    spikes.record(["e1", "e1"], T0)
+    assert spikes.count(T0, window) == 1
+    spikes.record(["e1"], T0 + timedelta(seconds=5))  # redelivered
+    assert spikes.count(T0 + timedelta(seconds=5), window) == 1
+    spikes.record(["e2", "e3"], T0 + timedelta(minutes=2))
+    assert spikes.count(T0 + timedelta(minutes=2), window) == 3
+    spikes.record(["e3"], T0 + timedelta(minutes=3))
+    assert spikes.count(T0 + timedelta(minutes=4), window) == 3
+    # Items older than the window drop out of the count.
+    assert spikes.count(T0 + timedelta(minutes=11, seconds=30), window) == 2
+    assert isinstance(spikes, MongoSpikeCounter) and isinstance(store.outbox, MongoOutbox)

@@ -1,0 +1,227 @@
+"""In-memory stores behind alerts' Protocols (``alerts.ports``), with the same rules as MongoDB's: ids
+are unique, an item is linked to one case, a page is enqueued once. Each counts its calls, as the
+database counts round trips."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from alerts.decide import CaseUpdate
+from alerts.domain import Account, Case, Csm, Delivery
+from alerts.stores import AlertsStore
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def _call(self, name: str) -> None:
+        self.calls[name] += 1
+
+
+class FakeCases(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases: dict[str, Case] = {}
+        self.links: dict[str, str] = {}
+
+    def cases_of_events(self, feedback_event_ids: Sequence[str]) -> dict[str, Case]:
+        self._call("cases_of_events")
+        return {e: self.cases[self.links[e]] for e in feedback_event_ids if self.links.get(e) in self.cases}
+
+    def customer_cases(self, customer_ids: Iterable[str]) -> dict[str, list[Case]]:
+        self._call("customer_cases")
+        return {c: [case for case in self.cases.values() if case.customer_id == c] for c in customer_ids}
+
+    def open_thread_cases(self, thread_ids: Iterable[str]) -> dict[str, Case]:
+        self._call("open_thread_cases")
+        out: dict[str, Case] = {}
+        for case in sorted(self.cases.values(), key=lambda c: c.created_at):
+            if case.thread_id in set(thread_ids) and case.is_open and case.kind == "case":
+                out[case.thread_id] = case
+        return out
+
+    def link(self, links: Sequence[tuple[str, str]]) -> None:
+        self._call("link")
+        for event_id, alert_id in links:
+            self.links.setdefault(event_id, alert_id)
+
+    def insert(self, cases: Sequence[Case]) -> set[str]:
+        self._call("insert")
+        new = {c.id for c in cases if c.id not in self.cases}
+        for case in cases:
+            self.cases.setdefault(case.id, case)
+        return new
+
+    def add_items(self, updates: Sequence[CaseUpdate]) -> int:
+        self._call("add_items")
+        added = 0
+        for u in updates:
+            case = self.cases.get(u.alert_id)
+            if case is not None and u.feedback_event_id not in case.feedback_event_ids:
+                self.cases[u.alert_id] = case.model_copy(update={
+                    "feedback_event_ids": [*case.feedback_event_ids, u.feedback_event_id],
+                    "event_count": case.event_count + 1, "latest": u.latest, "updated_at": u.at})
+                added += 1
+        return added
+
+    def get(self, alert_id: str) -> Case | None:
+        return self.cases.get(alert_id)
+
+    def find(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Case]:
+        found = [c for c in self.cases.values() if (not status or c.status == status)
+                 and (not csm or c.csm_id == csm) and (not need or need in c.needs)]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)[:limit]
+
+    def transition(self, alert_id: str, from_statuses: tuple[str, ...], to: str, now: datetime) -> Case | None:
+        case = self.cases.get(alert_id)
+        if case is None or case.status not in from_statuses:
+            return None
+        self.cases[alert_id] = case.model_copy(update={"status": to, f"{to}_at": now, "updated_at": now})
+        return self.cases[alert_id]
+
+    def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
+        return [c for c in self.cases.values() if c.is_open and (
+            (c.internal_target and c.internal_target <= now and c.escalated_at is None)
+            or (c.promised_by and c.promised_by <= now and c.breached_at is None))][:limit]
+
+    def mark_once(self, alert_id: str, field: str, now: datetime) -> Case | None:
+        case = self.cases.get(alert_id)
+        if case is None or getattr(case, field, None) is not None:
+            return None
+        self.cases[alert_id] = case.model_copy(update={field: now, "updated_at": now})
+        return self.cases[alert_id]
+
+    def erase_customer(self, customer_id: str, now: datetime) -> list[str]:
+        ids = [c.id for c in self.cases.values() if c.customer_id == customer_id]
+        for i in ids:
+            self.cases[i] = self.cases[i].model_copy(update={"customer_id": None, "erased_at": now, "latest": None,
+                                                             "first": None, "trace_id": None, "thread_id": None})
+        return ids
+
+
+class FakeOutbox(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliveries: dict[str, dict[str, Any]] = {}
+
+    def enqueue(self, deliveries: Sequence[Delivery], now: datetime, *,
+                claim_for: timedelta | None = None) -> list[dict[str, Any]]:
+        self._call("enqueue")
+        added = []
+        for d in deliveries:
+            if d.delivery_id in self.deliveries:
+                continue
+            doc = {"_id": d.delivery_id, **d.to_doc(), "status": "pending", "attempts": 0, "next_attempt_at": now}
+            if claim_for is not None:
+                doc.update(status="sending", attempts=1, lease_until=now + claim_for)
+            self.deliveries[d.delivery_id] = doc
+            added.append(dict(doc))
+        return added
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+        self._call("claim_due")
+        due = [d for d in self.deliveries.values() if (d["status"] == "pending" and d["next_attempt_at"] <= now)
+               or (d["status"] == "sending" and d["lease_until"] <= now)][:limit]
+        for d in due:
+            d.update(resumed=d["status"] == "sending", status="sending", lease_until=now + lease,
+                     attempts=d["attempts"] + 1)
+        return [dict(d) for d in due]
+
+    def renew_lease(self, delivery_id: str, lease_until: datetime, new_until: datetime) -> bool:
+        d = self.deliveries.get(delivery_id)
+        if d is None or d["status"] != "sending" or d.get("lease_until") != lease_until:
+            return False
+        d["lease_until"] = new_until
+        return True
+
+    def release(self, delivery_id: str, lease_until: datetime, now: datetime) -> bool:
+        d = self.deliveries.get(delivery_id)
+        if d is None or d["status"] != "sending" or d.get("lease_until") != lease_until:
+            return False
+        d.update(status="pending", next_attempt_at=now, attempts=d["attempts"] - 1)
+        return True
+
+    def mark_sent(self, delivery_ids: Sequence[str], now: datetime) -> None:
+        self._call("mark_sent")
+        for i in delivery_ids:
+            self.deliveries[i].update(status="sent", sent_at=now)
+
+    def mark_failed(self, delivery_id: str, *, dead: bool, next_attempt_at: datetime, error: str) -> None:
+        self.deliveries[delivery_id].update(status="dead" if dead else "pending", next_attempt_at=next_attempt_at,
+                                            last_error=error)
+
+    def deliveries_for(self, alert_id: str) -> list[dict[str, Any]]:
+        return [dict(d) for d in self.deliveries.values() if d["alert_id"] == alert_id]
+
+    def erase_cases(self, case_ids: Sequence[str]) -> None:
+        for d in self.deliveries.values():
+            if d["alert_id"] in case_ids:
+                d.update(title="[erased]", body="[erased at the customer's request]", payload="{}")
+
+
+class FakeDirectory(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.csms: dict[str, Csm] = {}
+        self.accounts: dict[str, Account] = {}
+
+    def put_csm(self, csm_id: str, doc: dict[str, Any]) -> None:
+        self.csms[csm_id] = Csm(csm_id, tuple(doc.get("notify", [])))
+
+    def csms_by_id(self, csm_ids: Iterable[str]) -> dict[str, Csm]:
+        self._call("csms_by_id")
+        return {i: self.csms[i] for i in csm_ids if i in self.csms}
+
+    def put_account(self, customer_id: str, doc: dict[str, Any]) -> None:
+        kept = self.accounts.get(customer_id, Account(customer_id))
+        fields = {k: doc.get(k) for k in ("csm_id", "tier", "preferred_name", "preferred_channel", "language")}
+        self.accounts[customer_id] = replace(kept, **fields)
+
+    def accounts_by_id(self, customer_ids: Iterable[str]) -> dict[str, Account]:
+        self._call("accounts_by_id")
+        return {c: self.accounts[c] for c in customer_ids if c in self.accounts}
+
+    def account(self, customer_id: str | None) -> Account | None:
+        return self.accounts.get(customer_id) if customer_id else None
+
+    def set_tier(self, customer_id: str, tier: str, caused_at: datetime | None = None) -> bool:
+        account = self.accounts.get(customer_id, Account(customer_id))
+        if caused_at is not None and account.erased_at is not None and caused_at <= account.erased_at:
+            return False
+        self.accounts[customer_id] = replace(account, tier=account.tier or tier)
+        return True
+
+    def record_pages(self, paged: Mapping[str, datetime]) -> None:
+        self._call("record_pages")
+        for customer, at in paged.items():
+            account = self.accounts.get(customer, Account(customer))
+            self.accounts[customer] = replace(account, last_paged_at=max(at, account.last_paged_at or at))
+
+    def erase_customer(self, customer_id: str, requested_at: datetime) -> int:
+        had = customer_id in self.accounts
+        self.accounts[customer_id] = Account(customer_id, erased_at=requested_at)
+        return int(had)
+
+
+class FakeSpikes(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, datetime] = {}
+
+    def record(self, feedback_event_ids: Sequence[str], at: datetime) -> None:
+        self._call("record")
+        for i in feedback_event_ids:
+            self.items.setdefault(i, at)
+
+    def count(self, at: datetime, window: timedelta) -> int:
+        self._call("count")
+        return sum(1 for t in self.items.values() if at - window < t <= at)
+
+
+def fake_store() -> AlertsStore:
+    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes())
