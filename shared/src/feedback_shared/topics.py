@@ -6,8 +6,10 @@ its original bytes, and the reason in the headers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -115,3 +117,32 @@ def all_topic_names() -> list[str]:
     for spec in ALL_TOPICS:
         names += [spec.name, spec.dlq_name]
     return names
+
+
+#: Where the published JSON Schemas live, one per topic (``feedbackctl schemas`` writes them).
+SCHEMA_DIR = Path(__file__).with_name("schemas")
+
+
+def json_schema(spec: TopicSpec[Any]) -> dict[str, Any]:
+    """The JSON Schema of what ``spec``'s consumers accept: for producers outside the project. The
+    ``event_type`` of each event is a ``const``, so a producer learns the exact value to send."""
+    schema: dict[str, Any] = spec.adapter.json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{spec.name}.schema.json",
+            "title": spec.name, "description": f"Messages on the Kafka topic {spec.name} (key: customer_id where "
+            f"known). Messages that do not validate go to {spec.dlq_name} with the reason in the "
+            f"{DLQ_ERROR_HEADER} header.", **schema}
+
+
+def schema_documents() -> dict[str, str]:
+    """Each topic's schema file name and text, as checked in under ``SCHEMA_DIR``."""
+    return {f"{spec.name}.schema.json": json.dumps(json_schema(spec), indent=2, sort_keys=True) + "\n"
+            for spec in ALL_TOPICS}
+
+
+def write_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in schema_documents().items():
+        (directory / name).write_text(text, encoding="utf-8")
+        written.append(directory / name)
+    return written
