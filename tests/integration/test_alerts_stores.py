@@ -19,7 +19,7 @@ from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
 from alerts.stores.outbox import MongoOutbox
 from alerts.stores.spikes import MongoSpikeCounter
-from feedback_shared.devstack import EmbeddedStack
+from feedback_tools.devstack import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_shared.chaos import CONSUMERS, POISON, ChaosPlan, run
 from feedback_shared.topics import ALL_TOPICS
+from feedback_tools.chaos import CONSUMERS, POISON, ChaosPlan, run
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feedback_shared.devstack import EmbeddedStack
+from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import Receiver, alerts_for, eventually, negative, uid
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def test_alerts_worker_killed_between_sending_a_page_and_recording_it_resends_it
             stack.children["alerts"].kill()  # SIGKILL before the endpoint answers
             killed.set()
 
-    receiver.on_post = kill_the_sender
+    receiver.on_request = kill_the_sender
     negative(api, customer, "Das Paket kam zerrissen an und niemand antwortet auf meine E-Mails. Furchtbar!")
     eventually(killed.is_set, timeout_s=60)
     stack.start_service("alerts")

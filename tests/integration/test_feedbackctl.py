@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feedback_shared.devstack import free_port
+from feedback_tools.devstack import free_port
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
-CTL = [sys.executable, "-m", "feedback_shared.ctl", "up"]
+CTL = [sys.executable, "-m", "feedback_tools.ctl", "up"]
 
 
 def children_of(pid: int) -> list[int]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from feedback_shared.devstack import EmbeddedStack
+from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration

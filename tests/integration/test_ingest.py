@@ -21,8 +21,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from feedback_shared.devstack import EmbeddedStack, StackConfig, free_port
 from feedback_shared.topics import FEEDBACK_RECEIVED
+from feedback_tools.devstack import EmbeddedStack, StackConfig, free_port
 from tests.helpers import read_topic, uid
 
 pytestmark = pytest.mark.integration
@@ -198,7 +198,7 @@ def test_feedbackctl_import_of_10000_rows_counts_what_the_file_holds(
 
     env = {**os.environ, "FEEDBACK_INGEST_PORT": str(own.config.service_ports["ingest"]),
            "FEEDBACK_API_KEY": own.config.api_key}
-    result = subprocess.run([sys.executable, "-m", "feedback_shared.ctl", "import", str(path), "--source", "shop",
+    result = subprocess.run([sys.executable, "-m", "feedback_tools.ctl", "import", str(path), "--source", "shop",
                              "--json"], env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from feedback_shared.devstack import EmbeddedStack
 from feedback_shared.topics import CUSTOMER_NOTIFICATIONS, LOYALTY_POINTS
+from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import eventually, read_topic
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from feedback_shared.devstack import EmbeddedStack
+from feedback_tools.devstack import EmbeddedStack
 from loyalty.repository import InsufficientBalance, LedgerEntry, LoyaltyRepository
 
 pytestmark = pytest.mark.integration

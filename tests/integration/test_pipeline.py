@@ -14,8 +14,8 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from feedback_shared.devstack import EmbeddedStack
 from feedback_shared.topics import COMMERCE_EVENTS, DLQ_ERROR_HEADER, FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import Receiver, alerts_for, eventually, read_topic, uid
 
 pytestmark = pytest.mark.integration

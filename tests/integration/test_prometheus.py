@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from feedback_shared.devstack import SERVICES, EmbeddedStack, free_port, wait_for_http
+from feedback_tools.devstack import SERVICES, EmbeddedStack, free_port, wait_for_http
 from tests.helpers import Receiver, eventually, load_deploy_check, uid
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from feedback_shared.devstack import EmbeddedStack
 from feedback_shared.topics import FEEDBACK_SCORED
+from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import Receiver, eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_replay_rescores_a_time_range_without_paging_again(api: Api, stack: Embe
     eventually(lambda: receiver.bodies(csm), timeout_s=30)
 
     env = {**os.environ, "FEEDBACK_BROKER_PORT": str(stack.config.broker_port)}
-    result = subprocess.run([sys.executable, "-m", "feedback_shared.ctl", "replay", "--since", since.isoformat(),
+    result = subprocess.run([sys.executable, "-m", "feedback_tools.ctl", "replay", "--since", since.isoformat(),
                              "--json"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

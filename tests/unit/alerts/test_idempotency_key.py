@@ -3,48 +3,33 @@ can be dropped by the receiver), and so do e-mails; URLs of channels that cannot
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from alerts.notifier import send_with_apprise, with_idempotency_key
-from feedback_shared.devstack import free_port
-
-
-class Recorder(BaseHTTPRequestHandler):
-    keys: list[str | None] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-        Recorder.keys.append(self.headers.get("Idempotency-Key"))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from feedback_tools.devstack import free_port
+from feedback_tools.receiver import StandInReceiver
 
 
 @pytest.fixture
-def receiver() -> Iterator[int]:
-    Recorder.keys = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+def receiver() -> Iterator[StandInReceiver]:
+    server = StandInReceiver()
+    yield server
+    server.close()
 
 
-def test_the_same_delivery_reaches_the_receiver_with_the_same_key(receiver: int) -> None:
-    url = f"json://127.0.0.1:{receiver}/page"
+def test_the_same_delivery_reaches_the_receiver_with_the_same_key(receiver: StandInReceiver) -> None:
+    url = receiver.url("page")
     for _ in range(2):  # a retry of one delivery
         send_with_apprise(with_idempotency_key(url, "5f0c-delivery"), "title", "body")
     send_with_apprise(with_idempotency_key(f"{url}?method=POST", "other delivery/1"), "title", "body")
-    assert Recorder.keys == ["5f0c-delivery", "5f0c-delivery", "other delivery/1"]
+    assert [r["headers"].get("idempotency-key") for r in receiver.received] == [
+        "5f0c-delivery", "5f0c-delivery", "other delivery/1"]
 
 
 def test_an_email_page_carries_the_key_in_its_headers() -> None:

@@ -29,9 +29,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from feedback_shared import importer
 from feedback_shared.adapters import ALIASES, generic_item
 from feedback_shared.events import FeedbackReceived, OrderReturned, PurchaseRecorded
+from feedback_tools import importer
 from ingest.config import Settings
 from ingest.main import create_app
 from ingest.service import normalise_text

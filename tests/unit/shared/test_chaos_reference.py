@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from feedback_shared.chaos import CONSUMERS, expected_balances
 from feedback_shared.events import OrderReturned, PurchaseRecorded
 from feedback_shared.topics import ALL_TOPICS
+from feedback_tools.chaos import CONSUMERS, expected_balances
 
 
 def buy(order: str, customer: str, amount: str) -> PurchaseRecorded:

@@ -37,7 +37,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_FLOOR
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import MongoClient
 
-from feedback_shared.bench import make_load
-from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
 from feedback_shared.topics import (
     ALL_TOPICS,
     COMMERCE_EVENTS,
@@ -57,6 +54,9 @@ from feedback_shared.topics import (
     FEEDBACK_RECEIVED,
     FEEDBACK_SCORED,
 )
+from feedback_tools.bench import make_load
+from feedback_tools.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from feedback_tools.receiver import StandInReceiver
 
 OUT = Path("build/chaos")
 
@@ -174,42 +174,38 @@ class Client(threading.Thread):
                 time.sleep(0.5)
 
 
-class PageRecorder(BaseHTTPRequestHandler):
-    """A CSM's notification endpoint (Apprise ``json://``) that honours ``Idempotency-Key``, as a
-    receiver of at-least-once pages should: a repeat of a key it has already taken is answered 200 and
-    dropped (counted in ``resent``), so ``pages`` holds what the CSM saw, per case.
+@dataclass
+class PagesSeen:
+    """What a CSM saw, from the requests that reached their endpoint (Apprise ``json://``), read as a
+    receiver of at-least-once pages that honours ``Idempotency-Key`` reads them: a repeat of a key it
+    has already taken is dropped (counted in ``resent``), so ``by_case`` holds what the CSM saw.
 
     A repeat comes from a worker SIGKILLed after sending a page and before recording it: its successor
     sends the same delivery again, under the same key. Two pages for one case under different keys are
     two deliveries, a real duplicate, and a page without a key could not be dropped at all: the audit
     fails on either."""
 
-    pages: Counter[str] = Counter()
-    keys: Counter[str] = Counter()
-    unkeyed = 0
-    lock = threading.Lock()
+    by_case: Counter[str] = field(default_factory=Counter)
+    keys: Counter[str] = field(default_factory=Counter)
+    unkeyed: int = 0
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0)).decode("utf-8", "replace")
-        match = re.search(r"Case ([0-9a-f-]{36})", body)
-        key = self.headers.get("Idempotency-Key")
-        with PageRecorder.lock:
-            if key is None:
-                PageRecorder.unkeyed += 1
-            if key is None or PageRecorder.keys[key] == 0:
-                PageRecorder.pages[match.group(1) if match else "?"] += 1
-            if key is not None:
-                PageRecorder.keys[key] += 1
-        self.send_response(200)
-        self.end_headers()
+    @property
+    def resent(self) -> int:
+        return sum(n - 1 for n in self.keys.values())
 
     @classmethod
-    def reset(cls) -> None:
-        with cls.lock:
-            cls.pages, cls.keys, cls.unkeyed = Counter(), Counter(), 0
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    def of(cls, requests: list[dict[str, Any]]) -> PagesSeen:
+        seen = cls()
+        for request in requests:
+            match = re.search(r"Case ([0-9a-f-]{36})", request["raw"].decode("utf-8", "replace"))
+            key = request["headers"].get("idempotency-key")
+            if key is None:
+                seen.unkeyed += 1
+            if key is None or seen.keys[key] == 0:
+                seen.by_case[match.group(1) if match else "?"] += 1
+            if key is not None:
+                seen.keys[key] += 1
+        return seen
 
 
 # ---- reading back ----------------------------------------------------------------------------------
@@ -330,7 +326,7 @@ class Audit:
     #: Pages whose text names no case: every page must say which case it is about.
     unattributed_pages: int = 0
     #: Pages received again under the same Idempotency-Key and dropped by the receiver (a send the
-    #: killed worker made and could not record; see ``PageRecorder``). Not in ``pages``.
+    #: killed worker made and could not record; see ``PagesSeen``). Not in ``pages``.
     pages_resent_same_key: int = 0
     #: Pages that came without an Idempotency-Key (a receiver could not drop their repeats).
     unkeyed_pages: int = 0
@@ -338,7 +334,8 @@ class Audit:
     server_errors: int = 0
 
 
-def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: list[PoisonSent]) -> Audit:
+def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: list[PoisonSent],
+          receiver: StandInReceiver) -> Audit:
     result = Audit()
     bootstrap = config.bootstrap
     poisoned = {(p.topic, p.partition, p.offset) for p in poison}
@@ -407,16 +404,15 @@ def audit(config: StackConfig, items: list[dict[str, Any]], sent: Sent, poison: 
         note("negative, no case", event_id)
     result.duplicated["negative in two cases"] = sum(1 for n in in_cases.values() if n > 1)
     paged = {str(case["_id"]) for case in cases if case.get("paged")}
-    with PageRecorder.lock:  # one snapshot of the counts
-        pages = dict(PageRecorder.pages)
-        keys = dict(PageRecorder.keys)
-        result.unkeyed_pages = PageRecorder.unkeyed
+    seen = PagesSeen.of(receiver.snapshot())  # one snapshot of what arrived
+    pages = dict(seen.by_case)
+    result.unkeyed_pages = seen.unkeyed
     result.pages = sum(pages.values())
     result.lost["paged case, no page"] = len(paged - pages.keys())
     result.lost["page still in the outbox"] = outbox_stuck
     result.duplicated["case paged twice"] = sum(1 for case_id in paged if pages.get(case_id, 0) > 1)
     result.unattributed_pages = pages.get("?", 0)
-    result.pages_resent_same_key = sum(n - 1 for n in keys.values() if n > 1)
+    result.pages_resent_same_key = seen.resent
     for case_id in sorted(c for c in paged if pages.get(c, 0) > 1):
         note("case paged twice", case_id)
 
@@ -513,9 +509,7 @@ def faults(stack: EmbeddedStack, plan: ChaosPlan, log: Callable[[str], None]) ->
 
 def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
-    PageRecorder.reset()
-    pages = ThreadingHTTPServer(("127.0.0.1", 0), PageRecorder)
-    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    pages = StandInReceiver()
     data_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
     rules = data_dir / "rules.toml"
     # The packaged rules with the random surprise bonus off, so the audit's reference is exact.
@@ -526,7 +520,7 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
     config = StackConfig(
         broker_port=free_port(), mongo_port=free_port(), data_dir=data_dir, api_key="chaos-key",
         service_ports={name: free_port() for name, _, _ in SERVICES}, group_prefix=f"chaos-{run_id}",
-        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"]),
+        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([pages.url("page")]),
                    "ALERTS_DELIVERY_POLL_S": "0.2", "LOYALTY_RULES_FILE": str(rules)},
     )
     stack = EmbeddedStack(config)
@@ -550,7 +544,7 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
         log(f"All {len(items)} events answered ({client.sent.retries} retries: {dict(client.sent.errors)}); "
             "waiting for the pipeline to settle …")
         deadline = time.monotonic() + plan.settle_timeout_s
-        report = audit(config, items, client.sent, poison)
+        report = audit(config, items, client.sent, poison, pages)
         last_said = time.monotonic()
         while not report.ok and time.monotonic() < deadline:
             if time.monotonic() - last_said > 20:
@@ -558,15 +552,15 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
                 log(f"  still settling: {outstanding or 'poison not all dead-lettered yet'}")
                 last_said = time.monotonic()
             time.sleep(3)
-            report = audit(config, items, client.sent, poison)
+            report = audit(config, items, client.sent, poison, pages)
         # It stays right: nothing arrives late and counts again.
         time.sleep(5)
-        report = audit(config, items, client.sent, poison)
+        report = audit(config, items, client.sent, poison, pages)
         results.update(asdict(report), ok=report.ok, retries=client.sent.retries, client_errors=dict(client.sent.errors),
                        seconds=round(time.monotonic() - started, 1), logs=str(stack.log_dir))
     finally:
         stack.stop()
-        pages.shutdown()
+        pages.close()
     return results
 
 

@@ -15,16 +15,15 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, StackError, die_with_parent
+from feedback_tools.devstack import SERVICES, EmbeddedStack, StackConfig, StackError, die_with_parent
+from feedback_tools.receiver import StandInReceiver
 
 
 def _config_from_env() -> StackConfig:
@@ -39,29 +38,12 @@ def _config_from_env() -> StackConfig:
     )
 
 
-class _NotificationPrinter(BaseHTTPRequestHandler):
-    """The demo's stand-in for Slack: prints every notification the alerts service delivers."""
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-        try:
-            payload = json.loads(body)
-            title, message = payload.get("title", ""), payload.get("message", "")
-        except ValueError:
-            title, message = "(unreadable notification)", ""
-        first_line = message.splitlines()[0] if message else ""
-        print(f"\n>>> CSM notification: {title}\n    {first_line[:200]}", flush=True)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def start_notification_printer(host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _NotificationPrinter)
-    threading.Thread(target=server.serve_forever, daemon=True, name="demo-notifications").start()
-    return server
+def print_notification(request: dict[str, Any]) -> None:
+    """The demo's stand-in for Slack prints every notification the alerts service delivers."""
+    body = request["body"] if isinstance(request["body"], dict) else {}
+    title, message = body.get("title", "(unreadable notification)"), str(body.get("message", ""))
+    first_line = message.splitlines()[0] if message else ""
+    print(f"\n>>> CSM notification: {title}\n    {first_line[:200]}", flush=True)
 
 
 def send_demo(config: StackConfig, notify_url: str | None = None) -> tuple[int, int]:
@@ -79,7 +61,7 @@ def send_demo(config: StackConfig, notify_url: str | None = None) -> tuple[int, 
             client.put(f"{alerts}/v1/accounts/{customer}", headers=headers,
                        json={"csm_id": "csm-demo", "tier": "silver"}).raise_for_status()
         accepted = failed = 0
-        lines = files("feedback_shared").joinpath("demo_feed.jsonl").read_text("utf-8").splitlines()
+        lines = files("feedback_tools").joinpath("demo_feed.jsonl").read_text("utf-8").splitlines()
         for line in lines:
             item = json.loads(line)
             resp = client.post(f"{ingest}{item['endpoint']}", json=item["body"], headers=headers)
@@ -117,7 +99,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Starting ingest, sentiment, alerts and loyalty (the model loads in a second or two) …", flush=True)
         stack.start_services(names)
         if demo:
-            start_notification_printer(config.host, notify_port)
+            StandInReceiver(config.host, notify_port, keep=False, on_request=print_notification)
             accepted, failed = send_demo(config, f"json://{config.host}:{notify_port}/")
             print(f"Demo feed sent: {accepted} items accepted, {failed} refused.", flush=True)
         print(_where_to_look(config, stack), flush=True)
@@ -169,7 +151,7 @@ def cmd_demo(_: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from feedback_shared.importer import import_file
+    from feedback_tools.importer import import_file
 
     config = _config_from_env()
     path = Path(args.file)
@@ -194,7 +176,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from feedback_shared.config import KafkaSettings
-    from sentiment.replay import replay
+    from feedback_tools.replay import replay
 
     try:
         since = datetime.fromisoformat(args.since)

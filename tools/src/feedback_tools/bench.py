@@ -28,18 +28,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from feedback_shared.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from feedback_tools.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from feedback_tools.receiver import StandInReceiver
 
 OUT = Path("build/bench")
 
@@ -168,19 +167,6 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 # ---- phases ----------------------------------------------------------------------------------------
-class PageSink(BaseHTTPRequestHandler):
-    count = 0
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-        PageSink.count += 1
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -221,7 +207,7 @@ def baseline_texts_per_s(texts: list[str]) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
         json.dump(texts, fh)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
-    result = subprocess.run([sys.executable, "-m", "feedback_shared.bench", "--baseline", fh.name], env=env,
+    result = subprocess.run([sys.executable, "-m", "feedback_tools.bench", "--baseline", fh.name], env=env,
                             capture_output=True, text=True, timeout=600, check=True)
     Path(fh.name).unlink()
     return float(result.stdout.strip().splitlines()[-1])
@@ -364,13 +350,12 @@ def offered_load(client: httpx.Client, items: list[dict[str, Any]], rate: float,
 # ---- the run ---------------------------------------------------------------------------------------
 def run(n: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
-    pages = ThreadingHTTPServer(("127.0.0.1", 0), PageSink)
-    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    pages = StandInReceiver(keep=False)  # counts only
     config = StackConfig(
         broker_port=free_port(), mongo_port=free_port(), data_dir=Path(tempfile.mkdtemp(prefix="bench-")),
         api_key="bench-key", service_ports={name: free_port() for name, _, _ in SERVICES},
         group_prefix=f"bench-{run_id}",
-        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([f"json://127.0.0.1:{pages.server_address[1]}/page"])},
+        extra_env={"ALERTS_FALLBACK_NOTIFY": json.dumps([pages.url("page")])},
     )
     stack = EmbeddedStack(config)
     results: dict[str, Any] = {"events": n, "cores": os.cpu_count()}
@@ -462,7 +447,7 @@ def run(n: int) -> dict[str, Any]:
             delivered: list[int] = []
 
             def drained() -> bool:
-                delivered.append(PageSink.count)
+                delivered.append(pages.count)
                 return len(delivered) > 6 and delivered[-1] == delivered[-7]
 
             wait_until(drained, timeout_s=600, what="the outbox")
@@ -472,7 +457,7 @@ def run(n: int) -> dict[str, Any]:
             delivered: list[int] = []
 
             def outbox_drained() -> bool:
-                delivered.append(PageSink.count)
+                delivered.append(pages.count)
                 return len(delivered) > 6 and delivered[-1] == delivered[-7]
 
             # The pages of the run before leave the outbox first, or this run would time them.
@@ -500,7 +485,7 @@ def run(n: int) -> dict[str, Any]:
                                 outbox_drained=lambda: timed_drain()))
         results["latency_offered_per_s"] = rate
         results["latency_items"] = sent
-        results["pages_delivered"] = PageSink.count
+        results["pages_delivered"] = pages.count
         results["sentiment_batch_mean"] = (total(sentiment_samples, "sentiment_batch_size_sum")
                                            / max(total(sentiment_samples, "sentiment_batch_size_count"), 1))
         results["peak_rss_mb"] = {name: peak_rss_mb(child.popen.pid) for name, child in stack.children.items()
@@ -509,7 +494,7 @@ def run(n: int) -> dict[str, Any]:
         client.close()
     finally:
         stack.stop()
-        pages.shutdown()
+        pages.close()
     other = (machine_busy_seconds() - busy_before) - (own_cpu_seconds() - own_before)
     results["other_cpu_seconds"] = max(0.0, other)
     results["other_cpu_share"] = max(0.0, other) / ((time.monotonic() - wall_before) * (os.cpu_count() or 1))

@@ -19,7 +19,7 @@ is not installed (``make deploy-tools`` installs them):
 - ``dockerfile``: hadolint, and the facts the images rely on (base image, non-root user, the pinned
   sentimentai-py the Makefile installs).
 
-Usage: ``python scripts/deploy_check.py [--only NAME ...]``; exit status 1 when anything fails.
+Usage: ``python tools/src/feedback_tools/deploy_check.py [--only NAME ...]``; exit status 1 when anything fails.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
@@ -62,7 +62,7 @@ MAKEFILE = REPO / "Makefile"
 #: The Kubernetes version the manifests are validated against (kubernetes-validate bundles schemas).
 K8S_VERSION = os.environ.get("DEPLOY_CHECK_K8S_VERSION", "1.30")
 
-#: (service, env prefix, HTTP port); the same table as feedback_shared.devstack.SERVICES.
+#: (service, env prefix, HTTP port); the same table as feedback_tools.devstack.SERVICES.
 SERVICES: tuple[tuple[str, str, int], ...] = (
     ("ingest", "INGEST_", 8000),
     ("sentiment", "SENTIMENT_", 8001),
