@@ -219,8 +219,8 @@ def test_contact_details_in_feedback_never_reach_logs_or_metrics(api: Api, stack
 
 
 def test_each_consumer_exports_its_lag_per_partition(api: Api) -> None:
-    """consumer_lag{topic,partition}: end offset minus the group's committed offset, drained to 0 once
-    the stream is idle."""
+    """consumer_lag{group,topic,partition}: end offset minus the group's committed offset, drained to 0
+    once the stream is idle."""
     review = {"source": "google", "external_id": f"lag-{uuid.uuid4()}", "customer_id": f"lag-{uuid.uuid4()}",
               "text": "Fine, nothing special."}
     assert api("ingest").post("/v1/reviews", json=review).status_code == 202
@@ -230,7 +230,8 @@ def test_each_consumer_exports_its_lag_per_partition(api: Api) -> None:
         """The largest lag over the partitions of the service's main topic (None until it reports)."""
         text = api(service).get("/metrics/").text
         found = [float(m.group(1)) for m in re.finditer(
-            r'^consumer_lag\{partition="\d+",topic="' + re.escape(expected[service]) + r'"\} (\S+)$', text, re.M)]
+            r'^consumer_lag\{group="[^"]+-' + service + r'",partition="\d+",topic="' + re.escape(expected[service])
+            + r'"\} (\S+)$', text, re.M)]
         return max(found) if found else None
 
     for service in expected:

@@ -190,6 +190,20 @@ def test_kubernetes_schema_and_structure_errors_are_caught(deploy_copy: Path, to
     assert any("overlays/dev Deployment loyalty: LOYALTY_API_KEYS needs key" in e for e in problems), problems
 
 
+def test_the_sentiment_scaled_object_is_checked_against_keda_and_the_code(deploy_copy: Path, tools: None) -> None:
+    scaling = deploy_copy / "k8s" / "base" / "autoscaling.yaml"
+    assert not [e for e in dc.check_kubernetes(deploy_copy / "k8s") if "ScaledObject" in e]
+    _edit(scaling, "consumerGroup: feedback-sentiment", "consumerGroup: sentiment-workers")
+    _edit(scaling, "  maxReplicaCount: 3", "  maxReplicaCount: 6")
+    problems = dc.check_kubernetes(deploy_copy / "k8s")
+    assert any("ScaledObject sentiment: consumerGroup sentiment-workers is not sentiment's group" in e
+               for e in problems), problems
+    assert any("ScaledObject sentiment: maxReplicaCount above the 3 partitions" in e for e in problems), problems
+    _edit(scaling, "lagThreshold: \"200\"", "lagThresold: \"200\"")
+    problems = dc.check_kubernetes(deploy_copy / "k8s")
+    assert any("ScaledObject sentiment" in e and "lagThresold" in e for e in problems), problems
+
+
 def test_a_broken_kustomization_is_an_error(deploy_copy: Path, tools: None) -> None:
     kustomization = deploy_copy / "k8s" / "base" / "kustomization.yaml"
     _edit(kustomization, "  - loyalty.yaml\n", "  - loyalty-missing.yaml\n")

@@ -309,8 +309,8 @@ def register_batch_agent(
 
 
 class ConsumerLagCollector(Collector):
-    """``consumer_lag{topic,partition}``: messages in each partition this worker is assigned that its
-    consumer group has not committed yet (the partition's end offset minus the committed offset), read
+    """``consumer_lag{group,topic,partition}``: messages in each partition this worker is assigned that
+    its consumer group has not committed yet (the partition's end offset minus the committed offset), read
     from the faust consumer at scrape time. A partition shows up once the group has committed on it, or
     while it is empty."""
 
@@ -319,7 +319,8 @@ class ConsumerLagCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily("consumer_lag", "Messages not yet committed by this service's consumer group.",
-                                  labels=["topic", "partition"])
+                                  labels=["group", "topic", "partition"])
+        group = str(self.app.conf.id) if self.app else ""
         consumer = self.app._consumer if self.app else None  # never create one here, only read
         if consumer is not None:
             try:
@@ -329,7 +330,7 @@ class ConsumerLagCollector(Collector):
                     if highwater == 0:  # an empty partition: nothing to commit yet, nothing behind
                         done = 0
                     if highwater is not None and done is not None:
-                        gauge.add_metric([tp.topic, str(tp.partition)], max(0, highwater - done))
+                        gauge.add_metric([group, tp.topic, str(tp.partition)], max(0, highwater - done))
             except Exception:  # a rebalance in progress: no sample this scrape rather than a failed scrape
                 logger.debug("consumer_lag unavailable", exc_info=True)
         yield gauge

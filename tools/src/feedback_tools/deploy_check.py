@@ -50,6 +50,7 @@ DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 COMPOSE_SCHEMA = DEPLOY / "schema" / "compose-spec.json"
+SCALEDOBJECT_SCHEMA = DEPLOY / "schema" / "keda-scaledobject.schema.json"
 K8S_DIR = DEPLOY / "k8s"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 PROMETHEUS_RULES = DEPLOY / "prometheus" / "alerts.yml"
@@ -531,6 +532,45 @@ def _check_references(overlay: str, doc: Mapping[str, Any], docs: list[dict[str,
     return errors
 
 
+def check_scaled_object(label: str, doc: Mapping[str, Any], docs: list[dict[str, Any]]) -> list[str]:
+    """A KEDA ScaledObject: valid against the strict schema in deploy/schema, scaling a Deployment of the
+    overlay on the lag of a topic of the registry, as the consumer group that Deployment really runs,
+    reading the brokers from a variable the container has, never past the topic's partitions."""
+    import jsonschema
+
+    from feedback_shared.config import KafkaSettings
+    from feedback_shared.topics import ALL_TOPICS
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCALEDOBJECT_SCHEMA.read_text("utf-8")))
+    problems = [f"{label}: {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+    if problems:
+        return problems
+    errors: list[str] = []
+    spec = doc["spec"]
+    target = spec["scaleTargetRef"]["name"]
+    deployment = _find(docs, "Deployment", target)
+    if deployment is None:
+        return [f"{label}: no Deployment {target}"]
+    if any(d.get("kind") == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"]["name"] == target for d in docs):
+        errors.append(f"{label}: Deployment {target} also has an HPA of its own (KEDA makes one)")
+    partitions = {t.name: t.partitions for t in ALL_TOPICS}
+    group = f"{KafkaSettings().group_prefix}-{target}"
+    env = {e["name"] for c in _containers(deployment) for e in c.get("env", [])}
+    env |= {k for d in docs if d.get("kind") == "ConfigMap" for k in (d.get("data") or {})}
+    for trigger in spec["triggers"]:
+        meta = trigger["metadata"]
+        if meta["topic"] not in partitions:
+            errors.append(f"{label}: topic {meta['topic']} is not in the registry")
+        elif spec.get("maxReplicaCount", 100) > partitions[meta["topic"]]:
+            errors.append(f"{label}: maxReplicaCount above the {partitions[meta['topic']]} partitions of "
+                          f"{meta['topic']} (the extra replicas would sit idle)")
+        if meta["consumerGroup"] != group:
+            errors.append(f"{label}: consumerGroup {meta['consumerGroup']} is not {target}'s group ({group})")
+        if "bootstrapServersFromEnv" in meta and meta["bootstrapServersFromEnv"] not in env:
+            errors.append(f"{label}: {meta['bootstrapServersFromEnv']} is not set for the {target} container")
+    return errors
+
+
 def check_kubernetes(k8s_dir: Path = K8S_DIR) -> list[str]:
     import kubernetes_validate
 
@@ -541,6 +581,9 @@ def check_kubernetes(k8s_dir: Path = K8S_DIR) -> list[str]:
     for overlay, docs in rendered.items():
         for doc in docs:
             label = f"{overlay} {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+            if doc.get("kind") == "ScaledObject":
+                errors += check_scaled_object(label, doc, docs)
+                continue
             try:
                 kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
             except kubernetes_validate.ValidationError as exc:
