@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -55,7 +56,7 @@ from feedback_shared.topics import (
     FEEDBACK_SCORED,
 )
 from feedback_tools.bench import make_load
-from feedback_tools.devstack import SERVICES, EmbeddedStack, StackConfig, free_port
+from feedback_tools.devstack import SERVICES, STREAM_WORKERS, EmbeddedStack, StackConfig, free_port
 from feedback_tools.receiver import StandInReceiver
 
 OUT = Path("build/chaos")
@@ -93,6 +94,9 @@ class ChaosPlan:
     db_stop_s: float
     broker_stop_s: float
     settle_timeout_s: float
+    #: Processes of each stream worker (sentiment, alerts, loyalty) in its consumer group. With more than
+    #: one, the faults kill one replica of each while the others carry on.
+    replicas: int = 1
 
     @classmethod
     def full(cls, events: int = 3000) -> ChaosPlan:
@@ -483,6 +487,18 @@ def faults(stack: EmbeddedStack, plan: ChaosPlan, log: Callable[[str], None]) ->
             stack.wait_ready([name])
         return action
 
+    def kill_and_restart_replica(name: str) -> Callable[[], None]:
+        """One replica of a worker killed: its partitions go to the others, then come back to it."""
+        def action() -> None:
+            child = f"{name}-{plan.replicas}"
+            stack.children.pop(child).kill()
+            time.sleep(1.0)
+            stack.start_replica(name, plan.replicas)
+        return action
+
+    def kill(name: str) -> Callable[[], None]:
+        return kill_and_restart_replica(name) if plan.replicas > 1 and name in STREAM_WORKERS else kill_and_restart(name)
+
     def pause(name: str, seconds: float) -> Callable[[], None]:
         def action() -> None:
             _signal_group(stack, name, signal.SIGSTOP)
@@ -492,16 +508,19 @@ def faults(stack: EmbeddedStack, plan: ChaosPlan, log: Callable[[str], None]) ->
                 _signal_group(stack, name, signal.SIGCONT)
         return action
 
+    def replica_of(name: str) -> str:
+        return f"replica {plan.replicas} of {plan.replicas} of {name}" if plan.replicas > 1 else name
+
     time.sleep(3)
-    step("SIGKILL sentiment mid-stream, restart", kill_and_restart("sentiment"))
+    step(f"SIGKILL {replica_of('sentiment')} mid-stream, restart", kill("sentiment"))
     time.sleep(2)
     step("SIGKILL ingest under load, restart", kill_and_restart("ingest"))
     time.sleep(2)
     step(f"stop the broker for {plan.broker_stop_s:.0f}s under load", pause("broker", plan.broker_stop_s))
     time.sleep(2)
-    step("SIGKILL alerts mid-stream, restart", kill_and_restart("alerts"))
+    step(f"SIGKILL {replica_of('alerts')} mid-stream, restart", kill("alerts"))
     time.sleep(2)
-    step("SIGKILL loyalty mid-stream, restart", kill_and_restart("loyalty"))
+    step(f"SIGKILL {replica_of('loyalty')} mid-stream, restart", kill("loyalty"))
     time.sleep(2)
     step(f"stop the database for {plan.db_stop_s:.0f}s", pause("database", plan.db_stop_s))
     return done
@@ -531,6 +550,9 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
         log(f"Starting the embedded stack (logs in {stack.log_dir}) …")
         stack.start_infrastructure()
         stack.start_services()
+        for name in STREAM_WORKERS:
+            for replica in range(2, plan.replicas + 1):
+                stack.start_replica(name, replica)
         client = Client(config.service_url("ingest"), config.api_key, items, plan.rate)
         client.start()
         log(f"Feeding {len(items)} events at {plan.rate:.0f}/s while the faults happen:")
@@ -567,7 +589,8 @@ def run(plan: ChaosPlan, log: Callable[[str], None] = print) -> dict[str, Any]:
 def summary(r: dict[str, Any]) -> str:
     lost, dup = sum(r["lost"].values()), sum(r["duplicated"].values())
     lines = [
-        f"Chaos run: {r['plan']['events']:,} events, {r['seconds']:.0f}s, faults:",
+        f"Chaos run: {r['plan']['events']:,} events, {r['plan']['replicas']} replica(s) of each stream worker,"
+        f" {r['seconds']:.0f}s, faults:",
         *[f"  - {f['fault']} ({f['seconds']:.1f}s)" for f in r["faults"]],
         f"  - poison: {r['poison_sent']} messages to {len(ALL_TOPICS)} topics",
         "",
@@ -596,6 +619,7 @@ def main() -> int:
     events = int(os.environ.get("CHAOS_EVENTS", "0") or 0)
     short = os.environ.get("CHAOS_SHORT", "") not in ("", "0")
     plan = (ChaosPlan.short(events or 400) if short else ChaosPlan.full(events or 3000))
+    plan = dataclasses.replace(plan, replicas=max(1, int(os.environ.get("CHAOS_REPLICAS", "1") or 1)))
     results = run(plan)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))

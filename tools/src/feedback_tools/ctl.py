@@ -6,6 +6,7 @@
     feedbackctl replay    re-score a time range of feedback with the current model
     feedbackctl health    readiness of every service
     feedbackctl topics    list the broker's topics
+    feedbackctl schemas   write the JSON Schema of every topic (for producers outside the project)
 """
 
 from __future__ import annotations
@@ -223,6 +224,21 @@ def cmd_topics(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Write (or, with --check, compare) the JSON Schema of every topic, generated from the event models."""
+    from feedback_shared.topics import SCHEMA_DIR, schema_documents, write_schemas
+
+    if args.check:
+        stale = [name for name, text in schema_documents().items()
+                 if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text("utf-8") != text]
+        for name in stale:
+            print(f"out of date: {SCHEMA_DIR / name}")
+        return 1 if stale else 0
+    for path in write_schemas(Path(args.dir) if args.dir else SCHEMA_DIR):
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="feedbackctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -245,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.set_defaults(func=cmd_replay)
     sub.add_parser("health", help="readiness of every service").set_defaults(func=cmd_health)
     sub.add_parser("topics", help="list the broker's topics").set_defaults(func=cmd_topics)
+    sch = sub.add_parser("schemas", help="write the JSON Schema of every topic (for producers outside the project)")
+    sch.add_argument("--dir", help="where to write them (default: the package's schemas/, checked in)")
+    sch.add_argument("--check", action="store_true", help="exit 1 if the checked-in schemas are out of date")
+    sch.set_defaults(func=cmd_schemas)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -34,6 +34,8 @@ SERVICES: tuple[tuple[str, str, int], ...] = (
     ("alerts", "ALERTS_", 8002),
     ("loyalty", "LOYALTY_", 8003),
 )
+#: The services that consume topics: each can run as several replicas in one consumer group.
+STREAM_WORKERS = ("sentiment", "alerts", "loyalty")
 
 
 class StackError(RuntimeError):
@@ -155,6 +157,8 @@ class EmbeddedStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.children: dict[str, ChildProcess] = {}
+        #: HTTP ports of the extra replicas (``start_replica``), kept across restarts.
+        self.replica_ports: dict[str, int] = {}
         self.log_dir = config.data_dir / "logs"
 
     # ---- processes -------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class EmbeddedStack:
         )
         wait_for_port(self.config.host, self.config.mongo_port, timeout_s, child.popen)
 
-    def service_env(self, name: str) -> dict[str, str]:
+    def service_env(self, name: str, port: int | None = None) -> dict[str, str]:
         prefix = {n: p for n, p, _ in SERVICES}[name]
         env = {
             f"{prefix}KAFKA__BOOTSTRAP_SERVERS": self.config.bootstrap,
@@ -230,7 +234,7 @@ class EmbeddedStack:
             f"{prefix}KAFKA__STATE_DIR": str((self.config.data_dir / "faust").resolve()),
             f"{prefix}MONGO__URL": self.config.mongo_url,
             f"{prefix}HTTP__HOST": self.config.host,
-            f"{prefix}HTTP__PORT": str(self.config.service_ports[name]),
+            f"{prefix}HTTP__PORT": str(port or self.config.service_ports[name]),
             f"{prefix}API_KEYS": f'["{self.config.api_key}"]',
             "PYTHONUNBUFFERED": "1",
         }
@@ -242,6 +246,15 @@ class EmbeddedStack:
 
     def start_service(self, name: str) -> ChildProcess:
         return self._spawn(name, [sys.executable, "-m", name], self.service_env(name))
+
+    def start_replica(self, name: str, replica: int) -> str:
+        """Another process of a stream worker, in the same consumer group (the partitions are shared out
+        between the replicas), with an HTTP port of its own; its name in ``children``, ``name-N``."""
+        child_name = f"{name}-{replica}"
+        port = self.replica_ports.setdefault(child_name, free_port(self.config.host))
+        self._spawn(child_name, [sys.executable, "-m", name], self.service_env(name, port))
+        wait_for_http(f"http://{self.config.host}:{port}/readyz", 90.0, self.children[child_name].popen)
+        return child_name
 
     def wait_ready(self, names: list[str], timeout_s: float = 90.0) -> None:
         for name in names:
