@@ -158,42 +158,43 @@ def test_a_database_from_before_case_events_is_moved_over(store: AlertsStore) ->
     assert mongo.cases_of_events(["o-2"])["o-2"].id == "old"
 
 
-def test_tiers_and_pages_of_an_earlier_version_are_folded_into_accounts(store: AlertsStore) -> None:
-    directory = store.directory
-    assert isinstance(directory, MongoDirectory)
+def test_collections_of_an_earlier_version_are_folded_in_or_dropped(store: AlertsStore) -> None:
+    directory, spikes = store.directory, store.spikes
+    assert isinstance(directory, MongoDirectory) and isinstance(spikes, MongoSpikeCounter)
     db = directory.accounts.database
     db["tiers"].insert_one({"_id": "cy", "tier": "gold"})
     db["pages"].insert_one({"_id": "cy", "at": T0})
-    directory.ensure_indexes()
-    assert {"tiers", "pages"}.isdisjoint(db.list_collection_names())
+    db["public_negatives"].insert_one({"_id": "e1", "at": T0})
+    store.ensure_indexes()
+    assert {"tiers", "pages", "public_negatives"}.isdisjoint(db.list_collection_names())
     account = directory.account("cy")
-    assert account is not None and (account.tier, account.last_paged_at) == ("gold", T0)
+    assert account is not None and account.tier == "gold"
 
 
 def test_an_account_put_by_an_admin_keeps_what_the_system_recorded(store: AlertsStore) -> None:
     directory = store.directory
-    directory.record_pages({"cy": T0 + timedelta(minutes=5)})
-    directory.record_pages({"cy": T0})  # never moved back
     assert directory.set_tier("cy", "silver")
+    directory.erase_customer("cz", T0)
     directory.put_account("cy", {"csm_id": "csm-7", "preferred_name": "Ms. Aliyeva"})
-    accounts = directory.accounts_by_id(["cy", "nobody"])
-    assert list(accounts) == ["cy"]
-    assert (accounts["cy"].csm_id, accounts["cy"].tier, accounts["cy"].last_paged_at) == (
-        "csm-7", "silver", T0 + timedelta(minutes=5))
+    directory.put_account("cz", {"csm_id": "csm-7"})  # re-onboarded after an erasure: the mark stays
+    accounts = directory.accounts_by_id(["cy", "cz", "nobody"])
+    assert sorted(accounts) == ["cy", "cz"]
+    assert (accounts["cy"].csm_id, accounts["cy"].tier, accounts["cy"].preferred_name) == (
+        "csm-7", "silver", "Ms. Aliyeva")
+    assert accounts["cz"].erased_at == T0
     directory.put_account("cy", {"csm_id": "csm-8", "tier": "gold"})  # the admin's tier comes first
     assert directory.account("cy").tier == "gold"  # type: ignore[union-attr]
 
 
-def test_a_public_negative_counts_once_towards_a_spike_however_often_it_arrives(store: AlertsStore) -> None:
+def test_links_tell_which_items_are_new_and_the_spike_counts_per_minute(store: AlertsStore) -> None:
+    assert store.cases.link([("e1", "a"), ("e2", "a")]) == {"e1", "e2"}
+    assert store.cases.link([("e2", "b"), ("e3", "b")]) == {"e3"}  # e2 was linked before: a redelivery
     spikes, window = store.spikes, timedelta(minutes=10)
-    spikes.record(["e1", "e1"], T0)
-    assert spikes.count(T0, window) == 1
-    spikes.record(["e1"], T0 + timedelta(seconds=5))  # redelivered
-    assert spikes.count(T0 + timedelta(seconds=5), window) == 1
-    spikes.record(["e2", "e3"], T0 + timedelta(minutes=2))
-    assert spikes.count(T0 + timedelta(minutes=2), window) == 3
-    spikes.record(["e3"], T0 + timedelta(minutes=3))
+    spikes.add(2, T0)
+    spikes.add(0, T0)
+    assert spikes.count(T0, window) == 2
+    spikes.add(1, T0 + timedelta(minutes=2))
     assert spikes.count(T0 + timedelta(minutes=4), window) == 3
     # Items older than the window drop out of the count.
-    assert spikes.count(T0 + timedelta(minutes=11, seconds=30), window) == 2
-    assert isinstance(spikes, MongoSpikeCounter) and isinstance(store.outbox, MongoOutbox)
+    assert spikes.count(T0 + timedelta(minutes=11, seconds=30), window) == 1
+    assert isinstance(store.outbox, MongoOutbox)

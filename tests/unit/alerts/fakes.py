@@ -5,7 +5,7 @@ database counts round trips."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,10 +45,12 @@ class FakeCases(Calls):
                 out[case.thread_id] = case
         return out
 
-    def link(self, links: Sequence[tuple[str, str]]) -> None:
+    def link(self, links: Sequence[tuple[str, str]]) -> set[str]:
         self._call("link")
+        new = {event_id for event_id, _ in links if event_id not in self.links}
         for event_id, alert_id in links:
             self.links.setdefault(event_id, alert_id)
+        return new
 
     def insert(self, cases: Sequence[Case]) -> set[str]:
         self._call("insert")
@@ -196,12 +198,6 @@ class FakeDirectory(Calls):
         self.accounts[customer_id] = replace(account, tier=account.tier or tier)
         return True
 
-    def record_pages(self, paged: Mapping[str, datetime]) -> None:
-        self._call("record_pages")
-        for customer, at in paged.items():
-            account = self.accounts.get(customer, Account(customer))
-            self.accounts[customer] = replace(account, last_paged_at=max(at, account.last_paged_at or at))
-
     def erase_customer(self, customer_id: str, requested_at: datetime) -> int:
         had = customer_id in self.accounts
         self.accounts[customer_id] = Account(customer_id, erased_at=requested_at)
@@ -211,16 +207,15 @@ class FakeDirectory(Calls):
 class FakeSpikes(Calls):
     def __init__(self) -> None:
         super().__init__()
-        self.items: dict[str, datetime] = {}
+        self.items: list[datetime] = []
 
-    def record(self, feedback_event_ids: Sequence[str], at: datetime) -> None:
-        self._call("record")
-        for i in feedback_event_ids:
-            self.items.setdefault(i, at)
+    def add(self, items: int, at: datetime) -> None:
+        self._call("add")
+        self.items += [at] * items
 
     def count(self, at: datetime, window: timedelta) -> int:
         self._call("count")
-        return sum(1 for t in self.items.values() if at - window < t <= at)
+        return sum(1 for t in self.items if at - window < t <= at)
 
 
 def fake_store() -> AlertsStore:

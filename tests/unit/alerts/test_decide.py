@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.decide import BatchState, Routing, crisis_id_at, decide
+from alerts.decide import BatchState, Routing, crisis_id_at, decide, decide_crisis
 from alerts.domain import Account, Case, Csm
 from alerts.rules import AlertPolicy, SpikePolicy
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, derived_id
@@ -55,7 +55,6 @@ def test_a_negative_from_a_customer_without_a_case_opens_one_and_pages_their_csm
     assert out.links == [(str(item.feedback_event_id), case.id)]
     assert sorted(d.url for d in out.deliveries) == ["json://127.0.0.1:9/a", "mailto://a@example.com"]
     assert all("Ms. Aliyeva" in d.title for d in out.deliveries)
-    assert out.paged == {"c-1": NOW}
     assert [e.event_type for e in out.events] == ["alert.raised"]
 
 
@@ -69,7 +68,7 @@ def test_more_negatives_while_a_case_is_open_update_it_without_paging_again() ->
     existing = open_case("case-1")
     item = negative()
     out = decide([item], BatchState(customer_cases={"c-1": [existing]}), POLICY, ROUTING, NOW)
-    assert out.new_cases == {} and out.deliveries == [] and out.paged == {}
+    assert out.new_cases == {} and out.deliveries == []
     [update] = out.updates
     assert (update.alert_id, update.feedback_event_id) == ("case-1", str(item.feedback_event_id))
     [event] = out.events
@@ -115,24 +114,32 @@ def test_a_redelivered_item_decides_the_same_ids_and_completes_a_half_written_ca
 
 
 def test_a_customer_paged_within_the_cool_down_gets_a_case_but_no_page() -> None:
-    recently = Account("c-1", last_paged_at=NOW - timedelta(minutes=POLICY.cooldown_minutes - 1))
-    out = decide([negative()], BatchState(accounts={"c-1": recently}), POLICY, ROUTING, NOW)
+    def resolved(minutes_ago: float, paged: bool = True) -> Case:
+        return open_case(f"old-{minutes_ago}", status="resolved", paged=paged,
+                         created_at=NOW - timedelta(minutes=minutes_ago))
+
+    recently = BatchState(customer_cases={"c-1": [resolved(POLICY.cooldown_minutes - 1)]})
+    out = decide([negative()], recently, POLICY, ROUTING, NOW)
     [case] = out.new_cases.values()
-    assert case.paged is False and out.deliveries == [] and out.paged == {}
-    long_ago = Account("c-1", last_paged_at=NOW - timedelta(minutes=POLICY.cooldown_minutes + 1))
-    assert decide([negative()], BatchState(accounts={"c-1": long_ago}), POLICY, ROUTING, NOW).deliveries
+    assert case.paged is False and out.deliveries == [] and case.earlier_cases == 1
+    long_ago = BatchState(customer_cases={"c-1": [resolved(POLICY.cooldown_minutes + 1)]})
+    assert decide([negative()], long_ago, POLICY, ROUTING, NOW).deliveries
+    # A recent case that was itself not paged (cooling) does not start the clock again.
+    unpaged = BatchState(customer_cases={"c-1": [resolved(1, paged=False), resolved(POLICY.cooldown_minutes + 1)]})
+    assert decide([negative()], unpaged, POLICY, ROUTING, NOW).deliveries
 
 
 def test_a_page_in_this_batch_starts_the_cool_down_for_the_next_case() -> None:
-    first = negative()
-    resolved = decide([first], BatchState(), POLICY, ROUTING, NOW)
-    [case] = resolved.new_cases.values()
-    # The customer's case is resolved, and a new negative arrives in the same batch as another's.
-    state = BatchState(customer_cases={"c-1": [case.model_copy(update={"status": "resolved"})]},
-                       accounts={"c-1": Account("c-1", last_paged_at=NOW)})
-    out = decide([negative()], state, POLICY, ROUTING, NOW + timedelta(minutes=1))
-    [new] = out.new_cases.values()
-    assert new.paged is False and new.earlier_cases == 1
+    first, second = negative("c-1", thread="t-1"), negative("c-1", thread="t-2")
+    # The first opens a case and pages; the case is resolved at once, so the second opens a case of its
+    # own, but within the cool-down of the first page.
+    state = BatchState()
+    out = decide([first], state, POLICY, ROUTING, NOW)
+    [case] = out.new_cases.values()
+    later = decide([second], BatchState(customer_cases={"c-1": [case.model_copy(update={"status": "resolved"})]}),
+                   POLICY, ROUTING, NOW + timedelta(minutes=1))
+    [new] = later.new_cases.values()
+    assert new.paged is False and new.earlier_cases == 1 and later.deliveries == []
 
 
 def test_tier_and_earlier_cases_raise_priority() -> None:
@@ -163,24 +170,28 @@ def test_items_from_before_an_erasure_open_no_case_and_join_none() -> None:
     assert redelivered.skipped_erased == [after] and redelivered.deliveries == [] and redelivered.events == []
 
 
-def test_a_crisis_when_the_window_passes_the_threshold_once_per_window() -> None:
-    items = [negative(None, public=True, text=f"Down again #{i}") for i in range(3)]
-    quiet = decide(items, BatchState(spike_count=3), POLICY, ROUTING, NOW)
-    assert quiet.crisis is None
-    out = decide(items, BatchState(spike_count=4, csms={"queue": Csm("queue", ("json://127.0.0.1:9/q2",))}), POLICY,
-                 ROUTING, NOW)
-    assert out.crisis is not None
-    crisis = out.crisis.case
-    assert (crisis.id, crisis.kind, crisis.priority, crisis.event_count) == (crisis_id_at(NOW, POLICY), "crisis",
-                                                                            "critical", 4)
-    assert crisis.latest is not None and "Down again #2" in crisis.latest.text
-    assert sorted(d.url for d in out.crisis.deliveries) == ["json://127.0.0.1:9/manager", "json://127.0.0.1:9/q2"]
-    # This window's crisis is out (spike_count None): nothing is counted or raised again.
-    assert decide(items, BatchState(spike_count=None), POLICY, ROUTING, NOW).crisis is None
-    # Private complaints never make a crisis, however many.
-    assert decide([negative()], BatchState(spike_count=50), POLICY, ROUTING, NOW).crisis is None
-    # The next window has a crisis of its own.
-    assert crisis_id_at(NOW + timedelta(minutes=10), POLICY) != crisis.id
+def test_public_negatives_linked_to_a_case_are_offered_for_the_spike_count() -> None:
+    public, private = negative(None, public=True), negative("c-2")
+    out = decide([public, private, public], BatchState(), POLICY, ROUTING, NOW)
+    assert out.public == [public]  # once, and never a private complaint
+    # An erased customer's late item is linked to no case, so it is not offered either.
+    erased = BatchState(accounts={"c-9": Account("c-9", erased_at=NOW)})
+    assert decide([negative("c-9", public=True)], erased, POLICY, ROUTING, NOW).public == []
+
+
+def test_a_crisis_when_the_window_passes_the_threshold() -> None:
+    latest = negative(None, public=True, text="Down again #2")
+    assert decide_crisis(latest, 3, {}, POLICY, ROUTING, NOW) is None
+    crisis = decide_crisis(latest, 4, {"queue": Csm("queue", ("json://127.0.0.1:9/q2",))}, POLICY, ROUTING, NOW)
+    assert crisis is not None
+    case = crisis.case
+    assert (case.id, case.kind, case.priority, case.event_count) == (crisis_id_at(NOW, POLICY), "crisis", "critical", 4)
+    assert case.latest is not None and "Down again #2" in case.latest.text
+    assert sorted(d.url for d in crisis.deliveries) == ["json://127.0.0.1:9/manager", "json://127.0.0.1:9/q2"]
+    assert [e.event_type for e in crisis.events] == ["alert.raised"]
+    # One crisis per window: the same id all window long, a new one in the next.
+    assert decide_crisis(latest, 9, {}, POLICY, ROUTING, NOW + timedelta(minutes=1)).case.id == case.id  # type: ignore[union-attr]
+    assert crisis_id_at(NOW + timedelta(minutes=10), POLICY) != case.id
 
 
 def test_webhook_calls_announce_every_event_when_configured() -> None:

@@ -51,9 +51,6 @@ class BatchState:
     thread_cases: dict[str, Case] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=dict)
     csms: dict[str, Csm] = field(default_factory=dict)
-    #: Negative public items in the current spike window, this batch's included; None when this window's
-    #: crisis is known to be out already (nothing to count).
-    spike_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,12 +79,11 @@ class Decisions:
     updates: list[CaseUpdate] = field(default_factory=list)
     #: Pages and webhook calls for the outbox.
     deliveries: list[Delivery] = field(default_factory=list)
-    #: Customers whose CSM was paged, and when (the cool-down's clock).
-    paged: dict[str, datetime] = field(default_factory=dict)
     #: ``alerts.events.v1``, in order.
     events: list[AlertEvent] = field(default_factory=list)
-    #: Raised only if its insert is the first (another worker may have raised this window's crisis).
-    crisis: Crisis | None = None
+    #: Negative public items linked to a case here, in order: they count towards a crisis once their
+    #: links are written (``decide_crisis``).
+    public: list[FeedbackScored] = field(default_factory=list)
     skipped_erased: list[FeedbackScored] = field(default_factory=list)
     #: Cases whose CSM has no address to page (logged).
     unroutable: list[Case] = field(default_factory=list)
@@ -137,6 +133,31 @@ def decide(batch: list[FeedbackScored], state: BatchState, policy: AlertPolicy, 
     return _Decider(state, policy, routing, now).run(batch)
 
 
+def decide_crisis(latest: FeedbackScored, count: int, csms: dict[str, Csm], policy: AlertPolicy, routing: Routing,
+                  now: datetime) -> Crisis | None:
+    """One crisis alert when the negative public items in the window (``count``, the latest batch's
+    included) pass the threshold (seed 002). Raised only if its insert is the first: another worker may
+    have raised this window's crisis already."""
+    spike = policy.spike
+    if count <= spike.threshold:
+        return None
+    crisis_id = crisis_id_at(now, policy)
+    text = (f"{count} negative public items in {spike.window_minutes:g} minutes; "
+            f"latest on {latest.source}: {latest.text[:200]}")
+    crisis = Case(
+        _id=crisis_id, kind="crisis", customer_id=None, csm_id=routing.fallback_csm_id, priority="critical",
+        status="open", event_count=count, paged=True, created_at=now, updated_at=now,
+        latest=Snapshot(text=text, source=latest.source), recommended_channel="social_reply",
+    )
+    fallback = csms.get(routing.fallback_csm_id)
+    urls = list(routing.manager_notify) or list(routing.fallback_notify)
+    urls += list(fallback.notify) if fallback else []
+    title = f"[critical] Crisis: {count} negative public posts in {spike.window_minutes:g} minutes"
+    body = f"{text}\nCase {crisis_id}: {routing.inbox_url}"
+    event = alert_event(crisis, "raised", cause="crisis")
+    return Crisis(crisis, pages(crisis, sorted(set(urls)), title, body) + webhook_delivery(event, routing), [event])
+
+
 class _Decider:
     def __init__(self, state: BatchState, policy: AlertPolicy, routing: Routing, now: datetime) -> None:
         self.state, self.policy, self.routing, self.now = state, policy, routing, now
@@ -145,9 +166,15 @@ class _Decider:
         self.cases: dict[str, Case] = {}
         self.open_by_customer: dict[str, str] = {}
         self.count_by_customer: dict[str, int] = {}
+        #: When each customer's CSM was last paged for a case of theirs (the cool-down's clock): a page
+        #: goes out exactly when a paged case opens, so the customer's cases tell.
+        self.last_page: dict[str, datetime] = {}
         for customer, cases in state.customer_cases.items():
             own = [c for c in cases if c.kind == "case"]
             self.count_by_customer[customer] = len(own)
+            paged = [c.created_at for c in own if c.paged]
+            if paged:
+                self.last_page[customer] = max(paged)
             open_ = [c for c in own if c.is_open]
             if open_:
                 newest = max(open_, key=lambda c: c.created_at)
@@ -160,17 +187,15 @@ class _Decider:
         self.seen: set[str] = set()
 
     def run(self, batch: list[FeedbackScored]) -> Decisions:
-        public_negatives: list[FeedbackScored] = []
         for scored in batch:
             feedback_id = str(scored.feedback_event_id)
             if not should_alert(scored) or feedback_id in self.seen:
                 continue  # an item twice in one batch (a producer's retry) is decided once
             self.seen.add(feedback_id)
+            linked = len(self.out.links)
             self._case(scored, feedback_id)
-            if scored.is_public:
-                public_negatives.append(scored)
-        if public_negatives:
-            self._spike(public_negatives[-1])
+            if scored.is_public and len(self.out.links) > linked:
+                self.out.public.append(scored)
         return self.out
 
     # ---- cases -----------------------------------------------------------------------------------
@@ -248,7 +273,7 @@ class _Decider:
         earlier = self.count_by_customer.get(customer, 0) if customer else 0
         prio = priority(scored, tier=account.tier if account else None, earlier_cases=earlier, policy=self.policy)
         internal_target, promised_by = sla_deadlines(prio, scored.channel, self.now, self.policy)
-        last_page = self.out.paged.get(customer or "") or (account.last_paged_at if account else None)
+        last_page = self.last_page.get(customer or "")
         cooling = last_page is not None and self.now - last_page < timedelta(minutes=self.policy.cooldown_minutes)
         latest = Snapshot.of(scored)
         case = Case(
@@ -271,7 +296,7 @@ class _Decider:
         if case.paged:
             self._page(case, scored, account)
             if customer:
-                self.out.paged[customer] = self.now
+                self.last_page[customer] = self.now
         self._announce(case, "raised", feedback_id, scored.trace_id)
 
     def _page(self, case: Case, scored: FeedbackScored, account: Account | None) -> None:
@@ -287,27 +312,3 @@ class _Decider:
             channel=case.recommended_channel, promised_by=case.promised_by, earlier_cases=case.earlier_cases,
         )
         self.out.deliveries += pages(case, urls, title, body)
-
-    # ---- crisis ----------------------------------------------------------------------------------
-    def _spike(self, latest: FeedbackScored) -> None:
-        """One crisis alert when negative public items in the window pass the threshold (seed 002)."""
-        count, spike = self.state.spike_count, self.policy.spike
-        if count is None or count <= spike.threshold:
-            return
-        crisis_id = crisis_id_at(self.now, self.policy)
-        text = (f"{count} negative public items in {spike.window_minutes:g} minutes; "
-                f"latest on {latest.source}: {latest.text[:200]}")
-        crisis = Case(
-            _id=crisis_id, kind="crisis", feedback_event_ids=[f"crisis:{crisis_id}"], customer_id=None,
-            csm_id=self.routing.fallback_csm_id, priority="critical", status="open", event_count=count, paged=True,
-            created_at=self.now, updated_at=self.now, latest=Snapshot(text=text, source=latest.source),
-            recommended_channel="social_reply",
-        )
-        fallback = self.state.csms.get(self.routing.fallback_csm_id)
-        urls = list(self.routing.manager_notify) or list(self.routing.fallback_notify)
-        urls += list(fallback.notify) if fallback else []
-        title = f"[critical] Crisis: {count} negative public posts in {spike.window_minutes:g} minutes"
-        body = f"{text}\nCase {crisis_id}: {self.routing.inbox_url}"
-        event = alert_event(crisis, "raised", cause="crisis")
-        self.out.crisis = Crisis(crisis, pages(crisis, sorted(set(urls)), title, body)
-                                 + webhook_delivery(event, self.routing), [event])

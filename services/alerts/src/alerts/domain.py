@@ -96,8 +96,8 @@ class Case(BaseModel):
 
 @dataclass(frozen=True)
 class Account:
-    """What alerts knows of a customer: the account an admin set up, the tier loyalty announced, when
-    their CSM was last paged, and their erasure mark."""
+    """What alerts knows of a customer: the account an admin set up, the tier loyalty announced, and
+    their erasure mark."""
 
     customer_id: str
     csm_id: str | None = None
@@ -108,7 +108,6 @@ class Account:
     #: When the customer asked to be forgotten (the request's ingest time): items from before it that
     #: arrive later (they were in flight on another topic) must not bring their text back.
     erased_at: datetime | None = None
-    last_paged_at: datetime | None = None
 
 
 @dataclass(frozen=True)

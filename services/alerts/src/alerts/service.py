@@ -21,6 +21,7 @@ from alerts.decide import (
     alert_event,
     crisis_id_at,
     decide,
+    decide_crisis,
     pages,
     webhook_delivery,
 )
@@ -66,12 +67,12 @@ class AlertService:
         if not negatives:
             return []
         now = self.clock()
-        decisions = decide(negatives, self.load(negatives, now), self.policy, self.routing, now)
-        return self.apply(decisions, now)
+        state = self.load(negatives)
+        return self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
 
     # ---- load ------------------------------------------------------------------------------------
-    def load(self, batch: Sequence[FeedbackScored], now: datetime) -> BatchState:
-        """The state ``batch`` touches, in one read per kind (three to five for a batch)."""
+    def load(self, batch: Sequence[FeedbackScored]) -> BatchState:
+        """The state ``batch`` touches, in one read per kind (three or four for a batch; CSMs are cached)."""
         cases, directory = self.store.cases, self.store.directory
         cases_by_event = cases.cases_of_events([str(s.feedback_event_id) for s in batch])
         customers = {s.customer_id for s in batch if s.customer_id}
@@ -81,42 +82,19 @@ class AlertService:
         return BatchState(
             cases_by_event=cases_by_event, customer_cases=cases.customer_cases(customers),
             thread_cases=cases.open_thread_cases({s.thread_id for s in batch if s.thread_id}),
-            accounts=accounts, csms=directory.csms_by_id(csm_ids), spike_count=self._count_spike(batch, now),
+            accounts=accounts, csms=directory.csms_by_id(csm_ids),
         )
 
-    def _count_spike(self, batch: Sequence[FeedbackScored], now: datetime) -> int | None:
-        """Record the batch's negative public items in the spike window; the window's count, unless this
-        window's crisis is out already (in a crisis, every batch would pay for a count that decides
-        nothing)."""
-        public = [str(s.feedback_event_id) for s in batch if s.is_public]
-        if not public:
-            return None
-        self.store.spikes.record(public, now)
-        if crisis_id_at(now, self.policy) == self._crisis_raised:
-            return None
-        return self.store.spikes.count(now, timedelta(minutes=self.policy.spike.window_minutes))
-
     # ---- persist and effects ---------------------------------------------------------------------
-    def apply(self, decisions: Decisions, now: datetime) -> list[AlertEvent]:
+    def apply(self, decisions: Decisions, state: BatchState, now: datetime) -> list[AlertEvent]:
         cases = self.store.cases
-        cases.link(decisions.links)
+        linked_now = cases.link(decisions.links)
         for case_id in cases.insert(list(decisions.new_cases.values())):
             self._raised(decisions.new_cases[case_id])
         cases.add_items(decisions.updates)
         self.metrics.case_updates.inc(decisions.added_to_open)
         self._enqueue(decisions.deliveries, now)
-        self.store.directory.record_pages(decisions.paged)
-        events = list(decisions.events)
-        if decisions.crisis is not None:
-            crisis = decisions.crisis
-            inserted = cases.insert([crisis.case])
-            self._crisis_raised = crisis.case.id  # only the current window's matters
-            if inserted:
-                self._raised(crisis.case)
-                logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis.case.id,
-                               crisis.case.event_count, self.policy.spike.window_minutes)
-                self._enqueue(crisis.deliveries, now)
-                events += crisis.events
+        events = list(decisions.events) + self._spike(decisions, linked_now, state, now)
         for scored in decisions.skipped_erased:
             self.metrics.erased_skipped.inc()
             logger.info("erased_customer_item_dropped", extra={"event_id": str(scored.feedback_event_id),
@@ -124,6 +102,32 @@ class AlertService:
         for case in decisions.unroutable:
             logger.warning("no_notify_urls alert_id=%s csm=%s", case.id, case.csm_id)
         return events
+
+    def _spike(self, decisions: Decisions, linked_now: set[str], state: BatchState,
+               now: datetime) -> list[AlertEvent]:
+        """Count the batch's negative public items in the spike window, each once: only those linked to
+        a case by this call (a redelivered item's link is there already), so the links, written anyway,
+        are the dedupe. Then the crisis, unless this window's is known to be out (in a crisis, every
+        batch would pay for a count that decides nothing)."""
+        new = [s for s in decisions.public if str(s.feedback_event_id) in linked_now]
+        if not new:
+            return []
+        self.store.spikes.add(len(new), now)
+        if crisis_id_at(now, self.policy) == self._crisis_raised:
+            return []
+        count = self.store.spikes.count(now, timedelta(minutes=self.policy.spike.window_minutes))
+        crisis = decide_crisis(new[-1], count, state.csms, self.policy, self.routing, now)
+        if crisis is None:
+            return []
+        inserted = self.store.cases.insert([crisis.case])
+        self._crisis_raised = crisis.case.id  # only the current window's matters
+        if not inserted:
+            return []
+        self._raised(crisis.case)
+        logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis.case.id, crisis.case.event_count,
+                       self.policy.spike.window_minutes)
+        self._enqueue(crisis.deliveries, now)
+        return crisis.events
 
     def _raised(self, case: Case) -> None:
         self.metrics.raised.labels(priority=case.priority).inc()

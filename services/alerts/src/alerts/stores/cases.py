@@ -85,11 +85,12 @@ class MongoCaseStore:
         return out
 
     # ---- the stream: bulk writes -----------------------------------------------------------------
-    def link(self, links: Sequence[tuple[str, str]]) -> None:
+    def link(self, links: Sequence[tuple[str, str]]) -> set[str]:
         """Claim each item for its case; an item linked before keeps its first case. Written before the
         cases, so a worker stopping in between leaves links to case ids derived from the same items,
-        which the redelivery completes."""
-        insert_new(self.case_events, [{"_id": event_id, "alert_id": alert_id} for event_id, alert_id in links])
+        which the redelivery completes. The items this call linked (not linked before)."""
+        docs = [{"_id": event_id, "alert_id": alert_id} for event_id, alert_id in links]
+        return {docs[i]["_id"] for i in insert_new(self.case_events, docs)}
 
     def insert(self, cases: Sequence[Case]) -> set[str]:
         """Insert new cases; the ids of those this call inserted (not a redelivery's, nor a crisis another

@@ -1,15 +1,16 @@
 """Who is who: CSMs (``csms``) and customers' accounts (``accounts``).
 
 An account document holds what an admin set (CSM, tier, preferences, consents), the tier loyalty
-announced (``loyalty_tier``), when the customer's CSM was last paged (``last_paged_at``, the cool-down's
-clock) and the erasure mark (``erased_at``): one read per batch of customers for all of it. (They were
-three collections, ``accounts``, ``tiers`` and ``pages``: three reads for every new case.)
+announced (``loyalty_tier``) and the erasure mark (``erased_at``): one read per batch of customers for
+all of it. (Tiers were a collection of their own: one more read for every new case. When the CSM was
+last paged, the cool-down's clock, is read from the customer's cases: a page goes out when a paged case
+opens.)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,14 +26,14 @@ Doc = dict[str, Any]
 #: seen at once; one made through another replica, within this time).
 CSM_CACHE_S = 5.0
 #: Fields of an account that the system keeps, not the admin: a ``PUT`` of the account leaves them.
-SYSTEM_FIELDS = ("loyalty_tier", "last_paged_at", "erased_at")
+SYSTEM_FIELDS = ("loyalty_tier", "erased_at")
 
 
 def _account(doc: Doc) -> Account:
     return Account(
         customer_id=doc["_id"], csm_id=doc.get("csm_id"), tier=doc.get("tier") or doc.get("loyalty_tier"),
         preferred_name=doc.get("preferred_name"), preferred_channel=doc.get("preferred_channel"),
-        language=doc.get("language"), erased_at=doc.get("erased_at"), last_paged_at=doc.get("last_paged_at"),
+        language=doc.get("language"), erased_at=doc.get("erased_at"),
     )
 
 
@@ -44,19 +45,20 @@ class MongoDirectory:
         self._csm_cache: dict[str, tuple[float, Csm | None]] = {}
 
     def ensure_indexes(self) -> None:
-        self._fold_tiers_and_pages_into_accounts()
+        self._fold_tiers_into_accounts()
 
-    def _fold_tiers_and_pages_into_accounts(self) -> None:
-        """A database made by an earlier version kept tiers and last pages in collections of their own."""
+    def _fold_tiers_into_accounts(self) -> None:
+        """A database made by an earlier version kept tiers in a collection of their own, and the last
+        page of each customer in another (now read from the cases)."""
         names = set(self._db.list_collection_names())
-        for collection, field, op, source in (("tiers", "loyalty_tier", "$set", "tier"),
-                                              ("pages", "last_paged_at", "$max", "at")):
-            if collection in names:
-                ops = [UpdateOne({"_id": d["_id"]}, {op: {field: d[source]}}, upsert=True)
-                       for d in self._db[collection].find()]
-                if ops:
-                    self.accounts.bulk_write(ops, ordered=False)
-                self._db.drop_collection(collection)
+        if "tiers" in names:
+            ops = [UpdateOne({"_id": d["_id"]}, {"$set": {"loyalty_tier": d["tier"]}}, upsert=True)
+                   for d in self._db["tiers"].find()]
+            if ops:
+                self.accounts.bulk_write(ops, ordered=False)
+            self._db.drop_collection("tiers")
+        if "pages" in names:
+            self._db.drop_collection("pages")
 
     # ---- CSMs ------------------------------------------------------------------------------------
     def put_csm(self, csm_id: str, doc: Doc) -> None:
@@ -104,14 +106,8 @@ class MongoDirectory:
         self.accounts.update_one({"_id": customer_id}, {"$set": {"loyalty_tier": tier}}, upsert=True)
         return True
 
-    def record_pages(self, paged: Mapping[str, datetime]) -> None:
-        """When each customer's CSM was paged (never moved back), in one command."""
-        if paged:
-            self.accounts.bulk_write([UpdateOne({"_id": customer}, {"$max": {"last_paged_at": at}}, upsert=True)
-                                      for customer, at in paged.items()], ordered=False)
-
     def erase_customer(self, customer_id: str, requested_at: datetime) -> int:
         """Replace the account by a mark holding only ``erased_at``; 1 if there was an account."""
-        before = self.accounts.find_one({"_id": customer_id}, {"erased_at": 0, "last_paged_at": 0, "loyalty_tier": 0})
+        before = self.accounts.find_one({"_id": customer_id}, {"erased_at": 0, "loyalty_tier": 0})
         self.accounts.replace_one({"_id": customer_id}, {"_id": customer_id, "erased_at": requested_at}, upsert=True)
         return int(before is not None and len(before) > 1)

@@ -1,40 +1,34 @@
-"""Negative public items per minute (``public_negatives``, ``spike_minutes``): the crisis window."""
+"""Negative public items per minute (``spike_minutes``): the crisis window.
+
+Each item is counted once because the service counts only the items it has just linked to a case
+(``CaseStore.link``): a redelivered item's link is there already. (It was a collection of the items
+themselves, ``public_negatives``, one more insert per batch.)
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-
-from alerts.stores._bulk import insert_new
 
 Doc = dict[str, Any]
 
 
 class MongoSpikeCounter:
     def __init__(self, db: Database[Doc]) -> None:
-        self.public_negatives: Collection[Doc] = db["public_negatives"]
         self.spike_minutes: Collection[Doc] = db["spike_minutes"]
+        self._db = db
 
     def ensure_indexes(self) -> None:
-        self.public_negatives.create_index([("at", ASCENDING)])
+        if "public_negatives" in self._db.list_collection_names():
+            self._db.drop_collection("public_negatives")  # an earlier version's; nothing reads it
 
-    def record(self, feedback_event_ids: Sequence[str], at: datetime) -> None:
-        """Count each negative public item once in its minute (two commands for a whole batch).
-
-        Only the call that records an item adds it to its minute, so a redelivery never counts twice (a
-        crash between the two writes undercounts those items)."""
-        minute = int(at.timestamp() // 60)
-        docs = [{"_id": event_id, "at": at, "minute": minute} for event_id in dict.fromkeys(feedback_event_ids)]
-        added = Counter(docs[i]["minute"] for i in insert_new(self.public_negatives, docs))
-        if added:
-            self.spike_minutes.bulk_write([UpdateOne({"_id": m}, {"$inc": {"count": n}}, upsert=True)
-                                           for m, n in added.items()], ordered=False)
+    def add(self, items: int, at: datetime) -> None:
+        """Count ``items`` negative public items in the minute of ``at`` (one command)."""
+        if items:
+            self.spike_minutes.update_one({"_id": int(at.timestamp() // 60)}, {"$inc": {"count": items}}, upsert=True)
 
     def count(self, at: datetime, window: timedelta) -> int:
         """Negative public items in the window up to ``at``, exact to the minute: one read of a few small
