@@ -27,6 +27,7 @@ from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.ports import Outbox
 from feedback_shared.events import utcnow
+from feedback_shared.loops import every
 from feedback_shared.webhooks import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -246,14 +247,8 @@ class Dispatcher:
                 await asyncio.sleep(min(5.0, self.settings.delivery_poll_s * 4))
 
     async def _renewer(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.delivery_lease_s / 3)
-            try:
-                await asyncio.to_thread(self.renew_leases)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("lease_renewal_error")
+        await every(self.settings.delivery_lease_s / 3, lambda: asyncio.to_thread(self.renew_leases),
+                    name="lease_renewal", wait_first=True)
 
     async def run_forever(self) -> Any:
         """Several workers: each claim is atomic, so they never send the same delivery, and one slow

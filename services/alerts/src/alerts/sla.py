@@ -17,6 +17,7 @@ from alerts.ports import CaseStore
 from alerts.rules import sla_due
 from alerts.service import AlertService
 from feedback_shared.events import utcnow
+from feedback_shared.loops import every
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,9 @@ class SlaMonitor:
         return events
 
     async def run_forever(self, interval_s: float, publish: Callable[[list[AlertEvent]], Any]) -> None:
-        while True:
-            try:
-                events = await asyncio.to_thread(self.check)
-                if events:
-                    await publish(events)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("sla_check_failed")
-            await asyncio.sleep(interval_s)
+        async def tick() -> None:
+            events = await asyncio.to_thread(self.check)
+            if events:
+                await publish(events)
+
+        await every(interval_s, tick, name="sla_check")

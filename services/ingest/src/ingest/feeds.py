@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from feedback_shared.adapters import generic_item
 from feedback_shared.errors import DependencyUnavailable
+from feedback_shared.loops import every
 from ingest.config import FeedSettings
 from ingest.schemas import MentionIn, ReviewIn
 from ingest.service import IngestService
@@ -124,14 +125,12 @@ class FeedPoller:
 
     async def run_forever(self) -> None:
         async def follow(feed: FeedSettings) -> None:
-            while True:
-                try:
-                    result = await self.poll_once(feed)
-                    logger.info("feed_polled source=%s entries=%d accepted=%d duplicates=%d rejected=%d "
-                                "unavailable=%d errors=%s", feed.source, result.entries, result.accepted,
-                                result.duplicates, result.rejected, result.unavailable, result.errors[:3])
-                except Exception:
-                    logger.exception("feed_poll_failed source=%s", feed.source)
-                await asyncio.sleep(feed.interval_s)
+            async def tick() -> None:
+                result = await self.poll_once(feed)
+                logger.info("feed_polled source=%s entries=%d accepted=%d duplicates=%d rejected=%d "
+                            "unavailable=%d errors=%s", feed.source, result.entries, result.accepted,
+                            result.duplicates, result.rejected, result.unavailable, result.errors[:3])
+
+            await every(feed.interval_s, tick, name=f"feed_poll.{feed.source}")
 
         await asyncio.gather(*(follow(feed) for feed in self.feeds))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
+from feedback_shared.loops import every
 from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import Publisher, register_agents
@@ -61,15 +62,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     api_keys = frozenset(settings.api_keys)
 
     async def housekeeping(service: LoyaltyService, repo: LoyaltyRepository, publisher: Publisher) -> None:
-        while True:
-            try:
-                metrics.set_figures(await asyncio.to_thread(repo.purchase_figures))
-                await publisher.publish(await asyncio.to_thread(service.expire_inactive))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("housekeeping_failed")
-            await asyncio.sleep(settings.housekeeping_interval_s)
+        async def tick() -> None:
+            metrics.set_figures(await asyncio.to_thread(repo.purchase_figures))
+            await publisher.publish(await asyncio.to_thread(service.expire_inactive))
+
+        await every(settings.housekeeping_interval_s, tick, name="housekeeping")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
