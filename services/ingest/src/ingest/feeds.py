@@ -21,6 +21,7 @@ from feedback_shared.adapters import generic_item
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.loops import every
 from ingest.config import FeedSettings
+from ingest.mapping import submission_for
 from ingest.schemas import MentionIn, ReviewIn
 from ingest.service import IngestService
 
@@ -82,7 +83,6 @@ class FeedPoller:
         self._validators: dict[str, dict[str, str]] = {}
 
     async def poll_once(self, feed: FeedSettings) -> PollResult:
-        from ingest.routes import submission_for
 
         result = PollResult()
         headers = self._validators.get(feed.url, {})

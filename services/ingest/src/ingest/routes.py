@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from feedback_shared.adapters import generic_item
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import (
     CustomerErasureRequested,
-    FeedbackReceived,
-    OrderReturned,
-    PurchaseRecorded,
     Slug,
-    utcnow,
 )
-from feedback_shared.topics import COMMERCE_EVENTS, CUSTOMER_ERASURE, FEEDBACK_RECEIVED
+from feedback_shared.topics import CUSTOMER_ERASURE
 from feedback_shared.webhooks import SignatureError, verify
 from ingest.config import Settings
+from ingest.mapping import parse_item, submission_for, webhook_items
 from ingest.schemas import (
     Accepted,
     BatchIn,
     BatchResult,
-    CommerceIn,
     ComplaintIn,
     ItemResult,
     MentionIn,
@@ -35,7 +29,7 @@ from ingest.schemas import (
     ReturnIn,
     ReviewIn,
 )
-from ingest.service import IngestService, Outcome, Submission, normalise_text
+from ingest.service import IngestService, Outcome, Submission
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 webhook_router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -65,40 +59,6 @@ def get_settings(request: Request) -> Settings:
 
 ServiceDep = Annotated[IngestService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-# ---- mapping requests to events -------------------------------------------------------------------
-def _feedback_submission(fields: dict[str, Any]) -> Submission:
-    text, original = normalise_text(fields.pop("text"))
-    occurred_at = fields.pop("occurred_at", None) or utcnow()
-    event = FeedbackReceived(text=text, text_original=original, occurred_at=occurred_at, **fields)
-    return Submission(FEEDBACK_RECEIVED, event, event.source, event.external_id, event.kind)
-
-
-def _complaint_fields(body: ComplaintIn) -> dict[str, Any]:
-    """The complaint form's contact detail is never published: a pseudonymous id stands for it."""
-    contact = body.customer_id or str(body.email or body.phone)
-    customer_id = body.customer_id or "anon-" + hashlib.sha256(contact.lower().encode()).hexdigest()[:20]
-    external_id = body.external_id or hashlib.sha256(f"{contact}\x1f{body.text}".encode()).hexdigest()
-    fields = body.model_dump(exclude_none=True, exclude={"email", "phone", "customer_id", "external_id"})
-    return {"kind": "complaint", "source": "web_form", "channel": "web_form", "is_public": False,
-            "customer_id": customer_id, "external_id": external_id, **fields}
-
-
-def _commerce_submission(body: CommerceIn, returned: bool) -> Submission:
-    fields = body.model_dump(exclude_none=True)
-    fields["occurred_at"] = fields.get("occurred_at") or utcnow()
-    event = OrderReturned(**fields) if returned else PurchaseRecorded(**fields)
-    source = "commerce.return" if returned else "commerce.purchase"
-    return Submission(COMMERCE_EVENTS, event, source, event.order_id, event.event_type)
-
-
-def submission_for(item_type: str, body: BaseModel) -> Submission:
-    if isinstance(body, ComplaintIn):
-        return _feedback_submission(_complaint_fields(body))
-    if isinstance(body, CommerceIn):
-        return _commerce_submission(body, returned=isinstance(body, ReturnIn))
-    return _feedback_submission({"kind": item_type, **body.model_dump(exclude_none=True)})
 
 
 def _answer(response: Response, outcome: Outcome) -> Accepted:
@@ -148,20 +108,11 @@ def accept_items(
     results: list[ItemResult | None] = [None] * len(items)
     valid: list[tuple[int, Submission]] = []
     for index, raw in enumerate(items):
-        item = dict(raw)
-        item_type = str(item.pop("type", ""))
-        model = ITEM_MODELS.get(item_type)
-        if model is None:
-            results[index] = ItemResult(index=index, status="rejected", errors=[{
-                "loc": ["type"], "msg": f"type must be one of {', '.join(ITEM_MODELS)}", "type": "enum"}])
-            continue
-        try:
-            valid.append((index, submission_for(item_type, model.model_validate(item))))
-        except DependencyUnavailable:
-            raise
-        except ValidationError as exc:
-            errors = exc.errors(include_input=False, include_url=False, include_context=False)
-            results[index] = ItemResult(index=index, status="rejected", errors=json.loads(json.dumps(errors, default=str)))
+        parsed = parse_item(raw)
+        if isinstance(parsed, Submission):
+            valid.append((index, parsed))
+        else:
+            results[index] = ItemResult(index=index, status="rejected", errors=parsed)
     rejected = sum(1 for r in results if r is not None)
     if rejected:
         service.metrics.rejected.labels(reason="validation").inc(rejected)
@@ -210,13 +161,10 @@ async def post_webhook(
         payload = json.loads(body)
     except ValueError as exc:
         raise HTTPException(422, detail=f"body is not JSON: {exc}") from exc
-    raw_items = payload.get("items") if isinstance(payload, dict) and "items" in payload else payload
-    raw_items = raw_items if isinstance(raw_items, list) else [raw_items]
-    if not raw_items or len(raw_items) > 1000 or not all(isinstance(i, dict) for i in raw_items):
+    items = webhook_items(source, payload)
+    if items is None:
         raise HTTPException(422,
                             detail="expected a JSON object, a list of 1-1000 objects, or {\"items\": [...]}")
-    default_kind = "mention" if source in SOCIAL_SOURCES else "review"
-    items = [{**generic_item(i, default_kind=default_kind), "source": source} for i in raw_items]
     return await run_in_threadpool(accept_items, service, items, response, settings.retry_after_s)
 
 

@@ -1,0 +1,86 @@
+"""Requests to events: what each kind of input becomes on the topics, apart from HTTP.
+
+The routes, the feed poller and the webhook receiver all go through here, so a review is the same
+event whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from feedback_shared.adapters import generic_item
+from feedback_shared.events import FeedbackReceived, OrderReturned, PurchaseRecorded, utcnow
+from feedback_shared.topics import COMMERCE_EVENTS, FEEDBACK_RECEIVED
+from ingest.schemas import CommerceIn, ComplaintIn, MentionIn, PurchaseIn, ReturnIn, ReviewIn
+from ingest.service import Submission, normalise_text
+
+ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "review": ReviewIn, "mention": MentionIn, "complaint": ComplaintIn, "purchase": PurchaseIn, "return": ReturnIn,
+}
+SOCIAL_SOURCES = frozenset({"x", "twitter", "instagram", "facebook", "tiktok", "youtube", "reddit", "mastodon"})
+#: Items one webhook call may carry.
+MAX_WEBHOOK_ITEMS = 1000
+
+
+def _feedback_submission(fields: dict[str, Any]) -> Submission:
+    text, original = normalise_text(fields.pop("text"))
+    occurred_at = fields.pop("occurred_at", None) or utcnow()
+    event = FeedbackReceived(text=text, text_original=original, occurred_at=occurred_at, **fields)
+    return Submission(FEEDBACK_RECEIVED, event, event.source, event.external_id, event.kind)
+
+
+def _complaint_fields(body: ComplaintIn) -> dict[str, Any]:
+    """The complaint form's contact detail is never published: a pseudonymous id stands for it."""
+    contact = body.customer_id or str(body.email or body.phone)
+    customer_id = body.customer_id or "anon-" + hashlib.sha256(contact.lower().encode()).hexdigest()[:20]
+    external_id = body.external_id or hashlib.sha256(f"{contact}\x1f{body.text}".encode()).hexdigest()
+    fields = body.model_dump(exclude_none=True, exclude={"email", "phone", "customer_id", "external_id"})
+    return {"kind": "complaint", "source": "web_form", "channel": "web_form", "is_public": False,
+            "customer_id": customer_id, "external_id": external_id, **fields}
+
+
+def _commerce_submission(body: CommerceIn, returned: bool) -> Submission:
+    fields = body.model_dump(exclude_none=True)
+    fields["occurred_at"] = fields.get("occurred_at") or utcnow()
+    event = OrderReturned(**fields) if returned else PurchaseRecorded(**fields)
+    source = "commerce.return" if returned else "commerce.purchase"
+    return Submission(COMMERCE_EVENTS, event, source, event.order_id, event.event_type)
+
+
+def submission_for(item_type: str, body: BaseModel) -> Submission:
+    if isinstance(body, ComplaintIn):
+        return _feedback_submission(_complaint_fields(body))
+    if isinstance(body, CommerceIn):
+        return _commerce_submission(body, returned=isinstance(body, ReturnIn))
+    return _feedback_submission({"kind": item_type, **body.model_dump(exclude_none=True)})
+
+
+def parse_item(raw: dict[str, Any]) -> Submission | list[dict[str, Any]]:
+    """One item of a batch (``{"type": ..., ...}``): its submission, or the validation errors naming the
+    fields (without the input values: they may hold personal data)."""
+    item = dict(raw)
+    item_type = str(item.pop("type", ""))
+    model = ITEM_MODELS.get(item_type)
+    if model is None:
+        return [{"loc": ["type"], "msg": f"type must be one of {', '.join(ITEM_MODELS)}", "type": "enum"}]
+    try:
+        return submission_for(item_type, model.model_validate(item))
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        parsed: list[dict[str, Any]] = json.loads(json.dumps(errors, default=str))
+        return parsed
+
+
+def webhook_items(source: str, payload: Any) -> list[dict[str, Any]] | None:
+    """A webhook's body (one item, a list, or ``{"items": [...]}``, in any common JSON shape) as batch
+    items of ``source``; None when it is none of those or holds more than ``MAX_WEBHOOK_ITEMS``."""
+    raw_items = payload.get("items") if isinstance(payload, dict) and "items" in payload else payload
+    raw_items = raw_items if isinstance(raw_items, list) else [raw_items]
+    if not raw_items or len(raw_items) > MAX_WEBHOOK_ITEMS or not all(isinstance(i, dict) for i in raw_items):
+        return None
+    default_kind = "mention" if source in SOCIAL_SOURCES else "review"
+    return [{**generic_item(i, default_kind=default_kind), "source": source} for i in raw_items]
