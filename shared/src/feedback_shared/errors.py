@@ -1,8 +1,12 @@
 """The project's exception tree.
 
     FeedbackError
-     ├── DecodeError          a message on a topic is not a valid event (goes to the DLQ)
-     └── DependencyUnavailable  the broker or the database cannot be reached (retry, or 503)
+     ├── DecodeError            a message on a topic is not a valid event (goes to the DLQ)
+     ├── DependencyUnavailable  the broker or the database cannot be reached (retry, or 503)
+     ├── SignatureError         a webhook's signature is missing, wrong or stale (401)
+     └── Conflict               a request contradicts what was already done (409)
+          ├── InsufficientBalance   (loyalty) a redemption larger than the balance
+          └── IdempotencyConflict   (loyalty) a key used again for a different request
 """
 
 from __future__ import annotations
@@ -23,3 +27,11 @@ class DecodeError(FeedbackError):
 
 class DependencyUnavailable(FeedbackError):
     """The broker or the database did not answer in time."""
+
+
+class SignatureError(FeedbackError, ValueError):
+    """A signed webhook's signature is missing, malformed, wrong or outside the time tolerance."""
+
+
+class Conflict(FeedbackError):
+    """A request that contradicts the state it meets (HTTP 409)."""

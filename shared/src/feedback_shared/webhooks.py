@@ -14,11 +14,11 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from feedback_shared.errors import SignatureError
+
+__all__ = ["DEFAULT_TOLERANCE_S", "SignatureError", "sign", "signed_headers", "verify"]
+
 DEFAULT_TOLERANCE_S = 300
-
-
-class SignatureError(ValueError):
-    """The request is not signed, signed wrongly, or too old (or too far in the future)."""
 
 
 def _key(secret: str) -> bytes:

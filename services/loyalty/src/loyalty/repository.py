@@ -19,12 +19,13 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from feedback_shared.errors import Conflict
 from loyalty.points import EARNING_RULES, ORDER_RULES
 
 Doc = dict[str, Any]
 
 
-class InsufficientBalance(Exception):
+class InsufficientBalance(Conflict):
     def __init__(self, balance: int, requested: int) -> None:
         super().__init__(f"insufficient balance: {balance} points, {requested} requested")
         self.balance = balance

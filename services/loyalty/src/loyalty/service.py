@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from feedback_shared.errors import Conflict
 from feedback_shared.events import (
     CustomerProfileUpdated,
     CustomerThanked,
@@ -242,7 +243,7 @@ class LoyaltyService:
             ))
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(Conflict):
     def __init__(self, key: str) -> None:
         super().__init__(f"idempotency key {key!r} was already used for a different redemption")
 
