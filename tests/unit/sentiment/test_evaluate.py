@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sentiment.evaluate import (
+from sentiment_training.evaluate import (
     Row,
     accuracy,
     build_rows,

@@ -26,7 +26,7 @@ from sentiment.heads import (
 )
 from sentiment.model import MODEL_VERSION, SentimentModel
 
-TRAIN = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data" / "train.jsonl"
+TRAIN = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "src" / "sentiment_training" / "data" / "train.jsonl"
 
 
 def test_sentiment_head_loads_with_the_right_shapes() -> None:

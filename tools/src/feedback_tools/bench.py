@@ -44,7 +44,7 @@ OUT = Path("build/bench")
 
 
 # ---- load ------------------------------------------------------------------------------------------
-DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "data"
+DATA = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "src" / "sentiment_training" / "data"
 
 
 def labelled_texts() -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""``python -m sentiment.evaluate`` (``make eval``): score the held-out labelled set and print what a person
+"""``python -m sentiment_training.evaluate`` (``make eval``): score the held-out labelled set and print what a person
 can act on: per-language accuracy and macro-F1 for our scorer beside VADER, needs micro-F1, and speed.
 
-``eval.jsonl`` is only ever measured here; nothing is trained or tuned on it (see ``sentiment.train``).
+``eval.jsonl`` is only ever measured here; nothing is trained or tuned on it (see ``sentiment_training.train``).
 The exit status is 1 when a quality target is missed, so the target works as a gate; the table and
 ``build/eval/results.json`` are written either way.
 """
@@ -29,14 +29,13 @@ TARGET_NEEDS_MICRO_F1 = 0.60
 VADER_POSITIVE_FROM = 0.05
 VADER_NEGATIVE_TO = -0.05
 
-DATA_RELATIVE = Path("services") / "sentiment" / "data"
+#: The labelled sets live in this package (``data/``), beside the code that reads them.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def default_data_file(name: str) -> Path:
-    """The labelled file in the repository: from the working directory (``make`` runs at the root),
-    else next to this package's source tree (an editable install)."""
-    candidates = [Path.cwd() / DATA_RELATIVE / name, Path(__file__).resolve().parents[2] / "data" / name]
-    return next((p for p in candidates if p.is_file()), candidates[0])
+    """A labelled file of this package: ``train.jsonl`` or ``eval.jsonl``."""
+    return DATA_DIR / name
 
 
 def read_items(path: Path) -> list[dict[str, Any]]:
@@ -200,7 +199,7 @@ def cpu_threads(requested: int | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sentiment.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sentiment_training.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--eval-file", type=Path, default=default_data_file("eval.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("build") / "eval" / "results.json")
     parser.add_argument("--batch-size", type=int, default=32, help="the service's default batch")

@@ -1,6 +1,6 @@
-"""``python -m sentiment.train`` (``make train-heads``): train the sentiment and needs heads, offline.
+"""``python -m sentiment_training.train`` (``make train-heads``): train the sentiment and needs heads, offline.
 
-Only ``services/sentiment/data/train.jsonl`` is read. ``eval.jsonl`` is held out for ``make eval`` and is
+Only ``sentiment_training/data/train.jsonl`` is read. ``eval.jsonl`` is held out for ``make eval`` and is
 never used here: every hyper-parameter, mixture weight and threshold is chosen by repeated stratified
 k-fold cross-validation on the training set. The heads are written as small JSON files into the package,
 so the service scores with numpy alone; scikit-learn is needed only here (the ``dev`` extra).
@@ -38,7 +38,6 @@ import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
-from sentiment.evaluate import accuracy, default_data_file, f1_from_counts, macro_f1, read_items
 from sentiment.heads import (
     EMBEDDING_DIM,
     NEEDS_HEAD_FILE,
@@ -49,6 +48,7 @@ from sentiment.heads import (
     parse_sentiment_head,
 )
 from sentiment.scoring import LABELS, combine_probabilities
+from sentiment_training.evaluate import accuracy, default_data_file, f1_from_counts, macro_f1, read_items
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -71,6 +71,8 @@ NEEDS_CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 NEEDS_THRESHOLD_GRID: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.05, 0.951, 0.025))
 PROTOTYPE_MIN_Z_GRID: tuple[float, ...] = tuple(float(round(z, 2)) for z in np.arange(0.5, 3.01, 0.1))
 MAX_NEEDS = 3
+#: The heads are read by the runtime package, so they are written into its source directory.
+RUNTIME_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "sentiment"
 FLOAT_DIGITS = 8  # significant digits kept in the JSON: far below any effect on a label
 
 
@@ -357,7 +359,7 @@ def packaged_prototype_baseline(data: TrainingSet) -> float:
     from sentiment.encoder import E5Encoder
     from sentiment.model import embed
 
-    prototypes = json.loads(files("sentiment").joinpath("needs_prototypes.json").read_text("utf-8"))
+    prototypes = json.loads(files("sentiment_training").joinpath("needs_prototypes.json").read_text("utf-8"))
     e5 = E5Encoder()
     centroids = []
     for need in NEEDS:
@@ -375,7 +377,7 @@ def rounded(values: FloatArray) -> Any:
 
 
 def training_data_record(path: Path, data: TrainingSet) -> dict[str, Any]:
-    return {"file": "services/sentiment/data/train.jsonl", "sha256": data.sha256, "items": len(data.items),
+    return {"file": "services/sentiment/src/sentiment_training/data/train.jsonl", "sha256": data.sha256, "items": len(data.items),
             "read_from": path.name}
 
 
@@ -402,10 +404,10 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    parser = argparse.ArgumentParser(prog="python -m sentiment.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sentiment_training.train", description=__doc__.split("\n")[0])
     parser.add_argument("--train-file", type=Path, default=default_data_file("train.jsonl"))
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent,
-                        help="where the head JSON files go (default: this package's source directory)")
+    parser.add_argument("--out-dir", type=Path, default=RUNTIME_PACKAGE_DIR,
+                        help="where the head JSON files go (default: the runtime package's source directory)")
     parser.add_argument("--skip-nested", action="store_true", help="skip the nested-CV estimate (faster)")
     args = parser.parse_args(argv)
     if args.train_file.name != "train.jsonl":
