@@ -4,9 +4,11 @@ SHELL := /bin/bash
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+#: Each a distribution of its own, with its own dependencies (one image per service holds only its own).
+COMPONENTS := shared services/ingest services/sentiment services/alerts services/loyalty tools
 BIN := $(VENV)/bin
 # Re-install whenever the dependency list changes.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(COMPONENTS:=/pyproject.toml) Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
 .PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check
@@ -19,7 +21,7 @@ $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is required, found " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(COMPONENTS)) -e ".[dev]"
 	@# Only the scoring heads are used; its declared dependencies (torch, sentence-transformers) are not.
 	$(BIN)/python -m pip install --quiet --no-deps "sentimentai-py==2.0.0"
 	rm -f $(VENV)/.installed-*
