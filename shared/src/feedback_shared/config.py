@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The key ``make run`` prints; accepted only while ``environment`` is ``development``.
@@ -99,3 +99,15 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+
+
+class KeyedServiceSettings(CommonSettings):
+    """A service whose API takes keys (``Authorization: Bearer …``): ``<PREFIX>API_KEYS``. The
+    development key is refused outside development, with the variable named."""
+
+    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+
+    @model_validator(mode="after")
+    def _refuse_dev_key_outside_development(self) -> Self:
+        check_api_keys(self.api_keys, self.environment, f"{self.model_config.get('env_prefix', '')}API_KEYS")
+        return self

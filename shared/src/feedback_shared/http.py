@@ -11,7 +11,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from feedback_shared.metrics import metrics_asgi_app
 
 
 def health_router(readiness_checks: Mapping[str, Callable[[], bool]]) -> APIRouter:
@@ -122,3 +125,12 @@ def handle_validation_errors(app: FastAPI, on_invalid: Callable[[], None] | None
         except ValueError:
             errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
             return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def add_operational_endpoints(app: FastAPI, registry: CollectorRegistry,
+                              readiness_checks: Mapping[str, Callable[[], bool]]) -> None:
+    """What every service serves besides its API: ``/healthz``, ``/readyz`` (``readiness_checks``),
+    ``/metrics``, and 422s that name the field."""
+    app.include_router(health_router(readiness_checks))
+    handle_validation_errors(app)
+    app.mount("/metrics", metrics_asgi_app(registry))

@@ -3,25 +3,21 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 
 from alerts.rules import AlertPolicy, load_policy
 from feedback_shared.config import (
-    DEV_API_KEY,
-    CommonSettings,
     HttpSettings,
-    check_api_keys,
+    KeyedServiceSettings,
     service_settings_config,
 )
 
 
-class Settings(CommonSettings):
+class Settings(KeyedServiceSettings):
     model_config = service_settings_config("ALERTS_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8002))
-    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     #: Where alerts go when the customer has no account or the account no CSM.
     fallback_csm_id: str = "fallback-queue"
     #: Notify URLs (Apprise form) of the fallback queue.
@@ -51,12 +47,6 @@ class Settings(CommonSettings):
 
     def policy(self) -> AlertPolicy:
         return load_policy(self.policy_file or Path(str(files("alerts").joinpath("policy.toml"))))
-
-
-    @model_validator(mode="after")
-    def _refuse_dev_key_outside_development(self) -> Self:
-        check_api_keys(self.api_keys, self.environment, "ALERTS_API_KEYS")
-        return self
 
 
 @lru_cache

@@ -19,9 +19,8 @@ from alerts.routes import read_router, write_router
 from alerts.service import AlertService
 from alerts.sla import SlaMonitor
 from alerts.stores import AlertsStore
-from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
+from feedback_shared.http import add_operational_endpoints, api_key_dependency
 from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
-from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_PROFILES
 
@@ -69,10 +68,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)
     app.include_router(read_router)
     app.include_router(write_router, dependencies=[Depends(api_key_dependency(lambda: api_keys))])
-    app.include_router(health_router({
+    add_operational_endpoints(app, registry, {
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
-    }))
-    handle_validation_errors(app)
-    app.mount("/metrics", metrics_asgi_app(registry))
+    })
     return app

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from feedback_shared.config import (
-    DEV_API_KEY,
-    CommonSettings,
     HttpSettings,
-    check_api_keys,
+    KeyedServiceSettings,
     service_settings_config,
 )
 
@@ -26,12 +24,10 @@ class FeedSettings(BaseModel):
     is_public: bool = True
 
 
-class Settings(CommonSettings):
+class Settings(KeyedServiceSettings):
     model_config = service_settings_config("INGEST_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8000))
-    #: Keys accepted in ``Authorization: Bearer …`` on every write.
-    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     #: Largest request body; a batch of 1,000 items must fit.
     max_body_bytes: int = 8_000_000
     #: Seconds a client is told to wait (``Retry-After``) when the broker or database is down.
@@ -42,11 +38,6 @@ class Settings(CommonSettings):
     webhook_tolerance_s: int = 300
     #: RSS/Atom feeds to follow, e.g. ``[{"url": "https://…/feed", "source": "reddit", "kind": "mention"}]``.
     feeds: list[FeedSettings] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _refuse_dev_key_outside_development(self) -> Self:
-        check_api_keys(self.api_keys, self.environment, "INGEST_API_KEYS")
-        return self
 
 
 @lru_cache

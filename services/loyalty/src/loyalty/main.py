@@ -15,10 +15,9 @@ from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedback_shared.http import api_key_dependency, handle_validation_errors, health_router
+from feedback_shared.http import add_operational_endpoints, api_key_dependency
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.loops import every
-from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import Publisher, register_agents
 from loyalty.config import Settings
@@ -142,10 +141,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
 
     app.include_router(read)
     app.include_router(write)
-    app.include_router(health_router({
+    add_operational_endpoints(app, registry, {
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
-    }))
-    handle_validation_errors(app)
-    app.mount("/metrics", metrics_asgi_app(registry))
+    })
     return app

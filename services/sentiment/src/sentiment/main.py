@@ -13,9 +13,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
-from feedback_shared.http import handle_validation_errors, health_router
+from feedback_shared.http import add_operational_endpoints
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
-from feedback_shared.metrics import metrics_asgi_app
 from sentiment.agents import register_agents
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
@@ -67,7 +66,5 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         return ScoreResponse(**result.as_fields(), model_version=model.version,
                              feedback_type=feedback_type(body.text, result.sentiment.label))
 
-    app.include_router(health_router({"broker": lambda: broker_reachable(settings.kafka)}))
-    handle_validation_errors(app)
-    app.mount("/metrics", metrics_asgi_app(registry))
+    add_operational_endpoints(app, registry, {"broker": lambda: broker_reachable(settings.kafka)})
     return app
