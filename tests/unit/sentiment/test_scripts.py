@@ -68,6 +68,13 @@ def test_refine_language_names_the_base_language_or_says_it_is_unsure() -> None:
     # Translit: the base language from common words, marked unreliable.
     assert refine_language("gamarjobat, dzalian kargi iyo, madloba", "sw", 0.6, False) == ("ka", False)
     assert refine_language("Zakaz zhdu uzhe nedelyu, a kurier ne otvechaet", "hr", 0.95, True) == ("ru", False)
+    # CLD3's romanised-Russian code names the base language.
+    assert refine_language("Vchera kupil novyi telefon", "ru-Latn", 0.9, True) == ("ru", True)
+    # Tajik without a letter only Tajik uses: Uzbek, unsure.
+    assert refine_language("Арзон ва тез олиб келишди", "tg", 0.98, True) == ("uz", False)
+    assert refine_language("Ман ба мағоза рафтам ва ҷомаи нав харидам", "tg", 0.98, True) == ("tg", True)
+    # A language the service does not serve, and one common word of ours: ours, unsure.
+    assert refine_language("gushin maghaziashi telefoni vikide", "sw", 0.8, True) == ("ka", False)
     # A confident CLD3 guess in a Latin-script language stands when the words say nothing else.
     assert refine_language("The parcel arrived on time", "en", 0.99, True) == ("en", True)
     assert refine_language("Le colis est arrivé", "fr", 0.99, True) == ("fr", True)

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
-from sentiment.lexical import LEXICAL_DIM, NGRAM_SIZES
+from sentiment.lexical import LEXICAL_DIM, NGRAM_SIZES, SparseRows
 from sentiment.scoring import LABELS
 
 FloatArray = npt.NDArray[np.float64]
@@ -49,7 +49,9 @@ class LexicalHead:
     coef: FloatArray
     intercept: FloatArray
 
-    def logits(self, features: npt.ArrayLike) -> FloatArray:
+    def logits(self, features: SparseRows | npt.ArrayLike) -> FloatArray:
+        if isinstance(features, SparseRows):
+            return np.asarray(features.dot(self.coef) + self.intercept, dtype=np.float64)
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         return np.asarray(x @ self.coef.T + self.intercept, dtype=np.float64)
 
@@ -74,7 +76,7 @@ class SentimentHead:
     neutral_log_bias: float
     training_sha256: str
 
-    def lexical_probabilities(self, features: npt.ArrayLike) -> FloatArray:
+    def lexical_probabilities(self, features: SparseRows | npt.ArrayLike) -> FloatArray:
         """Softmax of the letter n-gram head: (n, 3) in [negative, neutral, positive] order."""
         return _softmax(self.lexical.logits(features))
 
@@ -102,7 +104,7 @@ class NeedsHead:
     max_needs: int
     training_sha256: str
 
-    def probabilities(self, embeddings: npt.ArrayLike, lexical_features: npt.ArrayLike) -> FloatArray:
+    def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike) -> FloatArray:
         """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order."""
         x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
         z = ((x @ self.coef.T + self.intercept) * self.calibration_scale

@@ -15,6 +15,8 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -28,17 +30,22 @@ NGRAM_SIZES = (3, 4, 5)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1 << 16)
+def word_columns(word: str) -> tuple[int, ...]:
+    """The hashed columns of one word's n-grams. Words repeat across texts, so they are cached."""
+    padded = f"<{word}>"
+    grams = [padded[i:i + n] for n in NGRAM_SIZES for i in range(len(padded) - n + 1)]
+    if len(padded) < NGRAM_SIZES[0]:
+        grams.append(padded)
+    return tuple(zlib.crc32(gram.encode("utf-8")) % LEXICAL_DIM for gram in grams)
+
+
 def ngram_counts(text: str) -> Counter[int]:
     """Hashed column -> count of the n-grams of every word, padded with ``<`` and ``>`` so that word
     starts and ends are their own n-grams; a short word also counts as a whole."""
     counts: Counter[int] = Counter()
     for word in _WORD.findall(fold_to_latin(text)):
-        padded = f"<{word}>"
-        grams = [padded[i:i + n] for n in NGRAM_SIZES for i in range(len(padded) - n + 1)]
-        if len(padded) < NGRAM_SIZES[0]:
-            grams.append(padded)
-        for gram in grams:
-            counts[zlib.crc32(gram.encode("utf-8")) % LEXICAL_DIM] += 1
+        counts.update(word_columns(word))
     return counts
 
 
@@ -49,10 +56,38 @@ def weighted(counts: Counter[int]) -> dict[int, float]:
     return {column: v / norm for column, v in values.items()} if norm else {}
 
 
-def lexical_features(texts: Sequence[str]) -> npt.NDArray[np.float64]:
-    """(n, LEXICAL_DIM) dense features: a batch of 32 texts is 2 MB, and a dense product is simplest."""
-    out = np.zeros((len(texts), LEXICAL_DIM), dtype=np.float64)
+@dataclass(frozen=True)
+class SparseRows:
+    """(n, LEXICAL_DIM) features as their non-zero entries: a text has a few hundred of 8192 columns, and a
+    dense product with the heads' weights cost more than the rest of the scoring after the encoder."""
+
+    n: int
+    rows: npt.NDArray[np.int64]
+    columns: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    def dot(self, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """``features @ weights.T`` for weights of shape (k, LEXICAL_DIM): (n, k)."""
+        contributions = weights[:, self.columns].T * self.values[:, None]  # (nnz, k)
+        out = np.zeros((self.n, weights.shape[0]), dtype=np.float64)
+        np.add.at(out, self.rows, contributions)
+        return out
+
+    def toarray(self) -> npt.NDArray[np.float64]:
+        out = np.zeros((self.n, LEXICAL_DIM), dtype=np.float64)
+        out[self.rows, self.columns] = self.values
+        return out
+
+
+def lexical_features(texts: Sequence[str]) -> SparseRows:
+    """The features of each text, row by row."""
+    rows: list[int] = []
+    columns: list[int] = []
+    values: list[float] = []
     for row, text in enumerate(texts):
         for column, value in weighted(ngram_counts(text)).items():
-            out[row, column] = value
-    return out
+            rows.append(row)
+            columns.append(column)
+            values.append(value)
+    return SparseRows(len(texts), np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64),
+                      np.asarray(values, dtype=np.float64))

@@ -29,7 +29,7 @@ from sentiment.heads import (
     load_sentiment_head,
     read_head_document,
 )
-from sentiment.lexical import lexical_features
+from sentiment.lexical import SparseRows, lexical_features
 from sentiment.scoring import (
     LanguageGuess,
     anger_score,
@@ -71,6 +71,19 @@ def embed(encoder: E5Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
     return encoder.embed([embedding_text(text) for text in texts])
 
 
+def _as_arrays(head: dict[str, Any]) -> dict[str, Any]:
+    """A packaged sentimentai head with its weight lists as arrays: ``probs_with_head`` converts lists on
+    every call (milliseconds per batch for the MLP head), and passes arrays through."""
+    converted = dict(head)
+    if "layers" in head:
+        converted["layers"] = [{**layer, "W": np.asarray(layer["W"], dtype=np.float64),
+                                "b": np.asarray(layer["b"], dtype=np.float64)} for layer in head["layers"]]
+    for key in ("coef", "intercept"):
+        if key in head:
+            converted[key] = np.asarray(head[key], dtype=np.float64)
+    return converted
+
+
 @dataclass(frozen=True)
 class Scored:
     language: LanguageGuess
@@ -106,7 +119,7 @@ class SentimentModel:
         self._sentiment_head = load_sentiment_head()
         # A packaged head with weight 0 lost in cross-validation: it is not loaded or run.
         self._packaged = [
-            (h.weight, load_packaged_head(EMBEDDING_MODEL, h.scoring, h.version))
+            (h.weight, _as_arrays(load_packaged_head(EMBEDDING_MODEL, h.scoring, h.version)))
             for h in self._sentiment_head.packaged
             if h.weight > 0
         ]
@@ -122,7 +135,7 @@ class SentimentModel:
         return LanguageGuess(code=code, confidence=float(result.probability), reliable=reliable)
 
     def sentiment_probabilities(
-        self, embeddings: npt.ArrayLike, lexical: npt.ArrayLike
+        self, embeddings: npt.ArrayLike, lexical: SparseRows | npt.ArrayLike
     ) -> npt.NDArray[np.float64]:
         """The calibrated mixture of the trained head, the packaged heads and the letter n-gram head:
         (n, 3) [neg, neutral, pos]."""
@@ -164,30 +177,53 @@ class SentimentModel:
         lexical = lexical_features(texts)
         probabilities = self.sentiment_probabilities(embeddings, lexical)
         need_probabilities = self._needs_head.probabilities(embeddings, lexical)
-        results = []
+        sentiments, needs, languages = [], [], []
         for i, text in enumerate(texts):
             language = self.detect_language(text)
             if declared[i] and not language.reliable:
                 # A source's declared language beats an unreliable guess on a short text.
                 language = LanguageGuess(code=declared[i], confidence=language.confidence, reliable=False)
             sentiment = sentiment_from_probabilities(probabilities[i], text=text, language=language)
-            p_negative = sentiment.probabilities["negative"]
-            anger = anger_score(text, p_negative)
-            needs = needs_from_probabilities(
+            languages.append(language)
+            sentiments.append(sentiment)
+            needs.append(needs_from_probabilities(
                 need_probabilities[i], threshold=self._needs_head.thresholds, max_needs=self._needs_head.max_needs,
                 sentiment=sentiment.label,
-            )
-            parts = clauses(encoder_texts[i])
-            if needs and sentiment.label != "neutral" and len(parts) == len(clause_embeddings[i]) >= 2:
-                part_lexical = lexical_features(parts)
-                needs = need_polarities(
-                    needs, sentiment.label, self.sentiment_probabilities(clause_embeddings[i], part_lexical),
-                    self._needs_head.probabilities(clause_embeddings[i], part_lexical))
+            ))
+        self._add_need_polarities(encoder_texts, clause_embeddings, sentiments, needs)
+        results = []
+        for text, language, sentiment, text_needs in zip(texts, languages, sentiments, needs, strict=True):
+            p_negative = sentiment.probabilities["negative"]
+            anger = anger_score(text, p_negative)
             results.append(Scored(
                 language=language,
                 sentiment=sentiment,
-                needs=needs,
+                needs=text_needs,
                 urgency=urgency_score(text, p_negative, anger),
                 anger=anger,
             ))
         return results
+
+    def _add_need_polarities(
+        self, texts: Sequence[str], clause_embeddings: Sequence[npt.NDArray[np.float32]],
+        sentiments: Sequence[SentimentResult], needs: list[list[NeedScore]],
+    ) -> None:
+        """Give each need of a non-neutral text of two or more clauses the polarity of its clause
+        (``sentiment.aspects``). Every clause of the batch is scored at once: the heads cost little per row
+        but something per call."""
+        rows: list[tuple[int, list[str]]] = []
+        for i, text in enumerate(texts):
+            parts = clauses(text)
+            if needs[i] and sentiments[i].label != "neutral" and len(parts) == len(clause_embeddings[i]) >= 2:
+                rows.append((i, parts))
+        if not rows:
+            return
+        vectors = np.concatenate([clause_embeddings[i] for i, _ in rows])
+        lexical = lexical_features([part for _, parts in rows for part in parts])
+        clause_sentiment = self.sentiment_probabilities(vectors, lexical)
+        clause_needs = self._needs_head.probabilities(vectors, lexical)
+        at = 0
+        for i, parts in rows:
+            span = slice(at, at + len(parts))
+            needs[i] = need_polarities(needs[i], sentiments[i].label, clause_sentiment[span], clause_needs[span])
+            at += len(parts)

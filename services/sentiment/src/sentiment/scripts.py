@@ -74,36 +74,43 @@ LATIN_MARKERS: dict[str, frozenset[str]] = {
         nichego normalno horosho khorosho plokho ploho uzhas uzhasno bolshe pochemu mozhno skolko vy vas nas
         nam menya mne bylo byl byla budet tolko teper prosto opyat vernuli privezli prishel prishla
         podskazhite skazhite rabotaete ceny dorogo deshevo prilozhenie net kogda zhdu tak tozhe vashe vashi
-        voobshe nikto nikogda dazhe chem posle zdravstvuite privet pozhaluista ili esli""".split()),
+        voobshe nikto nikogda dazhe chem posle zdravstvuite privet pozhaluista ili esli vchera segodnya
+        kupil kupila obeshali remonte nedeli dnei""".split()),
     "ka": frozenset("""ar aris iyo dzalian madloba magram kvelaferi shekveta gamarjoba gamarjobat rom ukve jer
         kargi tsudi cudi ver ara diakh diax gaqvt mushaobt girchevt fasebi archevani dghes dghe aravin
         aranairi tavaziani uxeshi ukheshi sul kvira kviras shemdeg movida mivida tqven chemi me normaluri
         fuli lari ghirs dzviri iafi aplikacia velodebi mosula rogor ratom sad rodis unda aqvs minda
-        gtxovt gthxovt shegidzliat mitana mitanis""".split()),
+        gtxovt gthxovt shegidzliat mitana mitanis da mxolod axali gushin mere tu saertod ukan kmayofili
+        telefoni maghaziashi iafia swrafad momitanes gadaxda""".split()),
     "hy": frozenset("""em es enq eq en er ei chi che chem shat lav vat inch vor bayc bajc arden hima mer dzer
         dzez barev shnorhakal shnorhakalutyun aveli amen ev karox karogh patver patvers patvery gin gnery
         tank jam shabat kiraki ashxatum ashkhatum uneq vacharum havelvac havelvacy kopit spasum ekel
-        poxs pogh voch voq mi ayo inchu vortex erb petq uzum khndrum xndrum""".split()),
+        poxs pogh voch voq mi ayo inchu vortex erb petq uzum khndrum xndrum nor het chen gneci erek ejan
+        arag hanel talis xanutic heraxos aysor""".split()),
     "kk": frozenset("""jane men bul osy ote rahmet raqmet jaqsy jaksy jaman joq jok ali eshkim qashan kashan
         keldi kelgen tapsyrys aqsha aqshamdy qymbat kymbat baga barin qyzmet salemetsiz kuni bugin
         ushin qaldy alyp boldy emes tolem qosymsha sizder isteisizder jumys kutip otyrmyn jauap bermeidi
-        apta buryn keiin jetkizu kelesi ulken sypaiy usynamyn tek kerek nege qalai qandai""".split()),
+        apta buryn keiin jetkizu kelesi ulken sypaiy usynamyn tek kerek nege qalai qandai keshe satyp
+        aldym jana dukennen qansha beresizder endi buzyldy qaida boldy""".split()),
     "uz": frozenset("""juda rahmat raxmat emas yoq bor bormi hali ham lekin uchun qildi boldi buyurtma narx
         narxlari qimmat yaxshi yomon kerak edi ekan hech kim qachon bilan menga sizlar keldi kelmadi
         assalomu alaykum nima nega qanday""".split()),
     "az": frozenset("""cox deyil yaxsi hec sifaris qiymet bahadir idi olmadi gelmeyib amma ucun hele
         indi salam sag olun tesekkurler xidmet isleyir isleyirsiniz edirem gozleyirem defe yene zeng cavab
         vermir mene bize yox qeder tetbiq kobud getirdi baglama menteqe meslehet gorurem odenis hemise
-        niye nece hansi lazimdir""".split()),
+        niye nece hansi lazimdir heftedir hazir olacaq demisdiler gune sey xususi""".split()),
     "tr": frozenset("""cok degil iyi kotu hic kimse siparis fiyat pahali ama icin hala simdi merhaba
         tesekkurler tesekkur hizmet calisiyor bekliyorum kez yine ariyorum cevap vermiyor bana yok
         misiniz musunuz kadar uygulama kaba kargo sube tavsiye ederim gelmedi geldi neden nasil hangi
-        lazim""".split()),
+        lazim garson kabaydi yemegi soguk""".split()),
 }
 
 #: Languages typed in Latin letters whose native script is not Latin: Latin text in them is translit (or,
 #: for Kazakh, the newer Latin alphabet).
 NON_LATIN_NATIVE = frozenset({"ru", "ka", "hy", "kk"})
+#: The languages the service is validated on (as ``sentiment.scoring.VALIDATED_LANGUAGES``; not imported
+#: from there, which imports this module's neighbours).
+VALIDATED = frozenset({"en", "ru", "es", "de", "fr", "tr", "az", "kk", "uz", "ka", "hy"})
 #: Languages CLD3 reads well in Latin letters with a high probability (the Latin-native validated ones).
 LATIN_NATIVE = frozenset({"en", "es", "de", "fr", "tr", "az", "uz"})
 
@@ -117,14 +124,17 @@ class ScriptReading:
     certain: bool  # a letter only that language uses (not only a count of common words)
 
 
+_FOLD_TABLE = str.maketrans({**_TO_LATIN, "ə": "e", "ı": "i", "'": "", "\u2019": ""})
+
+
 def fold_to_latin(text: str) -> str:
     """Lower-case ASCII reading of a text in any of the validated scripts: Cyrillic, Georgian and Armenian
     letters transliterated, diacritics removed (ş → s, ə → e, ı → i), apostrophes dropped."""
-    lowered = text.casefold()
-    out = "".join(_TO_LATIN.get(c, c) for c in lowered)
-    out = out.replace("ə", "e").replace("ı", "i")
+    out = text.casefold().translate(_FOLD_TABLE)
+    if out.isascii():
+        return out
     decomposed = unicodedata.normalize("NFKD", out)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("'", "").replace("\u2019", "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def uzbek_cyrillic_to_latin(text: str) -> str:
@@ -150,20 +160,26 @@ def uzbek_cyrillic_to_latin(text: str) -> str:
 STEM_FROM = 5
 
 
+_STEMS = {lang: frozenset(m for m in markers if len(m) >= STEM_FROM) for lang, markers in LATIN_MARKERS.items()}
+
+
 def marker_scores(text: str) -> dict[str, int]:
     """How many distinct words of the text are on each language's list of common Latin-typed words."""
     words = set(_WORD.findall(fold_to_latin(text)))
     return {
-        lang: sum(1 for w in words if w in markers or any(w.startswith(m) for m in markers if len(m) >= STEM_FROM))
+        lang: sum(1 for w in words
+                  if w in markers or any(w[:k] in _STEMS[lang] for k in range(STEM_FROM, len(w))))
         for lang, markers in LATIN_MARKERS.items()
     }
 
 
-def _best_by_markers(text: str, candidates: frozenset[str] | None = None) -> tuple[str | None, int]:
+def _best_by_markers(
+    text: str, candidates: frozenset[str] | None = None, at_least: int = 2
+) -> tuple[str | None, int]:
     scores = {k: v for k, v in marker_scores(text).items() if candidates is None or k in candidates}
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
     (best, top), (_, second) = ranked[0], ranked[1] if len(ranked) > 1 else ("", 0)
-    return (best, top) if top >= 2 and top > second else (None, top)
+    return (best, top) if top >= at_least and top > second else (None, top)
 
 
 def _uzbek_cyrillic(letters: set[str]) -> bool:
@@ -186,7 +202,8 @@ def read_script(text: str) -> ScriptReading:
         latin_part = " ".join(w for w in text.split() if not _CYRILLIC.search(w))
         if letters & AZERBAIJANI_LATIN_ONLY:
             return ScriptReading("az", "code_switch", True)
-        best, _ = _best_by_markers(latin_part, frozenset({"az", "uz", "tr", "kk"}))
+        # The Latin words are known not to be Russian: one common word is enough to name their language.
+        best, _ = _best_by_markers(latin_part, frozenset({"az", "uz", "tr", "kk"}), at_least=1)
         if letters & KAZAKH_CYRILLIC_ONLY:
             return ScriptReading("kk", "code_switch", True)
         return ScriptReading(best, "code_switch", False)
@@ -221,7 +238,19 @@ def refine_language(text: str, code: str | None, probability: float, reliable: b
     A letter only one language uses settles it, and the guess is reliable. A guess from common words alone
     replaces CLD3's unless CLD3 was confident of a Latin-script language and the text reads as native
     Latin script; it is then marked unreliable: the result says it is unsure."""
+    if code is not None and code.endswith("-Latn"):
+        code = code.removesuffix("-Latn")  # CLD3 names romanised Russian "ru-Latn": the base language is ru
     reading = read_script(text)
+    if reading.language is None and code == "tg" and _CYRILLIC.search(text) and not (
+            set(text.casefold()) & TAJIK_CYRILLIC_ONLY):
+        # CLD3 calls Cyrillic Uzbek Tajik; without a letter only Tajik uses, Uzbek is the likelier here.
+        return "uz", False
+    if reading.language is None and code not in VALIDATED and _LATIN.search(text) and not _CYRILLIC.search(text):
+        # CLD3 named a language this service does not serve: one common word of ours is enough to say
+        # which of ours it more likely is (still unsure).
+        best, _ = _best_by_markers(text, at_least=1)
+        if best is not None:
+            return best, False
     if reading.language is None or reading.language == code:
         return code, reliable
     if reading.certain:
