@@ -68,7 +68,7 @@ chaos: install ## Kill every worker, pause broker and database, poison every top
 clean: ## Remove the virtualenv, data and caches
 	rm -rf $(VENV) .data build .pytest_cache .mypy_cache .ruff_cache
 
-eval: install ## Score the labelled evaluation set (ours vs VADER): accuracy, macro-F1, needs micro-F1, texts/s
+eval: install ## Score the held-out set: accuracy per language and script variant, neutral recall, needs micro/macro-F1 and per need, texts/s (build/eval/results.json)
 	$(BIN)/python -m sentiment_training.evaluate
 
 train-heads: install ## Re-train the sentiment and needs heads on sentiment_training/data/train.jsonl (offline)

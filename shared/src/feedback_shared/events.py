@@ -122,6 +122,9 @@ class NeedScore(BaseModel):
 
     need: Need
     score: Annotated[float, Field(ge=0.0, le=1.0)]
+    #: How the writer feels about this need, which can differ from the text's overall label ("great food,
+    #: awful prices": price is negative). Additive: events written before it existed read as "neutral".
+    sentiment: SentimentLabel = "neutral"
 
 
 class FeedbackScored(FeedbackFields):

@@ -71,3 +71,18 @@ def test_a_texts_embedding_does_not_depend_on_its_batch(encoder: E5Encoder) -> N
 def test_unencodable_text_is_embedded_not_refused(encoder: E5Encoder) -> None:
     [vector] = encoder.embed(["broken \ud800 surrogate"])
     assert np.isfinite(vector).all()
+
+
+def test_clause_vectors_come_from_the_same_run_and_leave_the_text_embedding_unchanged(encoder: E5Encoder) -> None:
+    from sentiment.aspects import clause_cuts
+
+    texts = ["Great food, awful prices", "ok", "Персонал милый, но за такие деньги я ждал большего.",
+             "a " * 700 + ", but then it broke", *EDGE_CASES]
+    embeddings, clause_embeddings = encoder.embed_with_clauses(texts, [clause_cuts(t) for t in texts])
+    np.testing.assert_allclose(embeddings, encoder.embed(texts), atol=1e-5)
+    assert [len(c) for c in clause_embeddings[:4]] == [2, 1, 2, 1]  # the long text is one clause
+    np.testing.assert_allclose(np.linalg.norm(clause_embeddings[0], axis=1), 1.0, atol=1e-5)
+    # Two clauses of opposite meaning get different vectors, and neither is the whole text's.
+    first, second = clause_embeddings[0]
+    assert float(first @ second) < 0.99
+    assert float(first @ embeddings[0]) < 0.999

@@ -15,6 +15,11 @@ from sentiment_training.evaluate import (
     macro_f1,
     micro_f1,
     missed_targets,
+    need_sentiment_accuracy,
+    needs_macro_f1,
+    per_need_scores,
+    recall,
+    script_of,
     vader_label,
 )
 
@@ -82,8 +87,10 @@ def test_rows_targets_and_table() -> None:
 
 
 def test_no_target_missed_when_everything_is_right() -> None:
-    rows = [Row("en", 30, 0.9, 0.9, 0.7, 0.5, 0.4), Row("all", 30, 0.9, 0.9, 0.7, 0.5, 0.4)]
-    assert missed_targets(rows) == []
+    rows = [Row("en", 30, 0.9, 0.9, 0.8, 0.5, 0.4), Row("all", 30, 0.9, 0.9, 0.8, 0.5, 0.4)]
+    assert missed_targets(rows, neutral_recall=0.7, script_variant_accuracy=0.8) == []
+    missed = missed_targets(rows, neutral_recall=0.69, script_variant_accuracy=0.79)
+    assert [m.split()[0] for m in missed] == ["neutral", "script-variant"]
 
 
 def test_confusion_counts_truth_by_prediction() -> None:
@@ -91,3 +98,46 @@ def test_confusion_counts_truth_by_prediction() -> None:
     assert table["negative"] == {"negative": 1, "neutral": 1, "positive": 0}
     assert table["positive"]["positive"] == 1
     assert sum(sum(row.values()) for row in table.values()) == 3
+
+
+def test_recall_of_one_label() -> None:
+    truth = ["neutral", "neutral", "negative", "neutral"]
+    predicted = ["neutral", "negative", "negative", "positive"]
+    assert recall(truth, predicted, "neutral") == pytest.approx(1 / 3)
+    assert recall(truth, predicted, "negative") == 1.0
+    with pytest.raises(ValueError):
+        recall(truth, predicted, "positive")
+
+
+def test_per_need_precision_recall_and_macro_f1() -> None:
+    truth = [["price", "empathy"], ["price"], []]
+    predicted = [["price"], ["price", "fairness"], ["empathy"]]
+    scores = per_need_scores(truth, predicted, needs=("price", "empathy", "fairness", "design"))
+    assert scores["price"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2, "predicted": 2}
+    # empathy: one true (missed), one predicted (wrong): tp 0
+    assert scores["empathy"]["precision"] == 0.0 and scores["empathy"]["recall"] == 0.0
+    assert scores["fairness"]["support"] == 0 and scores["fairness"]["f1"] == 0.0
+    # design is neither true nor predicted: left out of the macro mean (price 1, empathy 0, fairness 0)
+    assert needs_macro_f1(scores) == pytest.approx(1 / 3)
+
+
+def test_need_sentiment_is_scored_on_the_needs_found() -> None:
+    items = [
+        {"label": "negative", "needs": ["price", "performance"], "need_sentiments": {"performance": "positive"}},
+        {"label": "positive", "needs": ["empathy"]},
+    ]
+    predicted = [[("price", "negative"), ("performance", "negative"), ("design", "negative")],
+                 [("empathy", "positive")]]
+    # design is not a true need, so its polarity is not scored; performance's own polarity is positive
+    assert need_sentiment_accuracy(items, predicted) == (pytest.approx(2 / 3), 3)
+    assert need_sentiment_accuracy(items, predicted, mixed_only=True) == (0.5, 2)
+
+
+def test_rows_by_script_variant() -> None:
+    items = [{"lang": "uz", "label": "negative", "needs": [], "script": "cyrillic"},
+             {"lang": "uz", "label": "positive", "needs": []},
+             {"lang": "ka", "label": "neutral", "needs": [], "script": "translit"}]
+    assert [script_of(i) for i in items] == ["cyrillic", "native", "translit"]
+    rows = build_rows(items, ["negative", "negative", "neutral"], [[], [], []], ["neutral"] * 3, group="script")
+    assert [r.name for r in rows] == ["cyrillic", "native", "translit", "all", "script-mean"]
+    assert {r.name: r.ours_accuracy for r in rows}["native"] == 0.0

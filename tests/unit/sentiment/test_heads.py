@@ -24,6 +24,7 @@ from sentiment.heads import (
     parse_sentiment_head,
     read_head_document,
 )
+from sentiment.lexical import LEXICAL_DIM
 from sentiment.model import MODEL_VERSION, SentimentModel
 
 TRAIN = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "src" / "sentiment_training" / "data" / "train.jsonl"
@@ -35,7 +36,8 @@ def test_sentiment_head_loads_with_the_right_shapes() -> None:
     assert head.coef.shape == (3, EMBEDDING_DIM)
     assert head.intercept.shape == (3,)
     assert head.trained_weight > 0
-    assert head.trained_weight + sum(h.weight for h in head.packaged) == pytest.approx(1.0)
+    assert head.trained_weight + sum(h.weight for h in head.packaged) + head.lexical_weight == pytest.approx(1.0)
+    assert head.lexical.coef.shape == (3, LEXICAL_DIM)
     probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:5])
     assert probabilities.shape == (5, 3)
     assert probabilities.sum(axis=1) == pytest.approx(np.ones(5))
@@ -47,9 +49,11 @@ def test_needs_head_loads_with_the_right_shapes() -> None:
     assert head.needs == NEEDS
     assert head.coef.shape == (len(NEEDS), EMBEDDING_DIM)
     assert head.intercept.shape == (len(NEEDS),)
-    assert 0 < head.top_threshold <= head.threshold < 1
+    assert head.thresholds.shape == (len(NEEDS),)
+    assert ((head.thresholds > 0) & (head.thresholds < 1)).all()
+    assert (head.calibration_scale > 0).all()
     assert head.max_needs == 3
-    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4])
+    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4], np.eye(LEXICAL_DIM)[:4])
     assert probabilities.shape == (4, len(NEEDS))
     assert ((probabilities > 0) & (probabilities < 1)).all()
 
@@ -89,4 +93,8 @@ def test_a_stale_or_malformed_head_is_refused() -> None:
     with pytest.raises(ValueError, match="needs"):
         parse_needs_head({**needs, "needs": list(reversed(needs["needs"]))})
     with pytest.raises(ValueError, match="thresholds"):
-        parse_needs_head({**needs, "top_threshold": 0.9, "threshold": 0.5})
+        parse_needs_head({**needs, "thresholds": [1.5] * len(NEEDS)})
+    with pytest.raises(ValueError, match="shape"):
+        parse_needs_head({**needs, "thresholds": [0.5] * 3})
+    with pytest.raises(ValueError, match="scales"):
+        parse_needs_head({**needs, "calibration": {**needs["calibration"], "scale": [-1.0] * len(NEEDS)}})

