@@ -125,3 +125,14 @@ def test_feedback_type(text: str, label: str, kind: str | None, expected: str) -
     from sentiment.scoring import feedback_type
 
     assert feedback_type(text, label, kind) == expected
+
+
+def test_need_scores_from_before_per_need_sentiment_still_validate() -> None:
+    """Events written before each need had its own polarity read as neutral needs; new ones carry it."""
+    from feedback_shared.events import NeedScore
+
+    old = NeedScore.model_validate({"need": "price", "score": 0.5})
+    assert old.sentiment == "neutral"
+    assert NeedScore.model_validate({"need": "price", "score": 0.5, "sentiment": "negative"}).sentiment == "negative"
+    with pytest.raises(ValueError):
+        NeedScore.model_validate({"need": "price", "score": 0.5, "sentiment": "furious"})
