@@ -200,3 +200,14 @@ def test_webhook_calls_announce_every_event_when_configured() -> None:
     hooks = [d for d in out.deliveries if d.kind == "webhook"]
     assert [h.msg_id for h in hooks] == [str(e.event_id) for e in out.events]
     assert all(h.payload and '"alert_id"' in h.payload for h in hooks)
+
+
+def test_a_case_lists_the_needs_the_writer_is_negative_about_first() -> None:
+    mixed = negative(needs=[NeedScore(need="experience", score=0.9, sentiment="positive"),
+                            NeedScore(need="price", score=0.6, sentiment="negative"),
+                            NeedScore(need="empathy", score=0.7, sentiment="negative")])
+    out = decide([mixed], BatchState(), POLICY, ROUTING, NOW)
+    [case] = out.new_cases.values()
+    assert case.needs == ["empathy", "price", "experience"]
+    [page] = out.deliveries
+    assert "needs: empathy (negative), price (negative), experience (positive)" in page.body

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from alerts.domain import Account, Case, Csm, Delivery, Snapshot
 from alerts.rules import (
     AlertPolicy,
+    needs_negative_first,
     notification_text,
     priority,
     recommended_channel,
@@ -280,7 +281,7 @@ class _Decider:
             _id=alert_id, kind="case", feedback_event_ids=[feedback_id], first_feedback_event_id=feedback_id,
             customer_id=customer, thread_id=scored.thread_id, channel=scored.channel,
             csm_id=route(account, self.routing.fallback_csm_id), priority=prio, status="open",
-            needs=[n.need for n in scored.needs], event_count=1, earlier_cases=earlier,
+            needs=needs_negative_first(scored), event_count=1, earlier_cases=earlier,
             recommended_channel=recommended_channel(scored, account, self.policy),
             internal_target=internal_target, promised_by=promised_by, paged=not cooling, latest=latest,
             first=latest, feedback_ingested_at=scored.ingested_at, created_at=self.now, updated_at=self.now,

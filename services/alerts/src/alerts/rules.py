@@ -74,6 +74,13 @@ PLAYBOOK: tuple[str, ...] = (
 )
 
 
+def needs_negative_first(scored: FeedbackScored) -> list[str]:
+    """The item's needs, those the writer is negative about first (then by score): "great food, awful
+    prices" is a case about price."""
+    order = {"negative": 0, "neutral": 1, "positive": 2}
+    return [n.need for n in sorted(scored.needs, key=lambda n: (order[n.sentiment], -n.score))]
+
+
 def should_alert(scored: FeedbackScored) -> bool:
     """One negative item is enough (seed 004: most customers leave after one bad experience)."""
     return scored.sentiment.label == "negative"
@@ -146,7 +153,8 @@ def notification_text(
     customer through the account, not through what they typed."""
     who = (account.preferred_name if account and account.preferred_name else None) or scored.author or "a customer"
     title = f"[{priority_}] Negative {scored.kind} from {who} on {scored.source}"
-    needs = ", ".join(n.need for n in scored.needs) or "none detected"
+    polarity: dict[str, str] = {n.need: n.sentiment for n in scored.needs}
+    needs = ", ".join(f"{need} ({polarity[need]})" for need in needs_negative_first(scored)) or "none detected"
     lines = [
         f"What they said ({scored.language or 'unknown language'}): {redact(scored.text)}",
         f"Sentiment: {scored.sentiment.label} ({scored.sentiment.score:+.2f}); needs: {needs}",

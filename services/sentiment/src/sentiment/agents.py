@@ -50,7 +50,8 @@ def register_agents(
             label = event.sentiment.label
             metrics.scored.labels(language=metrics.language_label(event.language), label=label).inc()
             for need in event.needs:
-                metrics.needs.labels(need=need.need, label=label).inc()
+                # Each need by its own polarity: "great food, awful prices" counts price as negative.
+                metrics.needs.labels(need=need.need, label=need.sentiment).inc()
             metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
 
     register_batch_agent(app, FEEDBACK_RECEIVED, "sentiment.score_feedback", score_batch, metrics.dlq,

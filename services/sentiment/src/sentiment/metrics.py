@@ -22,7 +22,7 @@ class SentimentMetrics:
         m = cls(
             scored=Counter("feedback_scored", "Feedback items scored, by detected language and label.",
                            ["language", "label"], registry=registry),
-            needs=Counter("feedback_needs", "Customer needs tagged, by need and sentiment label.",
+            needs=Counter("feedback_needs", "Customer needs tagged, by need and the need's own sentiment (not the text's overall label).",
                           ["need", "label"], registry=registry),
             feedback_to_score=latency_histogram(
                 "feedback_to_score_seconds", "From ingestion to the scored event being published.",
