@@ -21,7 +21,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -392,33 +392,19 @@ class E5Encoder:
     def _hidden(self, windows: list[list[int]]) -> list[FloatArray]:
         """The last hidden states of each window, ``<s>`` and ``</s>`` included: (len + 2, dim) each."""
         out: list[FloatArray] = [np.zeros(0, dtype=np.float32)] * len(windows)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop - start + 1) * (len(windows[order[stop]]) + 2) <= TOKENS_PER_RUN:
-                stop += 1
-            chosen = order[start:stop]
+        for chosen in _runs(windows):
             hidden, lengths = self._run_states([windows[i] for i in chosen])
             starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
             for i, at, n in zip(chosen, starts, lengths, strict=True):
                 out[i] = hidden[at:at + n]
-            start = stop
         return out
 
     def _pooled(self, windows: list[list[int]]) -> FloatArray:
         """The mean of the last hidden states over each window's tokens (``<s>``, ``</s>`` included).
         Windows of similar length run together, so little is spent on padding."""
         out = np.zeros((len(windows), self.dim), dtype=np.float32)
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop - start + 1) * (len(windows[order[stop]]) + 2) <= TOKENS_PER_RUN:
-                stop += 1
-            chosen = order[start:stop]
+        for chosen in _runs(windows):
             out[chosen] = self._run([windows[i] for i in chosen])
-            start = stop
         return out
 
     def _run(self, windows: list[list[int]]) -> FloatArray:
@@ -457,3 +443,16 @@ def _span_means(hidden: FloatArray, spans: Sequence[tuple[int, int]]) -> FloatAr
     """L2-normalised means of the content-token spans (offset by one for ``<s>``)."""
     means = np.stack([hidden[1 + a:1 + b].mean(axis=0) for a, b in spans])
     return np.asarray(means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12), dtype=np.float32)
+
+
+def _runs(windows: list[list[int]]) -> Iterator[list[int]]:
+    """The windows' indices in groups to run together: similar lengths (sorted), at most
+    ``TOKENS_PER_RUN`` tokens a run, ``<s>`` and ``</s>`` counted."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * (len(windows[order[stop]]) + 2) <= TOKENS_PER_RUN:
+            stop += 1
+        yield order[start:stop]
+        start = stop
