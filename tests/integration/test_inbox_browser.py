@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,14 @@ pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def csm_token(stack: EmbeddedStack, csm: str) -> str:
+    """A CSM's token, made as an operator would: ``feedbackctl tokens create`` (its last line)."""
+    result = subprocess.run([sys.executable, "-m", "feedback_tools.ctl", "tokens", "create", "--role", "csm",
+                             "--csm-id", csm, "--mongo-url", stack.config.mongo_url],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.strip().splitlines()[-1]
 
 
 def test_inbox_lists_the_case_by_priority_and_acknowledges_it(api: Api, stack: EmbeddedStack,
@@ -37,12 +47,17 @@ def test_inbox_lists_the_case_by_priority_and_acknowledges_it(api: Api, stack: E
         try:
             page = browser.new_page()
             page.goto(f"{stack.config.service_url('alerts')}/?csm={csm}")
+            # Signed out: the sign-in form, and nothing of the case.
+            assert page.locator('input[name="token"]').count() == 1
+            assert case["alert_id"] not in page.content()
+            page.fill('input[name="token"]', csm_token(stack, csm))
+            page.click('button[type="submit"]')
+            page.goto(f"{stack.config.service_url('alerts')}/?csm={csm}")
+            assert page.evaluate("document.cookie") == ""  # the session cookie is HttpOnly
             row = page.locator(f'tr[data-alert="{case["alert_id"]}"]')
             assert row.locator(".status").text_content() == "open"
             assert "Sifariş iki həftə gecikdi" in (row.text_content() or "")
             assert "min left" in (row.text_content() or "")  # the SLA clock
-            page.fill("#key", stack.config.api_key)
-            page.dispatch_event("#key", "change")
             row.locator('button[data-action="ack"]').click()
             page.wait_for_function(
                 f'document.querySelector(\'tr[data-alert="{case["alert_id"]}"] .status\').textContent === "acknowledged"',

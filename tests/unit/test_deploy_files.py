@@ -139,7 +139,7 @@ def test_known_variables_map_to_settings_fields(name: str) -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("ALERTS_KAFKA__BOOTSTRAP_SERVER", "did you mean 'bootstrap_servers'"),
-    ("SENTIMENT_API_KEYS", "has no field 'api_keys'"),
+    ("SENTIMENT_WEBHOOK_SECRETS", "has no field 'webhook_secrets'"),
     ("LOYALTY_RULE_FILE", "did you mean 'rules_file'"),
     ("INGEST_HTTP__PORT__NUMBER", "is not a nested model"),
     ("ALERTS_MONGO_URL", "has no field 'mongo_url'"),

@@ -20,9 +20,8 @@ DEV_API_KEY = "dev-key"
 
 
 def check_api_keys(keys: list[str], environment: str, variable: str) -> None:
-    """Refuse an empty key list, and the development key anywhere but in development."""
-    if not keys:
-        raise ValueError(f"{variable} is empty: no client could write")
+    """Refuse the development key anywhere but in development. (Empty is fine: principals' tokens
+    come from the auth database, ``feedbackctl tokens create``.)"""
     if DEV_API_KEY in keys and environment != "development":
         raise ValueError(f"{variable} still holds the development key outside development")
 
@@ -67,6 +66,20 @@ class MongoSettings(BaseModel):
     retry_writes: bool = True
 
 
+class AuthSettings(BaseModel):
+    """Where principals' tokens are (``feedback_shared.auth``), and what needs none."""
+
+    model_config = {"frozen": True}
+
+    #: The database, on the service's MongoDB server, whose ``tokens`` collection every service reads.
+    database: str = "auth"
+    #: How long a token lookup is trusted: a revoked token stops working within this.
+    cache_ttl_s: float = 10.0
+    #: Serve ``/metrics`` without a token (a scraper inside the cluster; the NetworkPolicies keep it
+    #: there). Off: Prometheus sends a ``reader`` token.
+    metrics_public: bool = False
+
+
 class HttpSettings(BaseModel):
     model_config = {"frozen": True}
 
@@ -99,13 +112,25 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
 
 class KeyedServiceSettings(CommonSettings):
-    """A service whose API takes keys (``Authorization: Bearer …``): ``<PREFIX>API_KEYS``. The
-    development key is refused outside development, with the variable named."""
+    """A service whose API takes tokens (``Authorization: Bearer …``). ``<PREFIX>API_KEYS`` are static
+    admin tokens (the bootstrap; ``feedbackctl tokens create`` makes the rest). The development key is
+    refused outside development, with the variable named."""
 
-    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    #: Unset: the development key in development, none elsewhere.
+    api_keys: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dev_key_by_default_in_development(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_keys" not in data:
+            environment = data.get("environment", cls.model_fields["environment"].default)
+            if environment == "development":
+                data = {**data, "api_keys": [DEV_API_KEY]}
+        return data
 
     @model_validator(mode="after")
     def _refuse_dev_key_outside_development(self) -> Self:

@@ -1,20 +1,21 @@
-"""HTTP pieces every service uses: health and readiness probes, API-key auth, a body-size limit, and
-422 answers that can always be written."""
+"""HTTP pieces every service uses: health and readiness probes, principals on every other route
+(``feedback_shared.auth``), a body-size limit, and 422 answers that can always be written."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedback_shared.metrics import metrics_asgi_app
+from feedback_shared.auth import Authenticator, MongoTokenStore, require
+from feedback_shared.config import KeyedServiceSettings
 
 
 def health_router(readiness_checks: Mapping[str, Callable[[], bool]]) -> APIRouter:
@@ -37,30 +38,6 @@ def health_router(readiness_checks: Mapping[str, Callable[[], bool]]) -> APIRout
         )
 
     return router
-
-
-def api_key_dependency(api_keys: Callable[[], frozenset[str]]) -> Callable[..., None]:
-    """A dependency that requires ``Authorization: Bearer <key>`` with one of the configured keys."""
-
-    def require_api_key(authorization: str | None = Header(default=None)) -> None:
-        if not authorization:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="missing API key: send 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="malformed Authorization header: expected 'Bearer <API key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
-        if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in api_keys()):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="API key not accepted")
-
-    return require_api_key
 
 
 class BodySizeLimit:
@@ -128,9 +105,30 @@ def handle_validation_errors(app: FastAPI, on_invalid: Callable[[], None] | None
 
 
 def add_operational_endpoints(app: FastAPI, registry: CollectorRegistry,
-                              readiness_checks: Mapping[str, Callable[[], bool]]) -> None:
+                              readiness_checks: Mapping[str, Callable[[], bool]],
+                              settings: KeyedServiceSettings) -> Authenticator:
     """What every service serves besides its API: ``/healthz``, ``/readyz`` (``readiness_checks``),
-    ``/metrics``, and 422s that name the field."""
+    ``/metrics`` (for a ``reader`` token, or anyone where ``auth.metrics_public``), and 422s that name
+    the field. Returns the app's authenticator (``app.state.authenticator``), whose token store
+    ``connect_token_store`` sets once the database client exists."""
     app.include_router(health_router(readiness_checks))
     handle_validation_errors(app)
-    app.mount("/metrics", metrics_asgi_app(registry))
+    app.state.authenticator = authenticator = Authenticator(
+        None, settings.api_keys, cache_ttl_s=settings.auth.cache_ttl_s)
+    guard = [] if settings.auth.metrics_public else [Depends(require("metrics.read"))]
+
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    # Both spellings: the scrape configs name /metrics/ (where the mounted exporter used to redirect).
+    for path in ("/metrics", "/metrics/"):
+        app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False, dependencies=guard)
+
+    return authenticator
+
+
+def connect_token_store(app: FastAPI, client: Any, settings: KeyedServiceSettings) -> MongoTokenStore:
+    """Point the app's authenticator at the tokens in ``settings.auth.database`` on ``client``."""
+    store = MongoTokenStore(client[settings.auth.database])
+    app.state.authenticator.store = store
+    return store

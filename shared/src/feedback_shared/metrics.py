@@ -6,15 +6,10 @@ customer identifiers.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
-from starlette.types import ASGIApp
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 #: Buckets for pipeline latencies, from tens of milliseconds to a minute; finer around the 2 s alert target.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
-
-
-def metrics_asgi_app(registry: CollectorRegistry) -> ASGIApp:
-    return make_asgi_app(registry)  # type: ignore[no-any-return]
 
 
 def dlq_counter(registry: CollectorRegistry) -> Counter:

@@ -5,7 +5,7 @@ database counts round trips."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,9 +74,11 @@ class FakeCases(Calls):
     def get(self, alert_id: str) -> Case | None:
         return self.cases.get(alert_id)
 
-    def find(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Case]:
+    def find(self, *, status: str | None, csm: str | None, need: str | None, limit: int,
+             within: Collection[str] | None = None) -> list[Case]:
         found = [c for c in self.cases.values() if (not status or c.status == status)
-                 and (not csm or c.csm_id == csm) and (not need or need in c.needs)]
+                 and (not csm or c.csm_id == csm) and (not need or need in c.needs)
+                 and (within is None or c.csm_id in within)]
         return sorted(found, key=lambda c: c.created_at, reverse=True)[:limit]
 
     def transition(self, alert_id: str, from_statuses: tuple[str, ...], to: str, now: datetime) -> Case | None:

@@ -7,6 +7,7 @@
     feedbackctl health    readiness of every service
     feedbackctl topics    list the broker's topics
     feedbackctl schemas   write the JSON Schema of every topic (for producers outside the project)
+    feedbackctl tokens    create, list and revoke principals' tokens (in the auth database)
 """
 
 from __future__ import annotations
@@ -97,13 +98,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Starting the broker on {config.bootstrap} and the database on {config.host}:{config.mongo_port} …",
               flush=True)
         stack.start_infrastructure()
+        admin_token = create_dev_admin_token(config)
         print("Starting ingest, sentiment, alerts and loyalty (the model loads in a second or two) …", flush=True)
         stack.start_services(names)
         if demo:
             StandInReceiver(config.host, notify_port, keep=False, on_request=print_notification)
             accepted, failed = send_demo(config, f"json://{config.host}:{notify_port}/")
             print(f"Demo feed sent: {accepted} items accepted, {failed} refused.", flush=True)
-        print(_where_to_look(config, stack), flush=True)
+        print(_where_to_look(config, stack, admin_token), flush=True)
         while True:
             for name, child in list(stack.children.items()):
                 if not child.alive():
@@ -124,14 +126,36 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Stopped.", flush=True)
 
 
-def _where_to_look(config: StackConfig, stack: EmbeddedStack) -> str:
+def create_dev_admin_token(config: StackConfig) -> str:
+    """An admin token in the dev stack's auth database, printed with where to look."""
+    from pydantic import SecretStr
+
+    from feedback_shared.auth import MongoTokenStore, TokenRequest, create_token
+    from feedback_shared.config import MongoSettings
+    from feedback_shared.events import utcnow
+    from feedback_shared.mongo import connect
+
+    client = connect(MongoSettings(url=SecretStr(config.mongo_url)))
+    try:
+        store = MongoTokenStore(client["auth"])
+        store.ensure_indexes()
+        token, _ = create_token(store, TokenRequest(role="admin", name="make run"), utcnow())
+    finally:
+        client.close()
+    return token
+
+
+def _where_to_look(config: StackConfig, stack: EmbeddedStack, admin_token: str) -> str:
     u = config.service_url
     return f"""
-The pipeline is running. API key: {config.api_key}  (Ctrl-C stops everything)
+The pipeline is running (Ctrl-C stops everything). Every route needs a token:
+  admin token      {admin_token}
+  development key  {config.api_key}  (also admin; refused outside development)
+  more tokens      .venv/bin/feedbackctl tokens create --role csm --csm-id csm-demo
 
   Ingest API docs     {u('ingest')}/docs
   Scoring API docs    {u('sentiment')}/docs
-  CSM inbox           {u('alerts')}/
+  CSM inbox           {u('alerts')}/  (sign in with a token)
   Alerts API          {u('alerts')}/v1/alerts
   Loyalty points      {u('loyalty')}/v1/customers/cust-boris/points
   Metrics             {u('ingest')}/metrics  (and :{config.service_ports['sentiment']}, :{config.service_ports['alerts']}, :{config.service_ports['loyalty']})
@@ -141,7 +165,7 @@ Try:
   curl -s -X POST {u('ingest')}/v1/reviews -H 'Authorization: Bearer {config.api_key}' \\
        -H 'Content-Type: application/json' \\
        -d '{{"source":"google","external_id":"try-1","customer_id":"c-42","rating":1,"text":"Terrible, it broke on day one and nobody answers."}}'
-  curl -s {u('alerts')}/v1/alerts
+  curl -s {u('alerts')}/v1/alerts -H 'Authorization: Bearer {config.api_key}'
 """
 
 
@@ -239,6 +263,60 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_store(args: argparse.Namespace) -> Any:
+    from pydantic import SecretStr
+
+    from feedback_shared.auth import MongoTokenStore
+    from feedback_shared.config import MongoSettings
+    from feedback_shared.mongo import connect
+
+    url = args.mongo_url or os.environ.get("FEEDBACK_MONGO_URL") or _config_from_env().mongo_url
+    client = connect(MongoSettings(url=SecretStr(url), server_selection_timeout_ms=5000))
+    store = MongoTokenStore(client[args.auth_database])
+    store.ensure_indexes()
+    return store
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """Tokens are written straight to the auth database: an operator with database access needs no
+    token to make the first one."""
+    from pydantic import ValidationError
+
+    from feedback_shared.auth import TokenRequest, create_token
+    from feedback_shared.events import utcnow
+
+    if args.action == "create":
+        try:
+            request = TokenRequest(role=args.role, name=args.name or "", csm_id=args.csm_id,
+                                   sources=tuple(args.source or ()), commerce=args.commerce).checked()
+        except (ValidationError, ValueError) as exc:
+            print(f"feedbackctl: {exc}", file=sys.stderr)
+            return 2
+        token, record = create_token(_token_store(args), request, utcnow())
+        scope = ", ".join(f"{k}={v}" for k, v in (("csm_id", record.csm_id), ("sources", ",".join(record.sources)),
+                                                   ("commerce", record.commerce)) if v)
+        print(f"Created token {record.token_id} (role {record.role}{'; ' + scope if scope else ''}). "
+              "It is shown once; store it now:")
+        print(token)
+        return 0
+    store = _token_store(args)
+    if args.action == "revoke":
+        if not args.token_id:
+            print("feedbackctl: tokens revoke needs the token id (see tokens list)", file=sys.stderr)
+            return 2
+        token_id = args.token_id.split("_")[1] if args.token_id.startswith("fbt_") else args.token_id
+        if store.revoke(token_id, utcnow()):
+            print(f"Revoked {token_id} (services stop accepting it within their cache time, 10 s by default).")
+            return 0
+        print(f"feedbackctl: no active token {token_id!r}", file=sys.stderr)
+        return 1
+    for record in store.all():
+        state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}" if record.revoked_at else "active"
+        print(f"{record.token_id}  {record.role:11s} {record.csm_id or ''} {','.join(record.sources)}"
+              f"{' commerce' if record.commerce else ''}  {record.name}  [{state}]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="feedbackctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,7 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     sch.add_argument("--dir", help="where to write them (default: the package's schemas/, checked in)")
     sch.add_argument("--check", action="store_true", help="exit 1 if the checked-in schemas are out of date")
     sch.set_defaults(func=cmd_schemas)
+    tok = sub.add_parser("tokens", help="create, list or revoke tokens (the token is the last line of create)")
+    tok.add_argument("action", choices=["create", "list", "revoke"])
+    tok.add_argument("token_id", nargs="?", help="for revoke: the token's id (or the token itself)")
+    tok.add_argument("--role", choices=["admin", "manager", "csm", "integration", "reader"])
+    tok.add_argument("--csm-id", help="role csm: the CSM the token acts as")
+    tok.add_argument("--source", action="append", help="role integration: a source it may write (repeatable)")
+    tok.add_argument("--commerce", action="store_true", help="role integration: may send purchases and returns")
+    tok.add_argument("--name", help="who or what holds the token")
+    tok.add_argument("--mongo-url", help="the database (default: FEEDBACK_MONGO_URL, else the dev stack's)")
+    tok.add_argument("--auth-database", default="auth", help="the database holding the tokens")
+    tok.set_defaults(func=cmd_tokens)
     args = parser.parse_args(argv)
+    if args.command == "tokens" and args.action == "create" and not args.role:
+        parser.error("tokens create needs --role")
     return int(args.func(args))
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from alerts.rules import AlertPolicy, load_policy
 from feedback_shared.config import (
@@ -44,6 +45,17 @@ class Settings(KeyedServiceSettings):
     manager_notify: list[str] = Field(default_factory=list)
     #: How often the SLA clock is checked.
     sla_poll_s: float = 5.0
+    #: Signs the inbox's session cookies and CSRF tokens (at least 32 characters; every replica the
+    #: same). Unset in development only: a random one per process.
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = 8 * 3600
+
+    @model_validator(mode="after")
+    def _session_secret_outside_development(self) -> Self:
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if self.environment != "development" and len(secret) < 32:
+            raise ValueError("ALERTS_SESSION_SECRET must be set, at least 32 characters, outside development")
+        return self
 
     def policy(self) -> AlertPolicy:
         return load_policy(self.policy_file or Path(str(files("alerts").joinpath("policy.toml"))))

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 
 from alerts.agents import register_agents
 from alerts.config import Settings
+from alerts.inbox import inbox_router
 from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher
-from alerts.routes import read_router, write_router
+from alerts.routes import router
 from alerts.service import AlertService
+from alerts.sessions import Sessions, cookie_principal
 from alerts.sla import SlaMonitor
 from alerts.stores import AlertsStore
-from feedback_shared.http import add_operational_endpoints, api_key_dependency
+from feedback_shared.http import add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_PROFILES
@@ -30,11 +33,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     metrics = AlertsMetrics.create(registry)
     db_commands = CommandCounter(registry)
     policy = settings.policy()
-    api_keys = frozenset(settings.api_keys)
+    # Without a configured secret (development only: the settings refuse it elsewhere), sessions last
+    # as long as the process.
+    secret = settings.session_secret.get_secret_value().encode() if settings.session_secret else secrets.token_bytes(32)
+    sessions = Sessions(secret, max_age_s=settings.session_max_age_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False, listeners=[db_commands])
+        connect_token_store(app, client, settings)
         store = AlertsStore.mongo(database(client, settings.mongo, "alerts"))
         ensure_indexes_when_up(store.ensure_indexes)
         app.state.mongo = client
@@ -66,10 +73,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         client.close()
 
     app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)
-    app.include_router(read_router)
-    app.include_router(write_router, dependencies=[Depends(api_key_dependency(lambda: api_keys))])
+    app.state.sessions = sessions
+    app.state.cookie_principal = cookie_principal(sessions)
+    app.state.fallback_csm_id = settings.fallback_csm_id
+    app.include_router(router)
+    app.include_router(inbox_router)
     add_operational_endpoints(app, registry, {
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
-    })
+    }, settings)
     return app

@@ -9,14 +9,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_shared.errors import DependencyUnavailable
-from feedback_shared.http import BodySizeLimit, api_key_dependency, handle_validation_errors, health_router
+from feedback_shared.http import (
+    BodySizeLimit,
+    add_operational_endpoints,
+    connect_token_store,
+    handle_validation_errors,
+)
 from feedback_shared.kafka import broker_reachable
-from feedback_shared.metrics import metrics_asgi_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from ingest.config import Settings
 from ingest.feeds import FeedPoller
@@ -41,7 +47,6 @@ def create_app(
     registry = registry or CollectorRegistry()
     metrics = IngestMetrics.create(registry)
     db_commands = CommandCounter(registry)
-    api_keys = frozenset(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +56,7 @@ def create_app(
             yield
             return
         client = connect(settings.mongo, ping=False, listeners=[db_commands])
+        connect_token_store(app, client, settings)
         mongo_repo = MongoAcceptedRepository(database(client, settings.mongo, "ingest"))
         ensure_indexes_when_up(mongo_repo.ensure_indexes)
         kafka_publisher = Publisher(settings.kafka)
@@ -83,23 +89,19 @@ def create_app(
             headers={"Retry-After": str(settings.retry_after_s)},
         )
 
-    handle_validation_errors(app, metrics.rejected.labels(reason="validation").inc)
+    @app.exception_handler(StarletteHTTPException)
+    async def _count_refusals(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (401, 403):
+            metrics.rejected.labels(reason="unauthorized" if exc.status_code == 401 else "forbidden").inc()
+        return await http_exception_handler(request, exc)
 
-    def _count_auth(request: Request) -> None:
-        header = request.headers.get("authorization")
-        token = header.partition(" ")[2].strip() if header else ""
-        if not header:
-            metrics.rejected.labels(reason="unauthorized").inc()
-        elif token not in api_keys:
-            metrics.rejected.labels(reason="forbidden").inc()
-
-    require_key = api_key_dependency(lambda: api_keys)
     app.state.settings = settings
-    app.include_router(router, dependencies=[Depends(_count_auth), Depends(require_key)])
-    app.include_router(webhook_router)  # authenticated by the source's signature, not an API key
-    app.include_router(health_router({
+    app.include_router(router)
+    app.include_router(webhook_router)  # authenticated by the source's signature, not a token
+    add_operational_endpoints(app, registry, {
         "broker": lambda: bool(app.state.broker_ready()),
         "database": lambda: bool(app.state.database_ready()),
-    }))
-    app.mount("/metrics", metrics_asgi_app(registry))
+    }, settings)
+    # After the shared handler: validation refusals are counted too.
+    handle_validation_errors(app, metrics.rejected.labels(reason="validation").inc)
     return app

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from feedback_shared.auth import Principal, current_principal, require
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import (
     CustomerErasureRequested,
@@ -16,6 +17,7 @@ from feedback_shared.events import (
 )
 from feedback_shared.topics import CUSTOMER_ERASURE
 from feedback_shared.webhooks import SignatureError, verify
+from ingest.access import refusal
 from ingest.config import Settings
 from ingest.mapping import parse_item, submission_for, webhook_items
 from ingest.schemas import (
@@ -31,13 +33,14 @@ from ingest.schemas import (
 )
 from ingest.service import IngestService, Outcome, Submission
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+# Authentication first, before any other parameter is read.
+router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(current_principal)])
 webhook_router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Accepted, "description": "Already accepted earlier: the first event_id."},
-    401: {"description": "No API key."},
-    403: {"description": "API key not accepted."},
+    401: {"description": "No token, or a token that is unknown or revoked."},
+    403: {"description": "The token may not write this (its role, source or commerce permission)."},
     413: {"description": "Body too large."},
     503: {"description": "Broker or database unreachable; retry after Retry-After seconds."},
 }
@@ -59,6 +62,14 @@ def get_settings(request: Request) -> Settings:
 
 ServiceDep = Annotated[IngestService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WriterDep = Annotated[Principal, Depends(require("ingest.write"))]
+
+
+def allowed(principal: Principal, submission: Submission) -> Submission:
+    """``submission``, if ``principal`` may write it; else 403 naming why."""
+    if (reason := refusal(principal, submission)) is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=reason)
+    return submission
 
 
 def _answer(response: Response, outcome: Outcome) -> Accepted:
@@ -68,48 +79,53 @@ def _answer(response: Response, outcome: Outcome) -> Accepted:
 
 # ---- one item -------------------------------------------------------------------------------------
 @router.post("/reviews", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_review(body: ReviewIn, service: ServiceDep, response: Response) -> Accepted:
+def post_review(body: ReviewIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
     """Accept a review. The same ``(source, external_id)`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(submission_for("review", body)))
+    return _answer(response, service.accept(allowed(principal, submission_for("review", body))))
 
 
 @router.post("/mentions", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_mention(body: MentionIn, service: ServiceDep, response: Response) -> Accepted:
+def post_mention(body: MentionIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
     """Accept a social-media mention."""
-    return _answer(response, service.accept(submission_for("mention", body)))
+    return _answer(response, service.accept(allowed(principal, submission_for("mention", body))))
 
 
 @router.post("/feedback", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response) -> Accepted:
+def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
     """The fast complaint form: text plus one of customer_id, e-mail or phone.
 
     An e-mail or phone number is never published: the customer is identified by a pseudonymous id
     derived from it.
     """
-    return _answer(response, service.accept(submission_for("complaint", body)))
+    return _answer(response, service.accept(allowed(principal, submission_for("complaint", body))))
 
 
 @router.post("/purchases", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_purchase(body: PurchaseIn, service: ServiceDep, response: Response) -> Accepted:
+def post_purchase(body: PurchaseIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
     """Record a purchase. The same ``order_id`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(submission_for("purchase", body)))
+    return _answer(response, service.accept(allowed(principal, submission_for("purchase", body))))
 
 
 @router.post("/returns", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_return(body: ReturnIn, service: ServiceDep, response: Response) -> Accepted:
+def post_return(body: ReturnIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
     """Record a returned order."""
-    return _answer(response, service.accept(submission_for("return", body)))
+    return _answer(response, service.accept(allowed(principal, submission_for("return", body))))
 
 
 # ---- many items -----------------------------------------------------------------------------------
 def accept_items(
-    service: IngestService, items: list[dict[str, Any]], response: Response, retry_after_s: int
+    service: IngestService, items: list[dict[str, Any]], response: Response, retry_after_s: int,
+    principal: Principal | None,
 ) -> BatchResult:
+    """``principal`` None: items a source's signed webhook pushed (the signature is the proof)."""
     results: list[ItemResult | None] = [None] * len(items)
     valid: list[tuple[int, Submission]] = []
     for index, raw in enumerate(items):
         parsed = parse_item(raw)
-        if isinstance(parsed, Submission):
+        if isinstance(parsed, Submission) and principal is not None and (reason := refusal(principal, parsed)):
+            results[index] = ItemResult(index=index, status="rejected",
+                                        errors=[{"loc": ["source"], "msg": reason, "type": "forbidden"}])
+        elif isinstance(parsed, Submission):
             valid.append((index, parsed))
         else:
             results[index] = ItemResult(index=index, status="rejected", errors=parsed)
@@ -132,11 +148,13 @@ def accept_items(
                        unavailable=counts["unavailable"], results=final)
 
 
-@router.post("/batch", response_model=BatchResult, responses={503: RESPONSES[503], 413: RESPONSES[413]})
-def post_batch(body: BatchIn, service: ServiceDep, settings: SettingsDep, response: Response) -> BatchResult:
+@router.post("/batch", response_model=BatchResult, responses={
+    code: RESPONSES[code] for code in (401, 403, 413, 503)})
+def post_batch(body: BatchIn, service: ServiceDep, settings: SettingsDep, response: Response,
+               principal: WriterDep) -> BatchResult:
     """Up to 1,000 mixed items with per-item results: accepted, duplicate, rejected (with the errors)
     or unavailable (retry those). 503 only when no item could be handed to the broker."""
-    return accept_items(service, body.items, response, settings.retry_after_s)
+    return accept_items(service, body.items, response, settings.retry_after_s, principal)
 
 
 @webhook_router.post("/webhooks/{source}", response_model=BatchResult, tags=["ingest"], responses={
@@ -165,13 +183,13 @@ async def post_webhook(
     if items is None:
         raise HTTPException(422,
                             detail="expected a JSON object, a list of 1-1000 objects, or {\"items\": [...]}")
-    return await run_in_threadpool(accept_items, service, items, response, settings.retry_after_s)
+    return await run_in_threadpool(accept_items, service, items, response, settings.retry_after_s, None)
 
 
 # ---- the right to be forgotten --------------------------------------------------------------------
 @router.delete("/customers/{customer_id}", status_code=202, responses=RESPONSES)
 def forget_customer(customer_id: Annotated[str, Path(min_length=1, max_length=256)],
-                    service: ServiceDep) -> dict[str, Any]:
+                    service: ServiceDep, _: Annotated[Principal, Depends(require("erasure"))]) -> dict[str, Any]:
     """Publish ``customer.erasure.v1`` (every service deletes or anonymises what it holds on the
     customer) and remove ingest's own records of them."""
     event = CustomerErasureRequested(customer_id=customer_id)

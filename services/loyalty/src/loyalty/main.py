@@ -15,7 +15,8 @@ from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
-from feedback_shared.http import add_operational_endpoints, api_key_dependency
+from feedback_shared.auth import AUTH_RESPONSES, require
+from feedback_shared.http import add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.loops import every
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
@@ -58,7 +59,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     metrics = LoyaltyMetrics.create(registry)
     db_commands = CommandCounter(registry)
     rules = settings.rules()
-    api_keys = frozenset(settings.api_keys)
 
     async def housekeeping(service: LoyaltyService, repo: LoyaltyRepository, publisher: Publisher) -> None:
         async def tick() -> None:
@@ -70,6 +70,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False, listeners=[db_commands])
+        connect_token_store(app, client, settings)
         repo = LoyaltyRepository(client, database(client, settings.mongo, "loyalty"))
         ensure_indexes_when_up(repo.ensure_indexes)
         service = LoyaltyService(repo, rules, metrics)
@@ -92,8 +93,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         client.close()
 
     app = FastAPI(title="Feedback loyalty", version="1", lifespan=lifespan)
-    read = APIRouter(tags=["loyalty"])
-    write = APIRouter(tags=["loyalty"], dependencies=[Depends(api_key_dependency(lambda: api_keys))])
+    # Authentication first, before any other parameter is read.
+    read = APIRouter(tags=["loyalty"], dependencies=[Depends(require("loyalty.read"))], responses=AUTH_RESPONSES)
+    write = APIRouter(tags=["loyalty"], dependencies=[Depends(require("loyalty.redeem"))], responses=AUTH_RESPONSES)
 
     @read.get("/v1/customers/{customer_id}/points")
     def points(customer_id: CustomerId, repo: RepoDep, service: ServiceDep,
@@ -144,5 +146,5 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     add_operational_endpoints(app, registry, {
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),
-    })
+    }, settings)
     return app

@@ -4,10 +4,10 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from feedback_shared.config import CommonSettings, HttpSettings, service_settings_config
+from feedback_shared.config import HttpSettings, KeyedServiceSettings, service_settings_config
 
 
-class Settings(CommonSettings):
+class Settings(KeyedServiceSettings):
     model_config = service_settings_config("SENTIMENT_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8001))

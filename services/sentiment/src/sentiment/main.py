@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedback_shared.auth import AUTH_RESPONSES, Principal, require
 from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
-from feedback_shared.http import add_operational_endpoints
+from feedback_shared.http import add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
+from feedback_shared.mongo import connect
 from sentiment.agents import register_agents
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
@@ -47,24 +49,28 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     model = SentimentModel(embed_threads=settings.embed_threads)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if not stream:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The service keeps nothing in a database; the client reads principals' tokens only.
+        client = connect(settings.mongo, ping=False)
+        connect_token_store(app, client, settings)
+        if stream:
+            worker = create_faust_app("sentiment", settings.kafka)
+            registry.register(ConsumerLagCollector(worker))
+            register_agents(worker, settings, model, metrics)
+            async with faust_app_running(worker, stop_timeout=30):
+                yield
+        else:
             yield
-            return
-        worker = create_faust_app("sentiment", settings.kafka)
-        registry.register(ConsumerLagCollector(worker))
-        register_agents(worker, settings, model, metrics)
-        async with faust_app_running(worker, stop_timeout=30):
-            yield
+        client.close()
 
     app = FastAPI(title="Feedback sentiment", version="1", lifespan=lifespan)
 
-    @app.post("/v1/score", response_model=ScoreResponse, tags=["sentiment"])
-    async def score(body: ScoreRequest) -> ScoreResponse:
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["sentiment"], responses=AUTH_RESPONSES)
+    async def score(body: ScoreRequest, _: Annotated[Principal, Depends(require("score"))]) -> ScoreResponse:
         """Score one text ad hoc: the same result shape as ``FeedbackScored``."""
         [result] = await asyncio.to_thread(model.score, [body.text], [body.language])
         return ScoreResponse(**result.as_fields(), model_version=model.version,
                              feedback_type=feedback_type(body.text, result.sentiment.label))
 
-    add_operational_endpoints(app, registry, {"broker": lambda: broker_reachable(settings.kafka)})
+    add_operational_endpoints(app, registry, {"broker": lambda: broker_reachable(settings.kafka)}, settings)
     return app

@@ -8,6 +8,7 @@ Reads and writes for the stream are per batch: one command for every case a batc
 
 from __future__ import annotations
 
+from collections.abc import Collection as Many
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -115,7 +116,8 @@ class MongoCaseStore:
         doc = self.alerts.find_one({"_id": alert_id})
         return Case.from_doc(doc) if doc else None
 
-    def find(self, *, status: str | None, csm: str | None, need: str | None, limit: int) -> list[Case]:
+    def find(self, *, status: str | None, csm: str | None, need: str | None, limit: int,
+             within: Many[str] | None = None) -> list[Case]:
         query: Doc = {}
         if status:
             query["status"] = status
@@ -123,6 +125,11 @@ class MongoCaseStore:
             query["csm_id"] = csm
         if need:
             query["needs"] = need
+        if within is not None:
+            # A CSM's view: its own cases and the fallback queue's (``csm`` narrows it further).
+            query.setdefault("csm_id", {"$in": sorted(within)})
+            if csm and csm not in within:
+                return []
         return [Case.from_doc(d) for d in self.alerts.find(query).sort("created_at", DESCENDING).limit(limit)]
 
     def _update_then_read(self, query: Doc, update: Doc) -> Case | None:
