@@ -75,6 +75,8 @@ def purchase_credits(ordinal: int, amount: Decimal, rules: PointsRules) -> list[
 
 #: Rules whose points belong to an order, and so go back when it is returned (a review bonus stays).
 ORDER_RULES = ("welcome", "repeat_purchase", "return_reversal")
+#: Rules that count towards the tier: points earned, net of returns; redemptions and expiry do not lower it.
+TIER_RULES = (*sorted(EARNING_RULES), "return_reversal")
 
 
 def return_reversal(order_points: int, balance: int, rules: PointsRules) -> Credit:
