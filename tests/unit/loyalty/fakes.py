@@ -19,6 +19,7 @@ from loyalty.domain import (
     LedgerEntry,
     Profile,
     PurchaseRecord,
+    ReviewClaim,
     WriteConflict,
 )
 from loyalty.points import ORDER_RULES, TIER_RULES
@@ -72,6 +73,7 @@ class FakePurchases(Calls):
     def __init__(self) -> None:
         super().__init__()
         self.records: dict[str, PurchaseRecord] = {}
+        self.claims: dict[str, ReviewClaim] = {}
 
     def seen(self, order_ids: Iterable[str], buyers: Iterable[str],
              products: Iterable[tuple[str, str]]) -> PurchasesSeen:
@@ -81,6 +83,7 @@ class FakePurchases(Calls):
             records={o: self.records[o] for o in order_ids if o in self.records},
             counts=dict(Counter(r.customer_id for r in self.records.values() if r.customer_id in buyers)),
             products_bought={(r.customer_id, s) for r in self.records.values() for s in r.skus} & pairs,
+            claims=[c for c in self.claims.values() if c.customer_id in buyers],
         )
 
     def figures(self) -> dict[str, dict[str, Decimal]]:
@@ -141,8 +144,9 @@ class FakeLoyaltyStore(Calls):
         return total
 
     def write(self, purchases: Sequence[PurchaseRecord], entries: Sequence[LedgerEntry],
-              accounts: Sequence[AccountChange]) -> None:
-        if not (purchases or entries or accounts):
+              accounts: Sequence[AccountChange], *, claims: Sequence[ReviewClaim] = (),
+              claims_paid: Sequence[str] = ()) -> None:
+        if not (purchases or entries or accounts or claims or claims_paid):
             return
         self._call("write")
         while self.before_write:
@@ -169,6 +173,10 @@ class FakeLoyaltyStore(Calls):
                     doc[key] = max(doc.get(key) or value, value)
             if change.tier is not None:
                 doc.update(tier=change.tier, tier_previous=change.tier_previous, tier_cause=change.tier_cause)
+        for claim in claims:
+            self.purchases.claims.setdefault(claim.source_event_id, claim)
+        for source in claims_paid:
+            self.purchases.claims.pop(source, None)
 
     def apply(self, entry: LedgerEntry, *, clamp_to_balance: bool = False, require_balance: bool = False) -> Applied:
         self._call("apply")
@@ -197,6 +205,7 @@ class FakeLoyaltyStore(Calls):
         for o, r in list(self.purchases.records.items()):
             if r.customer_id == customer_id:
                 self.purchases.records[o] = replace(r, customer_id=pseudonym)
+        self.purchases.claims = {k: c for k, c in self.purchases.claims.items() if c.customer_id != customer_id}
         self.accounts.customers.pop(customer_id, None)
         self.accounts.profiles.pop(customer_id, None)
         return len(moved)

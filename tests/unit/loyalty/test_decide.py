@@ -21,7 +21,7 @@ from feedback_shared.events import (
     derived_id,
 )
 from loyalty.decide import BatchState, Decisions, decide, entry_id, pseudonym
-from loyalty.domain import Account, LedgerEntry, Profile, PurchaseRecord
+from loyalty.domain import Account, LedgerEntry, Profile, PurchaseRecord, ReviewClaim
 from loyalty.points import PointsRules
 
 RULES = PointsRules(surprise_probability=0, review_bonus=25)
@@ -182,6 +182,9 @@ def test_no_bonus_for_an_order_not_bought_or_bought_by_someone_else_or_nothing_n
     out = decide(batch, state, RULES, T0)
     assert out.entries == [] and out.points == [] and out.accounts == []
     assert out.not_bought == batch[:3]  # the last names nothing: not even a question
+    # Each waits for its purchase, as a claim of the reviewer's.
+    assert [(c.customer_id, c.order_id, c.product_id) for c in out.claims] == [
+        ("c-1", "o-unknown", None), ("c-1", "o-other", None), ("c-1", None, "sku-never")]
 
 
 def test_a_product_review_is_paid_only_for_a_product_the_customer_bought_once() -> None:
@@ -201,3 +204,34 @@ def test_two_reviews_of_the_same_order_pay_once_in_a_batch_and_across_batches() 
     assert paid.points == 25
     later = replace(state, ledger={paid.entry_id: paid})
     assert decide([review(order="o-1")], later, RULES, T0).entries == []
+
+
+def test_a_review_that_came_before_its_purchase_is_paid_when_the_purchase_comes_once() -> None:
+    early = decide([review(order="o-7"), review(product="sku-3")], BatchState(), RULES, T0)
+    claims = early.claims
+    assert early.entries == [] and len(claims) == 2
+    # Someone else buys o-7: the claim stays; the reviewer buys it (and sku-3 with it): both paid, once.
+    state = BatchState(accounts={"c-1": account(profile=Profile("Ms. Ibrayeva"))}, claims=claims)
+    other = decide([buy("o-7", "10", customer="c-2")], state, RULES, T0)
+    assert other.claims_paid == [] and other.entries == []
+    mine = decide([buy("o-7", "10", skus=("sku-3",)), buy("o-8", "10", skus=("sku-3",))], state, RULES, T0)
+    assert [(e.rule, e.points, e.order_id, e.source_event_id) for e in mine.entries if e.rule == "review_bonus"] == [
+        ("review_bonus", 25, "o-7", claims[0].source_event_id), ("review_bonus", 25, None, claims[1].source_event_id)]
+    assert sorted(mine.claims_paid) == sorted(c.source_event_id for c in claims)
+    assert [n.reason for n in mine.notifications if isinstance(n, CustomerThanked)].count("review_bonus") == 2
+    # The same review again after it was paid: the ledger has it, nothing more.
+    paid = replace(state, claims=[], ledger={e.entry_id: e for e in mine.entries},
+                   purchases={"o-7": record("o-7", skus=("sku-3",))})
+    assert decide([review(order="o-7")], paid, RULES, T0).entries == []
+
+
+def test_a_review_then_its_purchase_in_one_batch_is_paid_and_leaves_no_claim() -> None:
+    out = decide([review(order="o-1"), buy("o-1", "10")], BatchState(), RULES, T0)
+    assert [(e.rule, e.points) for e in out.entries] == [("review_bonus", 25)]
+    assert out.claims == [] and len(out.claims_paid) == 1
+
+
+def test_claims_of_an_order_are_kept_once() -> None:
+    out = decide([review(order="o-1"), review(order="o-1")], BatchState(), RULES, T0)
+    assert out.claims == [ReviewClaim(out.claims[0].source_event_id, "c-1", "o-1", None, T0,
+                                      out.claims[0].trace_id)]

@@ -61,6 +61,7 @@ class Reference:
         self.orders: dict[str, tuple[str, int]] = {}  # order -> (customer, points still held)
         self.returned: set[str] = set()
         self.reviewed: set[tuple[str, str]] = set()
+        self.claims: set[tuple[str, str]] = set()  # reviewed before bought: paid when bought
 
     def apply(self, event: Event) -> None:
         if isinstance(event, PurchaseRecorded):
@@ -72,6 +73,10 @@ class Reference:
                 points = int(event.amount.to_integral_value(rounding=ROUND_FLOOR))
             self.orders[event.order_id] = (event.customer_id, points)
             self.balance[event.customer_id] += points
+            key = (event.customer_id, event.order_id)
+            if key in self.claims and key not in self.reviewed:
+                self.reviewed.add(key)
+                self.balance[event.customer_id] += 25
         elif isinstance(event, OrderReturned):
             if event.order_id in self.returned:
                 return
@@ -85,7 +90,9 @@ class Reference:
         elif isinstance(event, FeedbackScored) and event.customer_id and event.order_id:
             key = (event.customer_id, event.order_id)
             bought = self.orders.get(event.order_id, ("", 0))[0] == event.customer_id
-            if bought and key not in self.reviewed:
+            if not bought:
+                self.claims.add(key)
+            elif key not in self.reviewed:
                 self.reviewed.add(key)
                 self.balance[event.customer_id] += 25
 
@@ -129,13 +136,9 @@ def test_balances_equal_the_rules_applied_once(ops: list[tuple], cuts: list[int]
         assert store.ledger_sum(customer) == reference.balance[customer]
         assert reference.balance[customer] >= 0  # the clamp policy
 
-    # Everything delivered once more: only a review that came before its purchase is paid now (the
-    # purchase is on record); then, once more, nothing changes at all.
+    # Everything delivered once more, one at a time and all at once, changes nothing.
+    before = dict(store.ledger.entries_by_id)
     for event in delivered:
         service.handle_batch([event])  # type: ignore[list-item]
-        reference.apply(event)
-    for customer in CUSTOMERS:
-        assert store.balance(customer) == store.ledger_sum(customer) == reference.balance[customer]
-    before = dict(store.ledger.entries_by_id)
     service.handle_batch(delivered)  # type: ignore[arg-type]
     assert store.ledger.entries_by_id == before

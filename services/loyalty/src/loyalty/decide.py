@@ -33,7 +33,7 @@ from feedback_shared.events import (
     derived_id,
     erased_with,
 )
-from loyalty.domain import Account, LedgerEntry, PurchaseRecord
+from loyalty.domain import Account, LedgerEntry, PurchaseRecord, ReviewClaim
 from loyalty.points import (
     ORDER_RULES,
     TIER_RULES,
@@ -137,6 +137,8 @@ class BatchState:
     purchase_counts: dict[str, int] = field(default_factory=dict)
     #: (customer, product) pairs on record, for reviews that name a product and no order.
     products_bought: set[tuple[str, str]] = field(default_factory=set)
+    #: Reviews waiting for a purchase, of the batch's buyers.
+    claims: list[ReviewClaim] = field(default_factory=list)
     #: Entries already on the ledger for the batch's business events, and every entry of the orders it
     #: returns that counts for the order (what a return takes back), by entry id.
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
@@ -174,8 +176,12 @@ class Decisions:
     notifications: list[Event] = field(default_factory=list)
     #: Events from before their customer's erasure that came after it.
     erased_late: list[BatchItem] = field(default_factory=list)
-    #: Reviews of an order or product loyalty has no purchase of by that customer: no bonus.
+    #: Reviews of an order or product loyalty has no purchase of by that customer: no bonus now; a claim
+    #: each, paid if the purchase comes.
     not_bought: list[FeedbackScored] = field(default_factory=list)
+    claims: list[ReviewClaim] = field(default_factory=list)
+    #: Claims the batch's purchases paid (by source id): to delete with the writes.
+    claims_paid: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -235,6 +241,11 @@ class _Decider:
             elif bonus := surprise_bonus(item.source_event_id, at=event.occurred_at,
                                          last_surprise_at=fold.last_surprise_at, rules=self.rules):
                 self.credit(item, fold, bonus.rule, bonus.points, order_id=None)
+        for claim in [*self.state.claims, *self.out.claims]:  # with the batch's own, made before this
+            if claim.source_event_id not in self.out.claims_paid and claim.covered_by(record):
+                self.out.claims_paid.append(claim.source_event_id)
+                self.credit(item, fold, "review_bonus", self.rules.review_bonus, order_id=claim.order_id,
+                            source=claim.source_event_id, at=claim.at, trace_id=claim.trace_id)
         if fold.announce:
             self.out.notifications.append(FollowUpDue(
                 event_id=derived_id("followup", item.source_event_id), trace_id=event.trace_id,
@@ -260,18 +271,25 @@ class _Decider:
             bought = (item.customer_id, scored.product_id or "") in self.bought
         if not bought:
             self.out.not_bought.append(scored)
+            if item.source_event_id not in {c.source_event_id for c in self.out.claims}:
+                self.out.claims.append(ReviewClaim(item.source_event_id, item.customer_id, scored.order_id,
+                                                   None if scored.order_id else scored.product_id,
+                                                   scored.occurred_at, scored.trace_id))
             return False
         self.credit(item, fold, "review_bonus", self.rules.review_bonus, order_id=scored.order_id)
         return True
 
-    def credit(self, item: Item, fold: _Fold, rule: str, points: int, *, order_id: str | None) -> None:
-        """Write the entry unless it is on the ledger already (then it is announced again, as it was)."""
-        cause = item.event
-        key = entry_id(item.source_event_id, rule)
+    def credit(self, item: Item, fold: _Fold, rule: str, points: int, *, order_id: str | None,
+               source: str | None = None, at: datetime | None = None, trace_id: str | None = None) -> None:
+        """Write the entry unless it is on the ledger already (then it is announced again, as it was).
+        ``source``, ``at``, ``trace_id``: the business event's, when it is not ``item`` (a claim)."""
+        source = source or item.source_event_id
+        trace_id = trace_id or item.event.trace_id
+        key = entry_id(source, rule)
         entry = self.ledger.get(key)
         if entry is None:
-            entry = LedgerEntry(entry_id=key, customer_id=item.customer_id, source_event_id=item.source_event_id,
-                                rule=rule, points=points, at=cause.occurred_at, order_id=order_id)
+            entry = LedgerEntry(entry_id=key, customer_id=item.customer_id, source_event_id=source,
+                                rule=rule, points=points, at=at or item.event.occurred_at, order_id=order_id)
             self.ledger[key] = entry
             self.out.entries.append(entry)
             fold.new_entries.append(entry)
@@ -285,7 +303,7 @@ class _Decider:
         if entry.points != 0:
             model = PointsAwarded if entry.points >= 0 else PointsReversed
             self.out.points.append(model(
-                event_id=derived_id("points-event", entry.entry_id), trace_id=cause.trace_id, occurred_at=entry.at,
+                event_id=derived_id("points-event", entry.entry_id), trace_id=trace_id, occurred_at=entry.at,
                 customer_id=entry.customer_id, entry_id=entry.entry_id, rule=entry.rule, points=entry.points,
                 source_event_id=uuid.UUID(entry.source_event_id), balance=fold.balance,
                 tier=fold.account.tier or tier_for(0, self.rules), order_id=entry.order_id,
@@ -297,7 +315,7 @@ class _Decider:
             message = thank_you_message(rule, entry.points, name)
             if message:
                 self.out.notifications.append(CustomerThanked(
-                    event_id=derived_id("thanks", entry.entry_id), trace_id=cause.trace_id,
+                    event_id=derived_id("thanks", entry.entry_id), trace_id=trace_id,
                     customer_id=entry.customer_id, addressed_to=name, message=message, reason=rule,
                     points=entry.points, language=profile.language if profile else None,
                 ))
@@ -363,6 +381,7 @@ def decide(batch: Sequence[BatchItem], state: BatchState, rules: PointsRules, no
         if fold.items:
             decider.settle(fold, starts[customer_id])
     out = decider.out
+    out.claims = [c for c in out.claims if c.source_event_id not in out.claims_paid]
     # One announcement per event id: the same purchase twice in a batch announces its entries once.
     out.points = list({e.event_id: e for e in out.points}.values())
     out.notifications = list({e.event_id: e for e in out.notifications}.values())

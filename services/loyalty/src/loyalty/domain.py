@@ -112,6 +112,36 @@ class PurchaseRecord:
 
 
 @dataclass(frozen=True)
+class ReviewClaim:
+    """A review of an order or product the customer has no purchase of on record yet. Commerce and
+    feedback come on different topics (and purchases may come from a nightly export), so a review can
+    arrive first: its bonus is paid when the purchase does, by the customer who made the claim."""
+
+    #: The bonus's business id (customer and what they reviewed): its ledger entry is keyed on it.
+    source_event_id: str
+    customer_id: str
+    order_id: str | None
+    product_id: str | None
+    at: datetime
+    trace_id: str
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> ReviewClaim:
+        return cls(source_event_id=doc["_id"], customer_id=doc["customer_id"], order_id=doc.get("order_id"),
+                   product_id=doc.get("product_id"), at=doc["at"], trace_id=doc.get("trace_id", ""))
+
+    def to_doc(self) -> Doc:
+        return {"_id": self.source_event_id, "customer_id": self.customer_id, "order_id": self.order_id,
+                "product_id": self.product_id, "at": self.at, "trace_id": self.trace_id}
+
+    def covered_by(self, purchase: PurchaseRecord) -> bool:
+        """Whether ``purchase`` is what this claim reviewed (the order itself, or a product in it)."""
+        if purchase.customer_id != self.customer_id:
+            return False
+        return purchase.order_id == self.order_id if self.order_id else self.product_id in purchase.skus
+
+
+@dataclass(frozen=True)
 class Applied:
     """A single ledger write (a redemption, an expiry) as it stands after the write."""
 

@@ -11,17 +11,18 @@ from decimal import Decimal
 from typing import Protocol
 
 from loyalty.decide import AccountChange
-from loyalty.domain import Account, Applied, LedgerEntry, Profile, PurchaseRecord
+from loyalty.domain import Account, Applied, LedgerEntry, Profile, PurchaseRecord, ReviewClaim
 
 
 @dataclass
 class PurchasesSeen:
-    """Purchases on record for a batch: by order id, counted per buyer, and the (customer, product) pairs
-    its product reviews ask about."""
+    """Purchases on record for a batch: by order id, counted per buyer, the (customer, product) pairs its
+    product reviews ask about, and the buyers' reviews waiting for a purchase."""
 
     records: dict[str, PurchaseRecord] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     products_bought: set[tuple[str, str]] = field(default_factory=set)
+    claims: list[ReviewClaim] = field(default_factory=list)
 
 
 @dataclass
@@ -67,10 +68,11 @@ class LoyaltyStore(Protocol):
     def ledger(self) -> LedgerStore: ...
 
     def write(self, purchases: Sequence[PurchaseRecord], entries: Sequence[LedgerEntry],
-              accounts: Sequence[AccountChange]) -> None:
+              accounts: Sequence[AccountChange], *, claims: Sequence[ReviewClaim] = (),
+              claims_paid: Sequence[str] = ()) -> None:
         """All or nothing, in one transaction: record the purchases, append the entries, move each account
         by its change (``$inc`` of the sum of its new entries), conditional on the balance it was decided
-        on. Raises ``WriteConflict`` (nothing written) when any of it was written, or the balance moved,
+        on; keep the new review claims (once each), drop the paid ones. Raises ``WriteConflict`` (nothing written) when any of it was written, or the balance moved,
         since the state was loaded."""
         ...
 

@@ -88,7 +88,8 @@ class LoyaltyService:
             state = self.load(batch)
             decisions = decide(batch, state, self.rules, self.clock())
             try:
-                self.store.write(decisions.purchases, decisions.entries, decisions.accounts)
+                self.store.write(decisions.purchases, decisions.entries, decisions.accounts,
+                                 claims=decisions.claims, claims_paid=decisions.claims_paid)
             except WriteConflict:
                 if attempt == ATTEMPTS:
                     raise
@@ -121,10 +122,11 @@ class LoyaltyService:
                     if isinstance(i.event, FeedbackScored) and not i.event.order_id and i.event.product_id}
         purchases = self.store.purchases.seen(orders, buyers, products)
         returned = {i.event.order_id for i in items if isinstance(i.event, OrderReturned)}
-        ledger = self.store.ledger.seen({i.source_event_id for i in items}, returned,
-                                        window_starts(items, self.rules))
+        sources = {i.source_event_id for i in items} | {c.source_event_id for c in purchases.claims}
+        ledger = self.store.ledger.seen(sources, returned, window_starts(items, self.rules))
         return BatchState(accounts=accounts, purchases=purchases.records, purchase_counts=purchases.counts,
-                          products_bought=purchases.products_bought, ledger=ledger.entries, earned=ledger.earned)
+                          products_bought=purchases.products_bought, claims=purchases.claims,
+                          ledger=ledger.entries, earned=ledger.earned)
 
     # ---- effects ---------------------------------------------------------------------------------
     def _effects(self, decisions: Decisions) -> Effects:
@@ -138,7 +140,7 @@ class LoyaltyService:
             self.metrics.erased_late.labels(type=event.event_type).inc()
             logger.info("erased_customer_event_late event_id=%s type=%s", event.event_id, event.event_type)
         for scored in decisions.not_bought:
-            logger.info("review_bonus_not_bought event_id=%s order_id=%s product_id=%s", scored.event_id,
+            logger.info("review_bonus_waits_for_purchase event_id=%s order_id=%s product_id=%s", scored.event_id,
                         scored.order_id, scored.product_id)
         return Effects(points=decisions.points, notifications=decisions.notifications)
 

@@ -13,7 +13,15 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from loyalty.decide import AccountChange
-from loyalty.domain import Applied, Doc, InsufficientBalance, LedgerEntry, PurchaseRecord, WriteConflict
+from loyalty.domain import (
+    Applied,
+    Doc,
+    InsufficientBalance,
+    LedgerEntry,
+    PurchaseRecord,
+    ReviewClaim,
+    WriteConflict,
+)
 from loyalty.stores._bulk import is_duplicate
 from loyalty.stores.accounts import MongoAccountStore
 from loyalty.stores.ledger import MongoLedgerStore
@@ -35,7 +43,8 @@ class MongoLoyaltyStore:
         self.ledger.ensure_indexes()
 
     def write(self, purchases: Sequence[PurchaseRecord], entries: Sequence[LedgerEntry],
-              accounts: Sequence[AccountChange]) -> None:
+              accounts: Sequence[AccountChange], *, claims: Sequence[ReviewClaim] = (),
+              claims_paid: Sequence[str] = ()) -> None:
         """One transaction: insert the purchases and the entries, one ``bulk_write`` for the accounts.
 
         Entries already on the ledger were loaded before deciding, so none is written again; one that
@@ -43,13 +52,14 @@ class MongoLoyaltyStore:
         transaction (a failed statement aborts it, on MongoDB as on SecantusDB) and becomes a
         ``WriteConflict``: the caller loads and decides again, and then skips it. So a batch's entries and
         the balances they move are written together or not at all."""
-        if not (purchases or entries or accounts):
+        if not (purchases or entries or accounts or claims or claims_paid):
             return
 
         def write(session: ClientSession) -> None:
             self.purchases.record(purchases, session)
             self.ledger.append(entries, session)
             self.accounts.move(accounts, session)
+            self.purchases.keep_claims(claims, claims_paid, session)
 
         try:
             with self.client.start_session() as session:
@@ -115,6 +125,7 @@ class MongoLoyaltyStore:
                                                  {"$set": {"customer_id": pseudonym, "anonymised": True}})
         self.purchases.purchases.update_many({"customer_id": customer_id},
                                              {"$set": {"customer_id": pseudonym, "anonymised": True}})
+        self.purchases.claims.delete_many({"customer_id": customer_id})
         accounts.customers.delete_one({"_id": customer_id})
         accounts.profiles.delete_one({"_id": customer_id})
         return int(entries.modified_count)
