@@ -146,3 +146,23 @@ def test_an_erasure_leaves_a_mark_with_the_requests_time(db: tuple[MongoLoyaltyS
     assert store.purchases.purchases.find_one({"_id": "o-erase"})["customer_id"] == pseudonym("cz")  # type: ignore[index]
     service.anonymise_customer("cz", T0)  # redelivered: the same mark
     assert store.accounts.erasures.count_documents({}) == 1
+
+
+def test_a_review_before_its_purchase_is_paid_when_the_purchase_comes(
+        db: tuple[MongoLoyaltyStore, CollectorRegistry]) -> None:
+    store, _ = db
+    service = LoyaltyService(store, PointsRules(surprise_probability=0), LoyaltyMetrics.create(CollectorRegistry()))
+    scored = FeedbackScored(source="google", kind="review", external_id="r-early", customer_id="cw", text="ok",
+                            order_id="o-w2", feedback_event_id=uuid.uuid4(), model_version="t",
+                            sentiment=SentimentResult(label="neutral", score=0.0, confidence=0.6,
+                                                      probabilities={"negative": 0.2, "neutral": 0.6,
+                                                                     "positive": 0.2}))
+    service.handle_batch([scored])
+    service.handle_batch([scored])  # redelivered: one claim
+    assert store.purchases.claims.count_documents({"customer_id": "cw"}) == 1
+    assert store.accounts.account("cw").balance == 0
+    service.handle_batch([buy("o-w1", "cw", "10"), buy("o-w2", "cw", "40")])
+    assert store.accounts.account("cw").balance == 65 == store.ledger.ledger_sum("cw")
+    assert store.purchases.claims.count_documents({}) == 0
+    service.handle_batch([scored, buy("o-w2", "cw", "40")])  # everything again: nothing more
+    assert store.accounts.account("cw").balance == 65
