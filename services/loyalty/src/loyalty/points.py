@@ -31,7 +31,8 @@ class PointsRules(BaseModel):
     points_per_unit: Decimal = Decimal("1")
     #: Points for a first purchase (0 = none).
     welcome_points: int = Field(default=0, ge=0)
-    #: Points for a review of an order or product, of any sentiment; once per order or product.
+    #: Points for a review of an order or product the customer bought, of any sentiment; once per order or
+    #: product. The feedback event's ``order_id`` / ``product_id`` say which; a review naming neither earns none.
     review_bonus: int = Field(default=25, ge=0)
     #: Minimum points earned in the window for each tier.
     tiers: dict[str, int] = Field(default_factory=lambda: {"bronze": 0, "silver": 500, "gold": 2000})
