@@ -253,7 +253,7 @@ class _Decider:
                 due_at=event.occurred_at + timedelta(hours=self.rules.followup_hours),
             ))
 
-    def ret(self, item: Item, event: OrderReturned, fold: _Fold) -> None:
+    def order_returned(self, item: Item, event: OrderReturned, fold: _Fold) -> None:
         points = 0
         if entry_id(item.source_event_id, "return_reversal") not in self.ledger:
             held = sum(e.points for e in self.ledger.values() if e.order_id == event.order_id
@@ -372,7 +372,7 @@ def decide(batch: Sequence[BatchItem], state: BatchState, rules: PointsRules, no
         if isinstance(event, PurchaseRecorded):
             decider.purchase(item, event, fold)
         elif isinstance(event, OrderReturned):
-            decider.ret(item, event, fold)
+            decider.order_returned(item, event, fold)
         elif not decider.review(item, event, fold):
             continue
         fold.items.append(item)
