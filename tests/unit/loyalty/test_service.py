@@ -13,6 +13,7 @@ from feedback_shared.events import (
     CustomerThanked,
     FeedbackScored,
     FollowUpDue,
+    OrderReturned,
     PurchaseRecorded,
     SentimentResult,
     TierChanged,
@@ -20,13 +21,13 @@ from feedback_shared.events import (
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.points import PointsRules
 from loyalty.service import Effects, LoyaltyService, pseudonym
-from tests.unit.loyalty.fakes import FakeStore
+from tests.unit.loyalty.fakes import FakeLoyaltyStore
 
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
 
-def service(rules: PointsRules, clock: list[datetime]) -> tuple[LoyaltyService, FakeStore, CollectorRegistry]:
-    store, registry = FakeStore(), CollectorRegistry()
+def service(rules: PointsRules, clock: list[datetime]) -> tuple[LoyaltyService, FakeLoyaltyStore, CollectorRegistry]:
+    store, registry = FakeLoyaltyStore(), CollectorRegistry()
     return LoyaltyService(store, rules, LoyaltyMetrics.create(registry), clock=lambda: clock[0]), store, registry
 
 
@@ -58,7 +59,7 @@ def test_tier_changes_are_announced_and_joining_at_the_bottom_is_not() -> None:
     [change] = [e for e in svc.on_commerce(cause).points if isinstance(e, TierChanged)]
     assert (change.previous_tier, change.tier, change.points_earned) == ("bronze", "silver", 700)
     assert change.ingested_at == taken_in  # the cause's, for the erasure check downstream
-    assert store.customer("c-1").tier == "silver"
+    assert store.accounts.account("c-1").tier == "silver"
 
 
 def test_inactive_balances_expire_once_when_the_rules_say_so() -> None:
@@ -71,7 +72,7 @@ def test_inactive_balances_expire_once_when_the_rules_say_so() -> None:
     clock[0] = T0 + timedelta(days=400)
     [expired] = svc.expire_inactive().points
     assert (expired.rule, expired.points, expired.balance) == ("expiry", -80, 0)
-    assert store.customer("c-1").balance == 0 == store.ledger_sum("c-1")
+    assert store.balance("c-1") == 0 == store.ledger_sum("c-1")
     assert svc.expire_inactive().points == []
     assert registry.get_sample_value("loyalty_points_awarded_total", {"rule": "expiry"}) == 80
 
@@ -92,19 +93,18 @@ def test_events_from_before_an_erasure_arriving_after_it_stay_off_the_real_id_an
     svc, store, registry = service(rules, [T0])
     requested = T0 + timedelta(minutes=5)
     svc.on_commerce(purchase("o-1", "30", T0))  # before the erasure, in time
-    # The erasure as anonymise_customer leaves it: ledger and purchases under the pseudonym, a mark.
+    # The erasure: ledger and purchases under the pseudonym, a mark with the request's time.
     hidden = pseudonym("c-1")
-    store.purchases["o-1"]["customer_id"] = hidden
-    store.customers.pop("c-1", None)
-    store.erasures["c-1"] = requested
+    svc.anonymise_customer("c-1", requested)
 
     late = purchase("o-2", "40", T0 + timedelta(minutes=1)).model_copy(
         update={"ingested_at": requested - timedelta(seconds=1)})
     assert svc.on_commerce(late) == Effects()
-    assert store.customer("c-1").balance == 0 and "c-1" not in store.customers
-    assert store.purchases["o-2"]["customer_id"] == hidden and store.purchases["o-2"]["ordinal"] == 2
-    assert store.customer(hidden).balance == 40  # the second purchase's points, kept for audit
-    assert svc.on_commerce(late) == Effects() and store.customer(hidden).balance == 40  # redelivered: once
+    assert store.balance("c-1") == 0 and "c-1" not in store.accounts.customers
+    records = store.purchases.records
+    assert records["o-2"].customer_id == hidden and records["o-2"].ordinal == 2
+    assert store.balance(hidden) == 40  # the second purchase's points, kept for audit
+    assert svc.on_commerce(late) == Effects() and store.balance(hidden) == 40  # redelivered: once
 
     review = FeedbackScored(
         source="google", kind="review", external_id="r-1", customer_id="c-1", order_id="o-2", text="ok",
@@ -113,7 +113,7 @@ def test_events_from_before_an_erasure_arriving_after_it_stay_off_the_real_id_an
                                   probabilities={"negative": 0.05, "neutral": 0.05, "positive": 0.9}),
         needs=[], ingested_at=requested - timedelta(seconds=2))
     assert svc.on_scored(review) == Effects()
-    assert store.customer(hidden).balance == 40 and "c-1" not in store.customers
+    assert store.balance(hidden) == 40 and "c-1" not in store.accounts.customers
     assert registry.get_sample_value("loyalty_erased_late_total", {"type": "purchase.recorded"}) == 2
     assert registry.get_sample_value("loyalty_erased_late_total", {"type": "feedback.scored"}) == 1
 
@@ -122,4 +122,66 @@ def test_events_from_before_an_erasure_arriving_after_it_stay_off_the_real_id_an
         update={"ingested_at": requested + timedelta(hours=1)})
     effects = svc.on_commerce(again)
     assert [n for n in effects.notifications if isinstance(n, FollowUpDue)]
-    assert store.purchases["o-3"]["customer_id"] == "c-1" and store.purchases["o-3"]["ordinal"] == 1
+    assert records["o-3"].customer_id == "c-1" and records["o-3"].ordinal == 1
+
+
+# ---- the batch: what it costs, and redelivery ------------------------------------------------------
+def mixed_batch(size: int) -> list[PurchaseRecorded | OrderReturned]:
+    """``size`` events over a few customers: purchases, and a return of every third order."""
+    batch: list[PurchaseRecorded | OrderReturned] = []
+    for i in range(size):
+        order = purchase(f"o-{size}-{i}", f"{10 + i}", T0 + timedelta(minutes=i), customer=f"c-{i % 4}")
+        batch.append(order)
+        if i % 3 == 2:
+            batch.append(OrderReturned(**order.model_dump(exclude={"event_type", "event_id"})))
+    return batch[:size]
+
+
+def test_a_batch_costs_the_same_few_store_calls_whatever_its_size() -> None:
+    costs = []
+    for size in (1, 10, 200):
+        svc, store, registry = service(PointsRules(surprise_probability=0), [T0])
+        svc.handle_batch(mixed_batch(size))
+        assert (registry.get_sample_value("loyalty_events_handled_total", {"type": "purchase.recorded"}) or 0) >= 1
+        costs.append(store.total_calls())
+    # Reads: accounts (with profiles and erasure marks), purchases, ledger; then one write (a transaction).
+    assert costs[0] == costs[1] == costs[2] == {"accounts.accounts_by_id": 1, "purchases.seen": 1, "ledger.seen": 1,
+                                                "store.write": 1}, costs
+
+
+def test_a_batch_that_moves_no_points_reads_nothing() -> None:
+    svc, store, _ = service(PointsRules(), [T0])
+    anonymous = FeedbackScored(source="x", kind="mention", external_id="m-1", text="meh", model_version="t",
+                               feedback_event_id=uuid.uuid4(), sentiment=SentimentResult(
+                                   label="neutral", score=0.0, confidence=0.6,
+                                   probabilities={"negative": 0.2, "neutral": 0.6, "positive": 0.2}))
+    assert svc.handle_batch([anonymous, anonymous.model_copy(update={"customer_id": "c-1"})]) == Effects()
+    assert store.total_calls() == {}
+
+
+def test_a_redelivered_batch_writes_nothing_twice_and_announces_the_same_ids() -> None:
+    svc, store, registry = service(PointsRules(surprise_probability=0, welcome_points=5), [T0])
+    batch = mixed_batch(12)
+    first = svc.handle_batch(batch)
+    ledger, balances = dict(store.ledger.entries_by_id), {c: store.balance(c) for c in ("c-0", "c-1", "c-2", "c-3")}
+    writes = store.calls["write"]
+    again = svc.handle_batch(batch)
+    assert store.calls["write"] == writes  # nothing new: not even a transaction
+    assert store.ledger.entries_by_id == ledger
+    assert {c: store.balance(c) for c in balances} == balances
+    assert all(store.balance(c) == store.ledger_sum(c) for c in balances)
+    assert {e.event_id for e in again.points} <= {e.event_id for e in first.points}
+    assert {e.event_id for e in again.notifications} == {e.event_id for e in first.notifications}
+    assert registry.get_sample_value("loyalty_purchases_total", {"kind": "first"}) == 4  # counted once
+
+
+def test_a_write_that_meets_a_concurrent_one_is_decided_again_on_fresh_state() -> None:
+    svc, store, _ = service(PointsRules(surprise_probability=0), [T0])
+    svc.on_commerce(purchase("o-1", "10", T0))
+    svc.on_commerce(purchase("o-2", "100", T0))
+    assert store.balance("c-1") == 100
+    # A redemption lands between the batch's reads and its write: the return must clamp to what is left.
+    store.before_write.append(lambda: svc.redeem("c-1", 70, "gift_card", "k-1"))
+    svc.handle_batch([OrderReturned(order_id="o-2", customer_id="c-1", amount=Decimal(100), currency="EUR")])
+    assert store.balance("c-1") == 0 == store.ledger_sum("c-1")
+    assert store.calls["write"] == 4  # the two purchases, the conflict, the retry

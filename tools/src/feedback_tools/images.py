@@ -6,8 +6,8 @@ can be pulled on the development machines, so ``deploy/podman-base.sh`` debootst
 only (``deploy/Dockerfile``).
 
 The smoke test starts the four images in production mode on the host network against the embedded
-broker and database, sends one negative review through ingest, and waits for the case in alerts and the
-review bonus on loyalty's ledger.
+broker and database, sends a purchase and a negative review of its product through ingest, and waits
+for the case in alerts and the review bonus on loyalty's ledger.
 """
 
 from __future__ import annotations
@@ -158,6 +158,10 @@ def smoke() -> dict[str, Any]:
             for name in ports:
                 wait_for_http(f"{config.service_url(name)}/readyz", 120)
             auth = {"Authorization": f"Bearer {key}"}
+            # Loyalty pays a review bonus only for something the customer bought (on its own record).
+            httpx.post(f"{config.service_url('ingest')}/v1/purchases", headers=auth, timeout=10, json={
+                "order_id": f"{customer}-o1", "customer_id": customer, "amount": "49.90", "currency": "EUR",
+                "items": [{"sku": product}]}).raise_for_status()
             review = {"source": "google", "external_id": f"smoke-{uuid.uuid4().hex}", "customer_id": customer,
                       "product_id": product, "rating": 1,
                       "text": "Terrible: the blender broke on the first day and nobody answers my e-mails."}

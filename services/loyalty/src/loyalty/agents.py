@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import faust
 
-from feedback_shared.events import CustomerErasureRequested, CustomerProfileUpdated, FeedbackScored
+from feedback_shared.events import (
+    CustomerErasureRequested,
+    CustomerProfileUpdated,
+    FeedbackScored,
+    OrderReturned,
+    PurchaseRecorded,
+)
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
 from feedback_shared.topics import (
     COMMERCE_EVENTS,
@@ -21,8 +25,7 @@ from feedback_shared.topics import (
     LOYALTY_POINTS,
 )
 from loyalty.metrics import LoyaltyMetrics
-from loyalty.repository import LoyaltyRepository
-from loyalty.service import Effects, LoyaltyService, pseudonym
+from loyalty.service import Effects, LoyaltyService
 
 logger = logging.getLogger(__name__)
 
@@ -37,29 +40,20 @@ class Publisher:
         await self.notifications.send_all(effects.notifications)
 
 
-def register_agents(app: faust.App, service: LoyaltyService, repo: LoyaltyRepository, metrics: LoyaltyMetrics,
-                    publisher: Publisher) -> None:
-    def apply_in_order(handle: Callable[[Any], Effects], batch: list[Any]) -> Effects:
-        effects = Effects()
-        for event in batch:
-            applied = handle(event)
-            effects.points += applied.points
-            effects.notifications += applied.notifications
-        return effects
-
-    # A batch at a time, in partition order, then one wait for the broker for all its effects.
-    async def on_commerce(batch: list[Any]) -> None:
-        await publisher.publish(await asyncio.to_thread(apply_in_order, service.on_commerce, batch))
+def register_agents(app: faust.App, service: LoyaltyService, metrics: LoyaltyMetrics, publisher: Publisher) -> None:
+    # A whole batch at a time, in partition order (bulk reads, one transaction), then one wait for the
+    # broker for all its effects.
+    async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
+        await publisher.publish(await asyncio.to_thread(service.handle_batch, batch))
 
     async def on_scored(batch: list[FeedbackScored]) -> None:
-        await publisher.publish(await asyncio.to_thread(apply_in_order, service.on_scored, batch))
+        await publisher.publish(await asyncio.to_thread(service.handle_batch, batch))
 
     async def on_profile(event: CustomerProfileUpdated) -> None:
         await asyncio.to_thread(service.on_profile, event)
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
-        entries = await asyncio.to_thread(repo.anonymise_customer, request.customer_id, pseudonym(request.customer_id),
-                                          request.ingested_at)
+        entries = await asyncio.to_thread(service.anonymise_customer, request.customer_id, request.ingested_at)
         logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
 
     register_batch_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)

@@ -22,10 +22,11 @@ from feedback_shared.loops import every
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
 from loyalty.agents import Publisher, register_agents
 from loyalty.config import Settings
+from loyalty.domain import InsufficientBalance
 from loyalty.metrics import LoyaltyMetrics
 from loyalty.points import tier_for
-from loyalty.repository import InsufficientBalance, LoyaltyRepository
 from loyalty.service import IdempotencyConflict, LoyaltyService
+from loyalty.stores import MongoLoyaltyStore
 
 logger = logging.getLogger(__name__)
 CustomerId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -40,9 +41,9 @@ class RedeemIn(BaseModel):
         default=None, description="Or the Idempotency-Key header; the same key twice redeems once.")
 
 
-def get_repo(request: Request) -> LoyaltyRepository:
-    repo: LoyaltyRepository = request.app.state.repo
-    return repo
+def get_store(request: Request) -> MongoLoyaltyStore:
+    store: MongoLoyaltyStore = request.app.state.store
+    return store
 
 
 def get_service(request: Request) -> LoyaltyService:
@@ -50,7 +51,7 @@ def get_service(request: Request) -> LoyaltyService:
     return service
 
 
-RepoDep = Annotated[LoyaltyRepository, Depends(get_repo)]
+StoreDep = Annotated[MongoLoyaltyStore, Depends(get_store)]
 ServiceDep = Annotated[LoyaltyService, Depends(get_service)]
 
 
@@ -60,9 +61,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     db_commands = CommandCounter(registry)
     rules = settings.rules()
 
-    async def housekeeping(service: LoyaltyService, repo: LoyaltyRepository, publisher: Publisher) -> None:
+    async def housekeeping(service: LoyaltyService, store: MongoLoyaltyStore, publisher: Publisher) -> None:
         async def tick() -> None:
-            metrics.set_figures(await asyncio.to_thread(repo.purchase_figures))
+            metrics.set_figures(await asyncio.to_thread(store.purchases.figures))
             await publisher.publish(await asyncio.to_thread(service.expire_inactive))
 
         await every(settings.housekeeping_interval_s, tick, name="housekeeping")
@@ -71,19 +72,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = connect(settings.mongo, ping=False, listeners=[db_commands])
         connect_token_store(app, client, settings)
-        repo = LoyaltyRepository(client, database(client, settings.mongo, "loyalty"))
-        ensure_indexes_when_up(repo.ensure_indexes)
-        service = LoyaltyService(repo, rules, metrics)
-        app.state.mongo, app.state.repo, app.state.service = client, repo, service
+        store = MongoLoyaltyStore(client, database(client, settings.mongo, "loyalty"))
+        ensure_indexes_when_up(store.ensure_indexes)
+        service = LoyaltyService(store, rules, metrics)
+        app.state.mongo, app.state.store, app.state.service = client, store, service
         app.state.publisher = None
         if stream:
             worker = create_faust_app("loyalty", settings.kafka)
             registry.register(ConsumerLagCollector(worker))
             publisher = Publisher(worker)
-            register_agents(worker, service, repo, metrics, publisher)
+            register_agents(worker, service, metrics, publisher)
             async with faust_app_running(worker, stop_timeout=30):
                 app.state.publisher = publisher
-                task = asyncio.create_task(housekeeping(service, repo, publisher), name="loyalty-housekeeping")
+                task = asyncio.create_task(housekeeping(service, store, publisher), name="loyalty-housekeeping")
                 yield
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -98,23 +99,23 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     write = APIRouter(tags=["loyalty"], dependencies=[Depends(require("loyalty.redeem"))], responses=AUTH_RESPONSES)
 
     @read.get("/v1/customers/{customer_id}/points")
-    def points(customer_id: CustomerId, repo: RepoDep, service: ServiceDep,
+    def points(customer_id: CustomerId, store: StoreDep, service: ServiceDep,
                limit: Annotated[int, Query(ge=1, le=500)] = 50,
                offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
         """Balance (kept with the ledger in one transaction), tier (points earned over the rolling
         window) and a page of the ledger, newest first."""
-        state = repo.customer(customer_id)
-        earned = repo.earned_since(customer_id, service.clock() - timedelta(days=rules.tier_window_days))
+        state = store.accounts.account(customer_id)
+        earned = store.ledger.earned_since(customer_id, service.clock() - timedelta(days=rules.tier_window_days))
         return {
             "customer_id": customer_id,
             "balance": state.balance,
             "tier": state.tier or tier_for(earned, rules),
             "earned_in_window": earned,
-            "ledger_total": repo.count_entries(customer_id),
+            "ledger_total": store.ledger.count_entries(customer_id),
             "ledger": [
                 {"entry_id": e.entry_id, "rule": e.rule, "points": e.points, "order_id": e.order_id, "at": e.at,
                  **({"reward": e.details["reward"]} if "reward" in e.details else {})}
-                for e in repo.entries(customer_id, limit=limit, offset=offset)
+                for e in store.ledger.entries(customer_id, limit=limit, offset=offset)
             ],
         }
 

@@ -31,7 +31,8 @@ class PointsRules(BaseModel):
     points_per_unit: Decimal = Decimal("1")
     #: Points for a first purchase (0 = none).
     welcome_points: int = Field(default=0, ge=0)
-    #: Points for a review of an order or product, of any sentiment; once per order or product.
+    #: Points for a review of an order or product the customer bought, of any sentiment; once per order or
+    #: product. The feedback event's ``order_id`` / ``product_id`` say which; a review naming neither earns none.
     review_bonus: int = Field(default=25, ge=0)
     #: Minimum points earned in the window for each tier.
     tiers: dict[str, int] = Field(default_factory=lambda: {"bronze": 0, "silver": 500, "gold": 2000})
@@ -75,6 +76,8 @@ def purchase_credits(ordinal: int, amount: Decimal, rules: PointsRules) -> list[
 
 #: Rules whose points belong to an order, and so go back when it is returned (a review bonus stays).
 ORDER_RULES = ("welcome", "repeat_purchase", "return_reversal")
+#: Rules that count towards the tier: points earned, net of returns; redemptions and expiry do not lower it.
+TIER_RULES = (*sorted(EARNING_RULES), "return_reversal")
 
 
 def return_reversal(order_points: int, balance: int, rules: PointsRules) -> Credit:
