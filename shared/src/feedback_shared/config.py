@@ -34,6 +34,9 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     #: Publish timeout before ingest answers 503: the broker must acknowledge within this.
     publish_timeout_s: float = 10.0
+    #: The largest record any producer here sends (kafka-python's ``max_request_size`` and faust's
+    #: ``producer_max_request_size``, set alike); keep it at or under the broker's ``message.max.bytes``.
+    max_message_bytes: int = 1_048_576
     # A faust worker joins its group only after the broker's rebalance/session timeout; keep them short
     # in dev and tests (the embedded broker waits out the session timeout before completing a join).
     rebalance_timeout_s: float = 3.0

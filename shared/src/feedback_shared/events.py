@@ -115,6 +115,10 @@ class SentimentResult(BaseModel):
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     low_confidence: bool = False
     low_confidence_reasons: list[str] = Field(default_factory=list)
+    #: The text was longer than the model reads (512 tokens): only its first ``scored_chars``
+    #: characters were scored. The whole text is kept on the event.
+    truncated: bool = False
+    scored_chars: Annotated[int, Field(ge=0)] | None = None
 
 
 class NeedScore(BaseModel):

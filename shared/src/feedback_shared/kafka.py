@@ -7,6 +7,7 @@ join a group on the embedded broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -35,6 +36,12 @@ logger = logging.getLogger(__name__)
 M = TypeVar("M")
 
 
+def max_event_bytes(settings: KafkaSettings) -> int:
+    """The largest event ingest accepts: three eighths of a record, so what the stages make of it (the
+    scored event adds its scores; a dead-letter record its headers) still fits one record."""
+    return settings.max_message_bytes * 3 // 8
+
+
 def create_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     """A producer that counts a send as done only when every in-sync replica has it."""
     options: dict[str, Any] = {
@@ -44,6 +51,7 @@ def create_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
         "retries": 5,
         "request_timeout_ms": int(settings.publish_timeout_s * 1000),
         "max_block_ms": int(settings.publish_timeout_s * 1000),
+        "max_request_size": settings.max_message_bytes,
     }
     options.update(overrides)
     return KafkaProducer(**options)
@@ -114,6 +122,7 @@ def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> 
         "web_enabled": False,
         "store": "memory://",
         "producer_acks": -1,
+        "producer_max_request_size": settings.max_message_bytes,
     }
     if settings.state_dir is not None:
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
@@ -130,6 +139,12 @@ def faust_topic(app: faust.App, name: str) -> Any:
     return app.topic(
         name, value_type=bytes, key_type=bytes, value_serializer="raw", key_serializer="raw"
     )
+
+
+#: The largest value a dead-letter record carries: a message too large to copy whole (it came in under
+#: the broker's limit; the DLQ record adds headers) keeps its first bytes, and says so in a header.
+DLQ_MAX_VALUE_BYTES = 512 * 1024
+DLQ_TRUNCATED_HEADER = "dlq-truncated-from-bytes"
 
 
 #: Errors that mean "a dependency is down": retry the same message until it is back.
@@ -174,7 +189,12 @@ class MessageProcessor(Generic[M]):
             (DLQ_SOURCE_OFFSET_HEADER, f"{message.partition}:{message.offset}".encode()),
             (DLQ_CONSUMER_HEADER, self.consumer.encode()),
         ]
-        fut = await self.dlq_topic.send(key=message.key, value=event.value or b"", headers=headers)
+        value = event.value or b""
+        if len(value) > DLQ_MAX_VALUE_BYTES:
+            # The source topic keeps the whole message (its offset is in the headers) for its retention.
+            headers.append((DLQ_TRUNCATED_HEADER, str(len(value)).encode()))
+            value = value[:DLQ_MAX_VALUE_BYTES]
+        fut = await self.dlq_topic.send(key=message.key, value=value, headers=headers)
         await fut
         logger.warning(
             "dead_lettered topic=%s partition=%s offset=%s reason=%s",
@@ -251,9 +271,67 @@ class MessageProcessor(Generic[M]):
                 except Exception as exc:
                     await self.dead_letter(event, f"handler failed: {type(exc).__name__}: {exc}")
 
-    async def run(self, stream: Any) -> None:
+    async def process_batch_until_done(
+        self, events: list[Any], batch_handler: Callable[[list[M]], Awaitable[None]],
+        on_stall: Callable[[str], None] | None = None,
+    ) -> None:
+        """``process_batch`` until it completes. What escapes it is an error no rule classifies (the DLQ
+        cannot be written, a bug outside the handler): the partition stops here, counted and logged, and
+        the batch is tried again; nothing of it is acknowledged meanwhile, so nothing is lost."""
+        attempt = 0
+        while True:
+            try:
+                await self.process_batch(events, batch_handler)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                attempt += 1
+                if on_stall is not None:
+                    on_stall(self.spec.name)
+                logger.exception("partition_stalled topic=%s batch=%d attempt=%d", self.spec.name, len(events), attempt)
+                await asyncio.sleep(min(self.max_backoff_s * 6, 0.5 * 2 ** min(attempt, 6)))
+
+
+async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
+                             step: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Feed ``step`` batches of up to ``batch_size`` events (what arrived within ``within_s``) and
+    acknowledge each batch only after ``step`` returned.
+
+    Not faust's ``take_events``: it acknowledges a batch in a ``finally``, so a batch whose processing
+    raised, or was cancelled by a stop or a rebalance, was acknowledged unprocessed, and its offsets
+    committed: lost. Here a stop leaves the batch unacknowledged, to be delivered again."""
+    stream.enable_acks = False
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch_size)
+
+    async def read() -> None:
         async for event in stream.events():
-            await self.process(event)
+            await queue.put(event)
+
+    reader = asyncio.create_task(read(), name="stream-reader")
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + within_s
+            while len(batch) < batch_size:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            await step(batch)
+            for event in batch:
+                await stream.ack(event)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
 
 
 class EventSink:
@@ -282,28 +360,34 @@ class EventSink:
 
 
 def register_agent(
-    app: faust.App, spec: TopicSpec[M], name: str, handle: Callable[[M], Awaitable[None]], dlq: Any
+    app: faust.App, spec: TopicSpec[M], name: str, handle: Callable[[M], Awaitable[None]], dlq: Any,
+    stalls: Any | None = None,
 ) -> None:
     """A faust agent on ``spec`` that decodes, dead-letters (counting in ``dlq``, a ``dlq_messages``
-    counter) and applies ``handle`` at least once, through ``MessageProcessor``."""
-    processor = MessageProcessor(app, spec, handle, consumer=name,
-                                 on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
-    app.agent(faust_topic(app, spec.name), name=name)(processor.run)
+    counter) and applies ``handle`` at least once, one message at a time."""
+
+    async def handle_one(items: list[M]) -> None:
+        for item in items:
+            await handle(item)
+
+    register_batch_agent(app, spec, name, handle_one, dlq, batch_size=1, within_s=0.0, stalls=stalls)
 
 
 def register_batch_agent(
     app: faust.App, spec: TopicSpec[M], name: str, handle_batch: Callable[[list[M]], Awaitable[None]], dlq: Any,
-    *, batch_size: int = 100, within_s: float = 0.05,
+    *, batch_size: int = 100, within_s: float = 0.05, stalls: Any | None = None,
 ) -> None:
-    """Like ``register_agent``, for a handler that takes up to ``batch_size`` messages at once (what
-    arrived within ``within_s``): one wait for the broker's acknowledgements per batch instead of one per
-    message. Offsets are acknowledged after the batch's effects, as for single messages."""
+    """A faust agent for a handler that takes up to ``batch_size`` messages at once (what arrived within
+    ``within_s``): one wait for the broker's acknowledgements per batch instead of one per message.
+    Offsets are acknowledged after the batch's effects (``consume_in_batches``). ``stalls``: a
+    ``stream_stalls`` counter (``stream_stalls_counter``) for errors that stop the partition."""
     processor = MessageProcessor(app, spec, lambda item: handle_batch([item]), consumer=name,
                                  on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
+    on_stall = (lambda topic: stalls.labels(topic=topic).inc()) if stalls is not None else None
 
     async def run(stream: Any) -> None:
-        async for events in stream.take_events(batch_size, within=within_s):
-            await processor.process_batch(events, handle_batch)
+        await consume_in_batches(stream, batch_size, within_s,
+                                 lambda events: processor.process_batch_until_done(events, handle_batch, on_stall))
 
     app.agent(faust_topic(app, spec.name), name=name)(run)
 

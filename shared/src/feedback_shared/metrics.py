@@ -19,5 +19,12 @@ def dlq_counter(registry: CollectorRegistry) -> Counter:
     )
 
 
+def stall_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "stream_stalls", "Times a partition stopped on an error no rule classifies (retried, never acked), by topic.",
+        ["topic"], registry=registry,
+    )
+
+
 def latency_histogram(name: str, documentation: str, registry: CollectorRegistry) -> Histogram:
     return Histogram(name, documentation, buckets=LATENCY_BUCKETS, registry=registry)

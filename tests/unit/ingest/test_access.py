@@ -89,3 +89,20 @@ def test_refusals_are_counted(world: Any) -> None:
     registry = client.app.state.registry
     assert registry.get_sample_value("feedback_rejected_total", {"reason": "unauthorized"}) == 1
     assert registry.get_sample_value("feedback_rejected_total", {"reason": "forbidden"}) == 1
+
+
+def test_an_event_too_large_for_the_stream_is_refused_with_413_naming_the_limit(world: Any) -> None:
+    """83,500 control characters pass the text's length limit but serialise to over half a megabyte:
+    accepted, the scored event would not fit a record, and the item was lost downstream."""
+    client, tokens, publisher = world
+    writer = bearer(tokens.token("integration"))
+    crafted = {**REVIEW, "external_id": "crafted", "text": "\x01" * 83_500}
+    refused = client.post("/v1/reviews", json=crafted, headers=writer)
+    assert refused.status_code == 413
+    assert "393216-byte limit" in refused.json()["detail"]
+    batch = client.post("/v1/batch", json={"items": [{"type": "review", **crafted}]}, headers=writer).json()
+    assert batch["results"][0]["errors"][0]["type"] == "too_large"
+    assert publisher.sent == []
+    # A long review of ordinary text is well within it.
+    long_ok = {**REVIEW, "external_id": "long", "text": "The blender broke on day one. " * 3300}
+    assert client.post("/v1/reviews", json=long_ok, headers=writer).status_code == 202

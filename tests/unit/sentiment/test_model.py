@@ -58,3 +58,39 @@ def test_repeated_texts_are_scored_once_and_identically(model: SentimentModel) -
     assert again[1] is first[1] and again[2] is first[2]
     assert model.cache_hits - hits_before == 1 + 2
     assert model.score([]) == []
+
+
+def test_a_long_text_is_read_to_512_tokens_and_says_so(model: SentimentModel) -> None:
+    """A 100,000-character review costs what 512 tokens cost: the encoder, the regular expressions and
+    the language detector see only the part the model reads, and the result says how much that was."""
+    seen: list[str] = []
+    real = model._encoder.embed_with_clauses
+
+    def spy(texts, cuts):  # type: ignore[no-untyped-def]
+        seen.extend(texts)
+        return real(texts, cuts)
+
+    model._encoder.embed_with_clauses = spy  # type: ignore[method-assign]
+    try:
+        long_text = "The blender broke on day one and nobody answers my e-mails. " * 1700
+        [result] = model.score([long_text])
+    finally:
+        model._encoder.embed_with_clauses = real  # type: ignore[method-assign]
+    assert len(long_text) > 100_000
+    assert result.sentiment.truncated and result.sentiment.scored_chars is not None
+    assert result.sentiment.scored_chars < 4096
+    assert all(model._encoder.token_count(text) <= 512 for text in seen)
+    assert result.sentiment.label == "negative"
+    [short] = model.score(["The blender broke on day one."])
+    assert not short.sentiment.truncated and short.sentiment.scored_chars is None
+
+
+def test_the_cache_is_bounded_in_bytes_and_holds_no_text(model: SentimentModel) -> None:
+    from sentiment.model import ScoreCache
+
+    cache = ScoreCache(max_bytes=10 * ScoreCache.ENTRY_BYTES)
+    [result] = model.score(["Fine."])
+    cache.put_many([(ScoreCache.key(f"text {i} " * 5000, None), result) for i in range(50)])
+    assert len(cache) == 10 and cache.bytes <= 10 * ScoreCache.ENTRY_BYTES
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in cache._entries)
+    assert cache.clear() == 10 and len(cache) == 0

@@ -20,8 +20,12 @@ from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCOR
 logger = logging.getLogger(__name__)
 
 
-def register_agents(app: faust.App, service: AlertService, metrics: AlertsMetrics,
-                    on_enqueued: Callable[[], None] = lambda: None) -> None:
+def register_agents(
+    app: faust.App,
+    service: AlertService,
+    metrics: AlertsMetrics,
+    on_enqueued: Callable[[], None] = lambda: None,
+) -> None:
     """``on_enqueued`` runs (in the event loop) after each batch of scored items, which may have put
     deliveries in the outbox."""
     sink = EventSink(app, ALERT_EVENTS)
@@ -40,9 +44,17 @@ def register_agents(app: faust.App, service: AlertService, metrics: AlertsMetric
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
         erased = await asyncio.to_thread(service.erase_customer, request.customer_id, request.ingested_at)
-        logger.info("customer_erased cases=%d accounts=%d", erased["cases"], erased["accounts"],
-                    extra={"event_id": str(request.event_id), "trace_id": request.trace_id})
+        logger.info(
+            "customer_erased cases=%d accounts=%d",
+            erased["cases"],
+            erased["accounts"],
+            extra={"event_id": str(request.event_id), "trace_id": request.trace_id},
+        )
 
-    register_batch_agent(app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq)
-    register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq)
-    register_agent(app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq)
+    register_batch_agent(
+        app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
+    )
+    register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
+    register_agent(
+        app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq, stalls=metrics.stalls
+    )

@@ -79,7 +79,7 @@ async def log_in(request: Request, sessions: Annotated[Sessions, Depends(get_ses
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="sign-in from another origin")
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"sign-in form over {MAX_LOGIN_BODY} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=f"sign-in form over {MAX_LOGIN_BODY} bytes")
     token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
     authenticator: Authenticator = request.app.state.authenticator
     principal = authenticator.authenticate(token) if token else None

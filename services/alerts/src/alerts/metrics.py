@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.rules import PRIORITIES
-from feedback_shared.metrics import dlq_counter, latency_histogram
+from feedback_shared.metrics import dlq_counter, latency_histogram, stall_counter
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class AlertsMetrics:
     breaches: Counter
     erased_skipped: Counter
     dlq: Counter
+    stalls: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
@@ -41,6 +42,7 @@ class AlertsMetrics:
                 "alerts_erased_skipped", "Negative items from before their customer's erasure that reached "
                 "alerts after it: dropped, not made into a case.", registry=registry),
             dlq=dlq_counter(registry),
+            stalls=stall_counter(registry),
         )
         for p in PRIORITIES:
             m.raised.labels(priority=p)

@@ -15,6 +15,7 @@ from feedback_shared.events import (
     CustomerErasureRequested,
     Slug,
 )
+from feedback_shared.kafka import max_event_bytes
 from feedback_shared.topics import CUSTOMER_ERASURE
 from feedback_shared.webhooks import SignatureError, verify
 from ingest.access import refusal
@@ -41,7 +42,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Accepted, "description": "Already accepted earlier: the first event_id."},
     401: {"description": "No token, or a token that is unknown or revoked."},
     403: {"description": "The token may not write this (its role, source or commerce permission)."},
-    413: {"description": "Body too large."},
+    413: {"description": "Body too large, or the event it makes is too large for the stream."},
     503: {"description": "Broker or database unreachable; retry after Retry-After seconds."},
 }
 ITEM_MODELS: dict[str, type[BaseModel]] = {
@@ -65,10 +66,24 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriterDep = Annotated[Principal, Depends(require("ingest.write"))]
 
 
-def allowed(principal: Principal, submission: Submission) -> Submission:
-    """``submission``, if ``principal`` may write it; else 403 naming why."""
+def too_large(request: Request, submission: Submission) -> str | None:
+    """Why ``submission``'s event is too large for the stream, or None."""
+    settings: Settings = request.app.state.settings
+    size, limit = len(submission.spec.encode(submission.event)), max_event_bytes(settings.kafka)
+    if size > limit:
+        return (f"the event would be {size} bytes, over the {limit}-byte limit for one event on the stream "
+                "(shorten the text)")
+    return None
+
+
+def allowed(request: Request, principal: Principal, submission: Submission) -> Submission:
+    """``submission``, if ``principal`` may write it (else 403 naming why) and it fits the stream
+    (else 413 naming the limit: accepted, it would be lost where a stage cannot publish it)."""
     if (reason := refusal(principal, submission)) is not None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=reason)
+    if (reason := too_large(request, submission)) is not None:
+        request.app.state.ingest_service.metrics.rejected.labels(reason="too_large").inc()
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=reason)
     return submission
 
 
@@ -79,42 +94,47 @@ def _answer(response: Response, outcome: Outcome) -> Accepted:
 
 # ---- one item -------------------------------------------------------------------------------------
 @router.post("/reviews", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_review(body: ReviewIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
+def post_review(body: ReviewIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
     """Accept a review. The same ``(source, external_id)`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(allowed(principal, submission_for("review", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("review", body))))
 
 
 @router.post("/mentions", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_mention(body: MentionIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
+def post_mention(body: MentionIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
     """Accept a social-media mention."""
-    return _answer(response, service.accept(allowed(principal, submission_for("mention", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("mention", body))))
 
 
 @router.post("/feedback", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
+def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
     """The fast complaint form: text plus one of customer_id, e-mail or phone.
 
     An e-mail or phone number is never published: the customer is identified by a pseudonymous id
     derived from it.
     """
-    return _answer(response, service.accept(allowed(principal, submission_for("complaint", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("complaint", body))))
 
 
 @router.post("/purchases", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_purchase(body: PurchaseIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
+def post_purchase(body: PurchaseIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
     """Record a purchase. The same ``order_id`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(allowed(principal, submission_for("purchase", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("purchase", body))))
 
 
 @router.post("/returns", status_code=202, response_model=Accepted, responses=RESPONSES)
-def post_return(body: ReturnIn, service: ServiceDep, response: Response, principal: WriterDep) -> Accepted:
+def post_return(body: ReturnIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
     """Record a returned order."""
-    return _answer(response, service.accept(allowed(principal, submission_for("return", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("return", body))))
 
 
 # ---- many items -----------------------------------------------------------------------------------
 def accept_items(
-    service: IngestService, items: list[dict[str, Any]], response: Response, retry_after_s: int,
+    request: Request, service: IngestService, items: list[dict[str, Any]], response: Response, retry_after_s: int,
     principal: Principal | None,
 ) -> BatchResult:
     """``principal`` None: items a source's signed webhook pushed (the signature is the proof)."""
@@ -125,6 +145,10 @@ def accept_items(
         if isinstance(parsed, Submission) and principal is not None and (reason := refusal(principal, parsed)):
             results[index] = ItemResult(index=index, status="rejected",
                                         errors=[{"loc": ["source"], "msg": reason, "type": "forbidden"}])
+        elif isinstance(parsed, Submission) and (reason := too_large(request, parsed)):
+            service.metrics.rejected.labels(reason="too_large").inc()
+            results[index] = ItemResult(index=index, status="rejected",
+                                        errors=[{"loc": ["text"], "msg": reason, "type": "too_large"}])
         elif isinstance(parsed, Submission):
             valid.append((index, parsed))
         else:
@@ -151,10 +175,10 @@ def accept_items(
 @router.post("/batch", response_model=BatchResult, responses={
     code: RESPONSES[code] for code in (401, 403, 413, 503)})
 def post_batch(body: BatchIn, service: ServiceDep, settings: SettingsDep, response: Response,
-               principal: WriterDep) -> BatchResult:
+               principal: WriterDep, request: Request) -> BatchResult:
     """Up to 1,000 mixed items with per-item results: accepted, duplicate, rejected (with the errors)
     or unavailable (retry those). 503 only when no item could be handed to the broker."""
-    return accept_items(service, body.items, response, settings.retry_after_s, principal)
+    return accept_items(request, service, body.items, response, settings.retry_after_s, principal)
 
 
 @webhook_router.post("/webhooks/{source}", response_model=BatchResult, tags=["ingest"], responses={
@@ -183,7 +207,7 @@ async def post_webhook(
     if items is None:
         raise HTTPException(422,
                             detail="expected a JSON object, a list of 1-1000 objects, or {\"items\": [...]}")
-    return await run_in_threadpool(accept_items, service, items, response, settings.retry_after_s, None)
+    return await run_in_threadpool(accept_items, request, service, items, response, settings.retry_after_s, None)
 
 
 # ---- the right to be forgotten --------------------------------------------------------------------

@@ -40,7 +40,9 @@ class Publisher:
         await self.notifications.send_all(effects.notifications)
 
 
-def register_agents(app: faust.App, service: LoyaltyService, metrics: LoyaltyMetrics, publisher: Publisher) -> None:
+def register_agents(
+    app: faust.App, service: LoyaltyService, metrics: LoyaltyMetrics, publisher: Publisher
+) -> None:
     # A whole batch at a time, in partition order (bulk reads, one transaction), then one wait for the
     # broker for all its effects.
     async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
@@ -53,10 +55,18 @@ def register_agents(app: faust.App, service: LoyaltyService, metrics: LoyaltyMet
         await asyncio.to_thread(service.on_profile, event)
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
-        entries = await asyncio.to_thread(service.anonymise_customer, request.customer_id, request.ingested_at)
+        entries = await asyncio.to_thread(
+            service.anonymise_customer, request.customer_id, request.ingested_at
+        )
         logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
 
-    register_batch_agent(app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq)
-    register_batch_agent(app, FEEDBACK_SCORED, "loyalty.review_bonus", on_scored, metrics.dlq)
-    register_agent(app, CUSTOMER_PROFILES, "loyalty.profiles", on_profile, metrics.dlq)
-    register_agent(app, CUSTOMER_ERASURE, "loyalty.anonymise_customer", on_erasure, metrics.dlq)
+    register_batch_agent(
+        app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq, stalls=metrics.stalls
+    )
+    register_batch_agent(
+        app, FEEDBACK_SCORED, "loyalty.review_bonus", on_scored, metrics.dlq, stalls=metrics.stalls
+    )
+    register_agent(app, CUSTOMER_PROFILES, "loyalty.profiles", on_profile, metrics.dlq, stalls=metrics.stalls)
+    register_agent(
+        app, CUSTOMER_ERASURE, "loyalty.anonymise_customer", on_erasure, metrics.dlq, stalls=metrics.stalls
+    )

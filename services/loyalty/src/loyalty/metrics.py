@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from feedback_shared.metrics import dlq_counter
+from feedback_shared.metrics import dlq_counter, stall_counter
 
 RULES = ("welcome", "repeat_purchase", "review_bonus", "surprise_bonus", "return_reversal", "redeem", "expiry")
 
@@ -19,6 +19,7 @@ class LoyaltyMetrics:
     repeat_revenue_share: Gauge
     erased_late: Counter
     dlq: Counter
+    stalls: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> LoyaltyMetrics:
@@ -39,6 +40,7 @@ class LoyaltyMetrics:
                 "type: purchases and returns recorded under the pseudonym, review bonuses dropped; nothing "
                 "announced.", ["type"], registry=registry),
             dlq=dlq_counter(registry),
+            stalls=stall_counter(registry),
         )
         for rule in RULES:
             m.points.labels(rule=rule)

@@ -42,7 +42,9 @@ def register_agents(
         texts = [item.text for item in batch]
         languages = [item.language for item in batch]
         results = await loop.run_in_executor(executor, model.score, texts, languages)
-        events = [scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)]
+        events = [
+            scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)
+        ]
         await sink.send_all(events)
         now = utcnow()
         metrics.batch_size.observe(len(events))
@@ -54,5 +56,13 @@ def register_agents(
                 metrics.needs.labels(need=need.need, label=need.sentiment).inc()
             metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
 
-    register_batch_agent(app, FEEDBACK_RECEIVED, "sentiment.score_feedback", score_batch, metrics.dlq,
-                         batch_size=settings.batch_size, within_s=settings.batch_wait_s)
+    register_batch_agent(
+        app,
+        FEEDBACK_RECEIVED,
+        "sentiment.score_feedback",
+        score_batch,
+        metrics.dlq,
+        stalls=metrics.stalls,
+        batch_size=settings.batch_size,
+        within_s=settings.batch_wait_s,
+    )

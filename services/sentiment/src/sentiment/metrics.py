@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from feedback_shared.events import NEEDS
-from feedback_shared.metrics import dlq_counter, latency_histogram
+from feedback_shared.metrics import dlq_counter, latency_histogram, stall_counter
 from sentiment.scoring import LABELS, VALIDATED_LANGUAGES
 
 
@@ -16,6 +16,7 @@ class SentimentMetrics:
     feedback_to_score: Histogram
     batch_size: Histogram
     dlq: Counter
+    stalls: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SentimentMetrics:
@@ -30,6 +31,7 @@ class SentimentMetrics:
             batch_size=Histogram("sentiment_batch_size", "Messages scored together.",
                                  buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry),
             dlq=dlq_counter(registry),
+            stalls=stall_counter(registry),
         )
         for label in LABELS:
             for need in NEEDS:

