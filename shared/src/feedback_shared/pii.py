@@ -2,17 +2,104 @@
 
 Used by the logging redactor, so no raw contact detail reaches a log line, and by ingest, which masks
 Luhn-valid card numbers in feedback text before anything is published.
+
+Every scan here runs in time linear in the text, whatever the text: log lines and feedback are
+attacker-controlled, and a pattern that backtracks turns one crafted comment into a stalled worker.
+So no pattern nests a quantifier over optional separators. Runs are consumed possessively (``*+``,
+``++``, Python 3.11) and only from the start of a run (a look-behind), and the choices a backtracking
+pattern would make (where a phone number ends, which digits form a card) are made by plain loops
+over each run, once.
+
+Card numbers
+    A *digit group sequence* is a run of digit groups joined by separators: one to eight whitespace
+    characters (spaces, tabs, newlines), or a single ``-`` or ``.`` (or a Unicode dash) with up to two
+    spaces or tabs on each side. Every window of whole consecutive groups holding 13-19 digits is
+    Luhn-checked, so a card typed as ``4111 1111 1111 1111``, ``4111-1111-1111-1111``,
+    ``4111.1111.1111.1111``, ``4111  1111\\t1111 1111`` or glued after an order number (``order 12345
+    4111 1111 1111 1111``) is found. Valid windows that overlap are masked as one; a CVV or expiry date
+    written right after the number (``123``, ``12/27``, ``exp 12/27 cvv 123``) is masked with it. The
+    mask keeps the last four digits of the most card-like valid window (16 digits first, then 15, 14,
+    19, 13, 17, 18): ``[card ****1111]``.
+
+    Not cards, on purpose: a single unseparated run of more than 19 digits (tracking and account
+    numbers; a window inside it would match one time in ten by chance), UUIDs (32 hex digits), and ISO
+    dates ``19xx/20xx-MM-DD`` (no card network issues numbers starting 19 or 20, and a date range
+    ``2026-12-03 2026-12-10`` is 16 digits).
+
+Phone numbers
+    8-15 digits (the E.164 maximum is 15) with common separators, not glued to a word or hyphen. A
+    bare run of 8-9 digits is taken for an order or date number. So a Luhn-invalid 16-digit number is
+    neither a card nor a phone number, and stays.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
+from itertools import accumulate
 
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Phone-like runs: an optional +, then 8-15 digits with common separators; not part of a longer token
-# such as a UUID or a hex id (no word character or hyphen on either side).
-PHONE_RE = re.compile(r"(?<![\w\-])\+?\d[\d\s().\-]{6,}\d(?![\w\-])")
-CARD_RE = re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)")
+__all__ = ["EMAIL_RE", "PHONE_RE", "luhn_valid", "mask_card_numbers", "redact"]
+
+# A local part consumed possessively, and only from the start of its run (the look-behind): trying
+# every position inside a long run of address characters, each failing at its end, is quadratic.
+# The top-level domain (two letters or more) is picked out by ``_email`` rather than by backtracking.
+EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)++")
+
+# A maximal run of phone characters, from its start; where the number ends is decided by ``_phone``.
+# At least eight characters, so the many short digit runs of ordinary text never reach the callback.
+PHONE_RE = re.compile(r"(?<![\w\-])\+?\d[\d\s().\-]{7,}+")
+
+_CARD_SEPARATOR = r"(?:\s{1,8}|[ \t]{0,2}[\-.\u2010-\u2015\u2212][ \t]{0,2})"
+# Whole digit group sequences. Each repetition's separator is bounded and a digit run can only end
+# at a non-digit, so a repetition backtracks a bounded amount and the possessive loop never goes back.
+# The look-ahead (13 characters that could belong to a sequence) skips, in C, the many short digit
+# runs that cannot hold a card.
+_DIGIT_SEQUENCE_RE = re.compile(rf"(?=\d[\d\s\-.\u2010-\u2015\u2212]{{12}})\d++(?:{_CARD_SEPARATOR}\d++)*+")
+_DIGIT_RUN_RE = re.compile(r"\d+")
+_COVERED_RE = re.compile("1+")
+_HEX = "[0-9A-Fa-f]"
+_NOT_CARD_RE = re.compile(
+    rf"(?<![0-9A-Fa-f]){_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}(?![0-9A-Fa-f])"
+    r"|(?<!\d)(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?!\d)"
+)
+# What may follow a card number and goes with it: up to two of an expiry date (MM/YY, MM/YYYY) or a
+# 3-4 digit security code, each optionally labelled. Matched once at a fixed place, bounded length.
+_CARD_TRAILER_RE = re.compile(
+    r"(?:[\s,;:.\-/]{1,4}"
+    r"(?:(?:exp(?:iry|ires|iration)?|valid(?:\s(?:thru|through|until))?|cvv2?|cvc2?|cid|csc|code)"
+    r"\.?[ \t:#=]{0,3})?"
+    r"(?:(?:1[0-2]|0?[1-9])[ \t]?/[ \t]?(?:\d{4}|\d{2})|\d{3,4})(?!\d)){1,2}",
+    re.IGNORECASE,
+)
+
+CARD_MIN_DIGITS = 13
+CARD_MAX_DIGITS = 19
+# Which valid window names the card when several overlap: the lengths issuers use most, first.
+_LENGTH_RANK = {16: 0, 15: 1, 14: 2, 19: 3, 13: 4, 17: 5, 18: 6}
+_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
+_NON_DIGIT_RUN_RE = re.compile(r"\D+")
+_ONE_DIGIT_RE = re.compile(r"\d")
+_REVERSED_TLD_RE = re.compile(r"[A-Za-z]{2}\.")
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+_MORE_THAN_15_DIGITS_RE = re.compile(r"(?:\D*+\d){16}")
+_PHONE_END_RE = re.compile(r"(?<![\w\-])\d")
+# Every character a digit group sequence may hold besides digits (``\s`` is Unicode whitespace).
+_SEPARATOR_CHARS = (
+    "".join(re.findall(r"\s", "".join(map(chr, range(0x10000)))))
+    + "-.\u2010\u2011\u2012\u2013\u2014\u2015\u2212|"
+)
+_DROP_SEPARATORS = str.maketrans("", "", _SEPARATOR_CHARS)
+_DIGIT_OR_SEPARATOR = str.maketrans("0123456789" + _SEPARATOR_CHARS, "d" * 10 + "s" * len(_SEPARATOR_CHARS))
+_GROUP_START_FLAGS = str.maketrans("dD", "01", "s")
+# Bit k of each residue 0-9, as "0"/"1" bytes: the residues' four bit planes.
+_RESIDUE_PLANES = [
+    bytes.maketrans(bytes(range(10)), bytes(b"01"[(r >> k) & 1] for r in range(10))) for k in range(4)
+]
+# Between sequences scanned together: one group of 20 digits, longer than any card, so no window
+# can reach across it.
+_BARRIER = "|" + "0" * 20 + "|"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -27,28 +114,209 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _ascii_digits(match: re.Match[str]) -> str:
+    # ``\d`` also matches other scripts' digits (full-width, Arabic-Indic); they mean the same numbers.
+    return "".join(str(int(ch)) for ch in match.group())
+
+
+class _Span:
+    """A stretch of text to mask, and the last four digits of the card that names it."""
+
+    __slots__ = ("end", "label", "start")
+
+    def __init__(self, start: int, end: int, label: str) -> None:
+        self.start, self.end, self.label = start, end, label
+
+
+def _bits(flags: bytes) -> int:
+    """An int with bit ``len(flags) - 1 - t`` set where ``flags[t]`` is ``b"1"`` (offset 0 is the top)."""
+    return int(flags, 2) if flags else 0
+
+
+def _flags(bits: int, size: int) -> str:
+    """The inverse of ``_bits``: index t of the result is ``"1"`` where bit ``size - 1 - t`` is set."""
+    return bin(bits)[2:].zfill(size)
+
+
+def _card_regions(digits: str, kinds: str) -> list[tuple[int, int, int]]:
+    """Where valid windows lie: ``(first digit, end digit, end of the window naming the card)``.
+
+    ``digits`` are the sequences' digits, ``kinds`` the sequences with each digit written ``d`` and
+    each separator ``s``. Windows that overlap or touch make one region.
+
+    Luhn over the digits ``[a, b)`` doubles position i when i and b have the same parity. With the
+    digits weighted for an even or an odd end, and ``prefix`` their running sums, the window is valid
+    when ``prefix[a] ≡ prefix[b] (mod 10)``. Offsets are bits of big ints (offset t at bit
+    ``len(digits) - t``); the residues are four bit planes, and ``plane ^ (plane >> L)`` marks where
+    a residue bit differs L digits back. So every window of L digits is checked by a few operations
+    on ``len(digits)``-bit ints, done in C, however many groups there are.
+    """
+    size = len(digits) + 1  # offsets 0..len(digits): windows start and end between digits
+    raw = digits.encode()
+    plain, doubled = raw.translate(_VALUE), raw.translate(_DOUBLED)
+    # Which digit offsets start a group, and the end: "dddssdd" -> "ddd" "D" "d" -> "0001000" + "1".
+    starts = kinds.replace("sd", "D").translate(_GROUP_START_FLAGS)
+    boundaries = _bits(("1" + starts[1:] + "1").encode())
+    offset_parity = (
+        _bits(b"10" * (size // 2 + 1)) >> (size % 2),
+        _bits(b"01" * (size // 2 + 1)) >> (size % 2),
+    )
+    valid_ends = dict.fromkeys(_LENGTH_RANK, 0)
+    for end_parity in (0, 1):
+        weights = bytearray(plain)
+        weights[end_parity::2] = doubled[end_parity::2]
+        residues = bytes(map((10).__rmod__, accumulate(weights, initial=0)))
+        planes = [_bits(residues.translate(table)) for table in _RESIDUE_PLANES]
+        ends_here = boundaries & offset_parity[end_parity]
+        for length in _LENGTH_RANK:
+            differs = 0
+            for plane in planes:
+                differs |= plane ^ (plane >> length)
+            valid_ends[length] |= ends_here & (boundaries >> length) & ~differs
+    covered = 0
+    for length, ends in valid_ends.items():
+        for back in range(1, length + 1):
+            covered |= ends << back
+    if not covered:
+        return []
+    covered_flags = _flags(covered, size)
+    ends_flags = {length: _flags(ends, size) for length, ends in valid_ends.items()}
+    regions: list[tuple[int, int, int]] = []
+    for region in _COVERED_RE.finditer(covered_flags):
+        start, end = region.span()
+        label_end = end
+        for length in _LENGTH_RANK:  # the best-ranked length first; its last window names the card
+            at = ends_flags[length].rfind("1", start + length, end + 1)
+            if at >= 0:
+                label_end = at
+                break
+        regions.append((start, end, label_end))
+    return regions
+
+
+def _char_offsets(joined: str, kinds: str, digit_offsets: list[int]) -> list[int]:
+    """Where in ``joined`` the digit at each of the (sorted) digit offsets is."""
+    if len(digit_offsets) > 32:  # many: one pass over every group
+        group_starts = list(accumulate(map(len, _DIGIT_RUN_RE.findall(joined)), initial=0))
+        separators_before = list(accumulate(map(len, _NON_DIGIT_RUN_RE.findall(joined)), initial=0))
+        return [t + separators_before[bisect_right(group_starts, t) - 1] for t in digit_offsets]
+    # few: a binary search each, counting digits in C
+    found, lo = [], 0
+    for t in digit_offsets:
+        hi = len(kinds)
+        while lo < hi:  # the first char position with more than t digits up to it: digit t itself
+            mid = (lo + hi) // 2
+            if kinds.count("d", 0, mid + 1) <= t:
+                lo = mid + 1
+            else:
+                hi = mid
+        found.append(lo)
+    return found
+
+
+def _card_spans(text: str) -> list[_Span]:
+    """The stretches of ``text`` holding card numbers (and any CVV or expiry after them)."""
+    sequences = [
+        m
+        for m in _DIGIT_SEQUENCE_RE.finditer(text)
+        # a single run of more than 19 digits is not a card (see the module docstring)
+        if m.end() - m.start() >= CARD_MIN_DIGITS
+        and not (m.end() - m.start() > CARD_MAX_DIGITS and m.group().isdecimal())
+    ]
+    if not sequences:
+        return []
+    # All sequences are scanned as one, kept apart by barriers: a fixed cost per call, not per sequence.
+    joined = _BARRIER.join(m.group() for m in sequences)
+    digits = joined.translate(_DROP_SEPARATORS)
+    if not digits.isascii():
+        joined = _DIGIT_RUN_RE.sub(_ascii_digits, joined)
+        digits = joined.translate(_DROP_SEPARATORS)
+    kinds = joined.translate(_DIGIT_OR_SEPARATOR)
+    regions = _card_regions(digits, kinds)
+    if not regions:
+        return []
+    # A region starts at a group's first digit and ends after a group's last one, so its char span
+    # runs from the start's position to the position just after the end's last digit.
+    starts = _char_offsets(joined, kinds, [start for start, _, _ in regions])
+    lasts = _char_offsets(joined, kinds, [end - 1 for _, end, _ in regions])
+    joined_starts = list(accumulate((m.end() - m.start() + len(_BARRIER) for m in sequences), initial=0))
+    spans = []
+    for (_, _, label_end), at, last in zip(regions, starts, lasts, strict=True):
+        k = bisect_right(joined_starts, at) - 1  # regions never cross a barrier
+        shift = sequences[k].start() - joined_starts[k]
+        spans.append(_Span(at + shift, last + 1 + shift, digits[label_end - 4 : label_end]))
+    return spans
+
+
 def mask_card_numbers(text: str) -> str:
-    """Replace Luhn-valid 13-19 digit card numbers with a mask keeping the last four digits."""
+    """Replace Luhn-valid 13-19 digit card numbers, and a CVV or expiry after them, with a mask.
 
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return f"[card ****{digits[-4:]}]"
-        return match.group(0)
+    The mask keeps the last four digits: ``[card ****1111]``. See the module docstring for which
+    spellings are found and which digit runs are deliberately not cards.
+    """
+    found = _card_spans(text)
+    if found and "-" in text:
+        # UUIDs and ISO dates are not cards: scan again with them blanked out (same length, so the
+        # positions agree with ``text``). Only when something was found, since blanking costs a scan.
+        view = _NOT_CARD_RE.sub(lambda m: "_" * len(m.group()), text)
+        if view != text:
+            found = _card_spans(view)
+    spans: list[_Span] = []
+    for span in found:
+        trailer = _CARD_TRAILER_RE.match(text, span.end)
+        if trailer:
+            span.end = trailer.end()
+        if spans and span.start < spans[-1].end:
+            spans[-1].end = max(spans[-1].end, span.end)
+        else:
+            spans.append(span)
+    if not spans:
+        return text
+    out: list[str] = []
+    pos = 0
+    for span in spans:
+        out.append(text[pos : span.start])
+        out.append(f"[card ****{span.label}]")
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
 
-    return CARD_RE.sub(_mask, text)
+
+def _email(match: re.Match[str]) -> str:
+    found = match.group()
+    # The address ends with the last label that starts with two letters or more (its top-level
+    # domain): in the reversed text, the first "." preceded by two letters.
+    tld = _REVERSED_TLD_RE.search(found[::-1])
+    if tld is None or tld.start() > len(found) - found.index("@") - 3:
+        return found
+    letters_from = len(found) - tld.end() + 1  # just after the dot
+    end = _LETTERS_RE.match(found, letters_from)
+    return "[email]" + found[end.end() if end else letters_from :]
+
+
+def _phone_masker(text: str) -> Callable[[re.Match[str]], str]:
+    def _phone(match: re.Match[str]) -> str:
+        run = match.group()
+        after = text[match.end() : match.end() + 1]
+        # The number ends at the last digit not glued to a word character or a hyphen: the first such
+        # digit in the reversed run (a look-behind there is a look-ahead here).
+        last = _PHONE_END_RE.search((run + after)[::-1])
+        if last is None:
+            return run
+        cut = len(run) + len(after) - last.start()
+        found = run[:cut]
+        if len(found) < 8 or _MORE_THAN_15_DIGITS_RE.match(found):
+            return run
+        digits = len(_ONE_DIGIT_RE.findall(found))
+        # A bare run of 8-9 digits is more often an order or date number than a phone number.
+        phone_shaped = found.startswith("+") or digits >= 10 or digits != len(found)
+        return "[phone]" + run[cut:] if digits >= 8 and phone_shaped else run
+
+    return _phone
 
 
 def redact(text: str) -> str:
     """Mask cards, e-mails and phone numbers in free text (for logs and notifications)."""
     text = mask_card_numbers(text)
-    text = EMAIL_RE.sub("[email]", text)
-
-    def _phone(match: re.Match[str]) -> str:
-        found = match.group(0)
-        digits = re.sub(r"\D", "", found)
-        # A bare run of 8-9 digits is more often an order or date number than a phone number.
-        phone_shaped = found.startswith("+") or len(digits) >= 10 or len(digits) != len(found)
-        return "[phone]" if 8 <= len(digits) <= 15 and phone_shaped else found
-
-    return PHONE_RE.sub(_phone, text)
+    text = EMAIL_RE.sub(_email, text)
+    return PHONE_RE.sub(_phone_masker(text), text)
