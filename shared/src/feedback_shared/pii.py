@@ -7,8 +7,10 @@ Every scan here runs in time linear in the text, whatever the text: log lines an
 attacker-controlled, and a pattern that backtracks turns one crafted comment into a stalled worker.
 So no pattern nests a quantifier over optional separators. Runs are consumed possessively (``*+``,
 ``++``, Python 3.11) and only from the start of a run (a look-behind), and the choices a backtracking
-pattern would make (where a phone number ends, which digits form a card) are made by plain loops
-over each run, once.
+pattern would make (where a phone number ends, which digits form a card) are made afterwards, once
+per run: the card windows of all digit runs at once, as bit sets in big ints (``_card_regions``).
+Redacting 100,000 characters of any repeated pattern takes tens of milliseconds; only each card
+actually masked adds Python work (tens of microseconds).
 
 Card numbers
     A *digit group sequence* is a run of digit groups joined by separators: one to eight whitespace
@@ -29,7 +31,8 @@ Card numbers
 Phone numbers
     8-15 digits (the E.164 maximum is 15) with common separators, not glued to a word or hyphen. A
     bare run of 8-9 digits is taken for an order or date number. So a Luhn-invalid 16-digit number is
-    neither a card nor a phone number, and stays.
+    neither a card nor a phone number, and stays; a Luhn-invalid 13-15 digit number written with
+    separators is not a card, but ``redact`` masks it as a phone number.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ _CARD_TRAILER_RE = re.compile(
 CARD_MIN_DIGITS = 13
 CARD_MAX_DIGITS = 19
 # Which valid window names the card when several overlap: the lengths issuers use most, first.
-_LENGTH_RANK = {16: 0, 15: 1, 14: 2, 19: 3, 13: 4, 17: 5, 18: 6}
+_LENGTHS_BY_PREFERENCE = (16, 15, 14, 19, 13, 17, 18)
 _VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
 _DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
 _NON_DIGIT_RUN_RE = re.compile(r"\D+")
@@ -161,14 +164,14 @@ def _card_regions(digits: str, kinds: str) -> list[tuple[int, int, int]]:
         _bits(b"10" * (size // 2 + 1)) >> (size % 2),
         _bits(b"01" * (size // 2 + 1)) >> (size % 2),
     )
-    valid_ends = dict.fromkeys(_LENGTH_RANK, 0)
+    valid_ends = dict.fromkeys(_LENGTHS_BY_PREFERENCE, 0)
     for end_parity in (0, 1):
         weights = bytearray(plain)
         weights[end_parity::2] = doubled[end_parity::2]
         residues = bytes(map((10).__rmod__, accumulate(weights, initial=0)))
         planes = [_bits(residues.translate(table)) for table in _RESIDUE_PLANES]
         ends_here = boundaries & offset_parity[end_parity]
-        for length in _LENGTH_RANK:
+        for length in _LENGTHS_BY_PREFERENCE:
             differs = 0
             for plane in planes:
                 differs |= plane ^ (plane >> length)
@@ -185,7 +188,7 @@ def _card_regions(digits: str, kinds: str) -> list[tuple[int, int, int]]:
     for region in _COVERED_RE.finditer(covered_flags):
         start, end = region.span()
         label_end = end
-        for length in _LENGTH_RANK:  # the best-ranked length first; its last window names the card
+        for length in _LENGTHS_BY_PREFERENCE:  # the preferred length first; its last window names the card
             at = ends_flags[length].rfind("1", start + length, end + 1)
             if at >= 0:
                 label_end = at

@@ -95,6 +95,12 @@ def test_the_named_spellings_never_survive(text: str, mask: Callable[[str], str]
         assert CARD not in out and CARD not in _digits(out)
 
 
+def test_the_mask_is_named_after_the_16_digit_card_when_a_longer_window_also_passes() -> None:
+    # 4111111111111111 followed by CVV 029 is a Luhn-valid 19-digit number too.
+    assert luhn_valid("4111111111111111029")
+    assert mask_card_numbers("card 4111 1111 1111 1111 029 ok") == "card [card ****1111] ok"
+
+
 def test_a_card_after_an_order_number_is_found_and_the_order_number_kept() -> None:
     assert mask_card_numbers("order 12345 4111 1111 1111 1111") == "order 12345 [card ****1111]"
     assert mask_card_numbers("order 987654321 4111111111111111!") == "order 987654321 [card ****1111]!"
