@@ -47,7 +47,12 @@ __all__ = ["EMAIL_RE", "PHONE_RE", "luhn_valid", "mask_card_numbers", "redact"]
 # A local part consumed possessively, and only from the start of its run (the look-behind): trying
 # every position inside a long run of address characters, each failing at its end, is quadratic.
 # The top-level domain (two letters or more) is picked out by ``_email`` rather than by backtracking.
-EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)++")
+# The look-ahead (a dot and two letters somewhere in the domain run) makes a match a real address,
+# so the scan moves past only what it masks; it reads each domain run once, since a run ends at "@".
+_EMAIL = r"[A-Za-z0-9._%+\-]++@(?=[A-Za-z0-9.\-]+?\.[A-Za-z]{2})[A-Za-z0-9.\-]++"
+EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+\-])" + _EMAIL)
+# Right where a masked address ended: another may start there, glued on (``a@b.com_x@c.org``).
+_EMAIL_HERE_RE = re.compile(_EMAIL)
 
 # A maximal run of phone characters, from its start; where the number ends is decided by ``_phone``.
 # At least eight characters, so the many short digit runs of ordinary text never reach the callback.
@@ -96,10 +101,10 @@ _SEPARATOR_CHARS = (
 _DROP_SEPARATORS = str.maketrans("", "", _SEPARATOR_CHARS)
 _DIGIT_OR_SEPARATOR = str.maketrans("0123456789" + _SEPARATOR_CHARS, "d" * 10 + "s" * len(_SEPARATOR_CHARS))
 _GROUP_START_FLAGS = str.maketrans("dD", "01", "s")
-# Bit k of each residue 0-9, as "0"/"1" bytes: the residues' four bit planes.
-_RESIDUE_PLANES = [
-    bytes.maketrans(bytes(range(10)), bytes(b"01"[(r >> k) & 1] for r in range(10))) for k in range(4)
-]
+# A window's weight sum (a byte) -> b"1" where it is 0 mod 10, else b"0".
+_ZERO_MOD_10 = bytes.maketrans(
+    bytes(range(256)), bytes(b"1"[0] if v % 10 == 0 else b"0"[0] for v in range(256))
+)
 # Between sequences scanned together: one group of 20 digits, longer than any card, so no window
 # can reach across it.
 _BARRIER = "|" + "0" * 20 + "|"
@@ -141,18 +146,47 @@ def _flags(bits: int, size: int) -> str:
     return bin(bits)[2:].zfill(size)
 
 
+def _zero_sum_window_ends(weights: bytes) -> dict[int, int]:
+    """For each card length L, the ends of the windows of L weights that sum to 0 (mod 10).
+
+    One byte per digit in a big int: ``sums >> 8k`` moves each digit's weight k places on, so adding
+    shifted copies (by doubling: 1, 2, 4, 8, 16 places) gives every window's sum at once. A window
+    sums to at most 19 * 9 = 171, so no byte carries into the next.
+    """
+    size = len(weights)
+    s1 = int.from_bytes(weights, "big")
+    s2 = s1 + (s1 >> 8)
+    s4 = s2 + (s2 >> 16)
+    s8 = s4 + (s4 >> 32)
+    s16 = s8 + (s8 >> 64)
+    s12 = s8 + (s4 >> 64)
+    sums = {
+        13: s12 + (s1 >> 96),
+        14: s12 + (s2 >> 96),
+        15: s12 + (s2 >> 96) + (s1 >> 112),
+        16: s16,
+        17: s16 + (s1 >> 128),
+        18: s16 + (s2 >> 128),
+        19: s16 + (s2 >> 128) + (s1 >> 144),
+    }
+    # Byte j holds the window ending after digit j, i.e. at offset j + 1: bit ``size - 1 - j``.
+    return {
+        length: _bits(total.to_bytes(size, "big").translate(_ZERO_MOD_10)) for length, total in sums.items()
+    }
+
+
 def _card_regions(digits: str, kinds: str) -> list[tuple[int, int, int]]:
     """Where valid windows lie: ``(first digit, end digit, end of the window naming the card)``.
 
     ``digits`` are the sequences' digits, ``kinds`` the sequences with each digit written ``d`` and
     each separator ``s``. Windows that overlap or touch make one region.
 
-    Luhn over the digits ``[a, b)`` doubles position i when i and b have the same parity. With the
-    digits weighted for an even or an odd end, and ``prefix`` their running sums, the window is valid
-    when ``prefix[a] ≡ prefix[b] (mod 10)``. Offsets are bits of big ints (offset t at bit
-    ``len(digits) - t``); the residues are four bit planes, and ``plane ^ (plane >> L)`` marks where
-    a residue bit differs L digits back. So every window of L digits is checked by a few operations
-    on ``len(digits)``-bit ints, done in C, however many groups there are.
+    Luhn over the digits ``[a, b)`` doubles position i when i and b have the same parity. So with the
+    digits weighted for an even end (even positions doubled) and for an odd end, a window ending at b
+    is valid when its weights for b's parity sum to 0 mod 10 (``_zero_sum_window_ends``). Offsets are
+    bits of big ints (offset t at bit ``len(digits) - t``), so a window must also start and end at
+    group boundaries: ``boundaries & (boundaries >> L)``. Every window of every length is checked by
+    a fixed number of operations on ``len(digits)``-sized ints, done in C, however many groups there are.
     """
     size = len(digits) + 1  # offsets 0..len(digits): windows start and end between digits
     raw = digits.encode()
@@ -168,14 +202,9 @@ def _card_regions(digits: str, kinds: str) -> list[tuple[int, int, int]]:
     for end_parity in (0, 1):
         weights = bytearray(plain)
         weights[end_parity::2] = doubled[end_parity::2]
-        residues = bytes(map((10).__rmod__, accumulate(weights, initial=0)))
-        planes = [_bits(residues.translate(table)) for table in _RESIDUE_PLANES]
         ends_here = boundaries & offset_parity[end_parity]
-        for length in _LENGTHS_BY_PREFERENCE:
-            differs = 0
-            for plane in planes:
-                differs |= plane ^ (plane >> length)
-            valid_ends[length] |= ends_here & (boundaries >> length) & ~differs
+        for length, zero_sum_ends in _zero_sum_window_ends(bytes(weights)).items():
+            valid_ends[length] |= ends_here & (boundaries >> length) & zero_sum_ends
     covered = 0
     for length, ends in valid_ends.items():
         for back in range(1, length + 1):
@@ -203,13 +232,18 @@ def _char_offsets(joined: str, kinds: str, digit_offsets: list[int]) -> list[int
         group_starts = list(accumulate(map(len, _DIGIT_RUN_RE.findall(joined)), initial=0))
         separators_before = list(accumulate(map(len, _NON_DIGIT_RUN_RE.findall(joined)), initial=0))
         return [t + separators_before[bisect_right(group_starts, t) - 1] for t in digit_offsets]
-    # few: a binary search each, counting digits in C
-    found, lo = [], 0
+    # few: a binary search each, counting digits in C, within the 4096-character chunk holding it
+    chunk = 4096
+    before = list(
+        accumulate((kinds.count("d", i, i + chunk) for i in range(0, len(kinds), chunk)), initial=0)
+    )
+    found = []
     for t in digit_offsets:
-        hi = len(kinds)
+        k = bisect_right(before, t) - 1
+        lo, hi = k * chunk, min(len(kinds), (k + 1) * chunk)
         while lo < hi:  # the first char position with more than t digits up to it: digit t itself
             mid = (lo + hi) // 2
-            if kinds.count("d", 0, mid + 1) <= t:
+            if before[k] + kinds.count("d", k * chunk, mid + 1) <= t:
                 lo = mid + 1
             else:
                 hi = mid
@@ -285,16 +319,32 @@ def mask_card_numbers(text: str) -> str:
     return "".join(out)
 
 
-def _email(match: re.Match[str]) -> str:
-    found = match.group()
-    # The address ends with the last label that starts with two letters or more (its top-level
-    # domain): in the reversed text, the first "." preceded by two letters.
+def _address_length(found: str) -> int:
+    """How much of an ``EMAIL_RE`` match is the address: up to the letters of its top-level domain."""
+    # The last "." followed by two letters, after at least one domain character: in the reversed
+    # text, the first "." preceded by two letters (the look-ahead in ``EMAIL_RE`` promises one).
     tld = _REVERSED_TLD_RE.search(found[::-1])
-    if tld is None or tld.start() > len(found) - found.index("@") - 3:
-        return found
-    letters_from = len(found) - tld.end() + 1  # just after the dot
-    end = _LETTERS_RE.match(found, letters_from)
-    return "[email]" + found[end.end() if end else letters_from :]
+    if tld is None or len(found) - 3 - tld.start() < found.index("@") + 2:
+        return 0
+    letters = _LETTERS_RE.match(found, len(found) - tld.end() + 1)
+    return letters.end() if letters else 0
+
+
+def _mask_emails(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    match = EMAIL_RE.search(text)
+    while match is not None:
+        length = _address_length(match.group())
+        if length:
+            out.append(text[pos : match.start()])
+            out.append("[email]")
+            pos = match.start() + length
+            match = _EMAIL_HERE_RE.match(text, pos) or EMAIL_RE.search(text, pos)
+        else:
+            match = EMAIL_RE.search(text, match.end())
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _phone_masker(text: str) -> Callable[[re.Match[str]], str]:
@@ -321,5 +371,5 @@ def _phone_masker(text: str) -> Callable[[re.Match[str]], str]:
 def redact(text: str) -> str:
     """Mask cards, e-mails and phone numbers in free text (for logs and notifications)."""
     text = mask_card_numbers(text)
-    text = EMAIL_RE.sub(_email, text)
+    text = _mask_emails(text)
     return PHONE_RE.sub(_phone_masker(text), text)
