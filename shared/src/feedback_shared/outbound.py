@@ -81,8 +81,9 @@ MAX_RESPONSE_BYTES = 1_000_000
 
 #: Apprise URL options (query keys, as Apprise reads them: lower-cased) refused in a notify URL, and why.
 #: Taken from Apprise 2.3's ``URLBase``/``NotifyBase`` (cto, rto, retry, wait), its e-mail plugin
-#: (smtp, pgppub, pgpprv, wkd) and its Slack and Workflows plugins (template). ``smtp_host`` and
-#: ``smtphost`` are not URL options today; they are refused so that a future alias cannot slip by.
+#: (smtp, pgppub, pgpprv, wkd) and its Slack and Workflows plugins (template). ``smtp_host``,
+#: ``smtphost`` and ``timeout`` are not URL options today; they are refused so that a future alias
+#: cannot slip by. ``verify`` and ``redirect`` are checked by value (see ``_check_options``).
 REFUSED_OPTIONS: dict[str, str] = {
     "cto": "sets its own connect timeout",
     "rto": "sets its own read timeout",
@@ -91,6 +92,7 @@ REFUSED_OPTIONS: dict[str, str] = {
     "smtp": "names its own SMTP host",
     "smtp_host": "names its own SMTP host",
     "smtphost": "names its own SMTP host",
+    "timeout": "sets its own timeout",
     "template": "loads a template from a path or URL that is not checked",
     "pgppub": "reads a key file from the server's disk",
     "pgpprv": "reads a key file from the server's disk",
@@ -241,6 +243,7 @@ def _check_options(query: str) -> None:
 def _check_host(host: str, policy: OutboundPolicy) -> None:
     allowed_names, allowed_networks = _names_and_networks(policy.allow_hosts)
     own_names, own_networks = _names_and_networks(policy.own_addresses)
+    host = _ascii_host(host)
     literal = _ip_literal(host)
     if literal is not None:
         _check_address(literal, host, None, allowed_networks, own_networks)
@@ -264,13 +267,19 @@ def _check_host(host: str, policy: OutboundPolicy) -> None:
         _check_address(address, host, answer, allowed_networks, own_networks)
 
 
-def _check_host_name(host: str) -> None:
+def _ascii_host(host: str) -> str:
+    """``host`` in ASCII (IDNA), as resolvers see it: full-width ``１２７.０.０.１`` is ``127.0.0.1``."""
+    if host.isascii():
+        return host
     try:
-        ascii_host = host.encode("idna").decode() if not host.isascii() else host
+        return host.encode("idna").decode().lower()
     except UnicodeError:
         raise OutboundRefused(f"host {host!r} is not a valid host name") from None
-    labels = ascii_host.split(".")
-    if len(ascii_host) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
+
+
+def _check_host_name(host: str) -> None:
+    labels = host.split(".")
+    if len(host) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
         raise OutboundRefused(f"host {host!r} is not a valid host name")
 
 

@@ -32,6 +32,7 @@ DNS = {
 
 
 def fake_resolve(host: str) -> list[str]:
+    assert host.isascii(), host
     try:
         return DNS[host]
     except KeyError:
@@ -212,6 +213,7 @@ def test_a_host_that_does_not_resolve_is_refused_clearly() -> None:
         ("json://?format=text", "has no host"),
         ("https://bad_name.example.com/", "not a valid host name"),
         ("json://a[b@hooks.example.com/", "malformed host part"),  # urllib cannot read it at all
+        ("json://１２７.０.０.１/", "host 127.0.0.1 is loopback"),  # full-width digits, read as ASCII
     ],
 )
 def test_credential_and_parser_tricks_are_refused(url: str, reason: str) -> None:
@@ -343,6 +345,8 @@ def test_the_default_resolver_answers_for_localhost_without_the_network() -> Non
         ("mailtos://user:pass@gmail.com?to=x@example.org", "gmail.com"),
         ("xml://hooks.example.com/#frag", "hooks.example.com"),
         ("json:\\\\hooks.example.com/x", "hooks.example.com"),
+        ("json://hooks.example.com#@127.0.0.1/", "hooks.example.com"),
+        ("json://hooks.example.com?@127.0.0.1", "hooks.example.com"),
     ],
 )
 def test_the_host_checked_is_the_host_apprise_connects_to(url: str, host: str) -> None:
