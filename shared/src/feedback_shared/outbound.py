@@ -68,6 +68,7 @@ __all__ = [
     "OutboundRefused",
     "check_notify_url",
     "check_webhook_url",
+    "resolve_with_getaddrinfo",
 ]
 
 ALLOWED_NOTIFY_SCHEMES = frozenset(
