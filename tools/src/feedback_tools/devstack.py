@@ -240,6 +240,10 @@ class EmbeddedStack:
             f"{prefix}AUTH__METRICS_PUBLIC": "true",
             "PYTHONUNBUFFERED": "1",
         }
+        if name == "alerts":
+            # The stand-in receivers (demo, tests, bench) listen on loopback.
+            env["ALERTS_OUTBOUND_ALLOW_HOSTS"] = '["127.0.0.0/8", "::1", "localhost"]'
+
         if self.config.external_mongo_url is None:
             # SecantusDB's retryable-write bookkeeping costs a scan per write (see MongoSettings).
             env[f"{prefix}MONGO__RETRY_WRITES"] = "false"

@@ -13,6 +13,7 @@ from feedback_shared.config import (
     KeyedServiceSettings,
     service_settings_config,
 )
+from feedback_shared.outbound import OutboundPolicy
 
 
 class Settings(KeyedServiceSettings):
@@ -28,9 +29,9 @@ class Settings(KeyedServiceSettings):
     delivery_backoff_s: float = 2.0
     delivery_backoff_max_s: float = 300.0
     delivery_poll_s: float = 0.5
-    #: Deliveries in flight at once. More helps when a channel is slow (an SMTP server taking seconds);
-    #: on the embedded database, where make bench found the database to be the limit, it did not.
-    delivery_concurrency: int = 1
+    #: Deliveries in flight at once: one slow receiver (an SMTP server taking seconds, a webhook that
+    #: never answers) holds one worker, not every page.
+    delivery_concurrency: int = 4
     #: Seconds a claimed delivery stays leased to one worker before another may retry it. The worker
     #: renews it every third of that while it holds the delivery, so it runs out only when the worker is
     #: gone (killed, partitioned from the database): a page it held waits at most this long.
@@ -49,6 +50,15 @@ class Settings(KeyedServiceSettings):
     #: same). Unset in development only: a random one per process.
     session_secret: SecretStr | None = None
     session_max_age_s: int = 8 * 3600
+    #: Hosts (names, addresses or networks) notification and webhook URLs may reach although they are
+    #: inward: loopback, private, link-local (``feedback_shared.outbound``). The dev stack allows loopback.
+    outbound_allow_hosts: list[str] = Field(default_factory=list)
+    #: The services' own addresses or networks (the pod and service CIDRs), never reached unless allowed.
+    outbound_own_addresses: list[str] = Field(default_factory=list)
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy(allow_hosts=frozenset(self.outbound_allow_hosts),
+                              own_addresses=frozenset(self.outbound_own_addresses))
 
     @model_validator(mode="after")
     def _session_secret_outside_development(self) -> Self:

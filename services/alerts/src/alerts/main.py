@@ -76,6 +76,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     app.state.sessions = sessions
     app.state.cookie_principal = cookie_principal(sessions)
     app.state.fallback_csm_id = settings.fallback_csm_id
+    app.state.outbound_policy = settings.outbound_policy()
     app.include_router(router)
     app.include_router(inbox_router)
     add_operational_endpoints(app, registry, {

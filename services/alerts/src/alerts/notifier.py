@@ -28,6 +28,13 @@ from alerts.metrics import AlertsMetrics
 from alerts.ports import Outbox
 from feedback_shared.events import utcnow
 from feedback_shared.loops import every
+from feedback_shared.outbound import (
+    MAX_RESPONSE_BYTES,
+    SEND_TIMEOUT_S,
+    OutboundRefused,
+    check_notify_url,
+    check_webhook_url,
+)
 from feedback_shared.webhooks import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -63,20 +70,66 @@ def with_idempotency_key(url: str, key: str) -> str:
     return f"{base}{joiner}+Idempotency-Key={quote(key, safe='')}" + (f"#{fragment}" if fragment else "")
 
 
+def with_send_timeouts(url: str) -> str:
+    """``url`` with Apprise's connect and read timeouts set to ours (a saved URL may not set them:
+    ``feedback_shared.outbound`` refuses ``cto``/``rto``)."""
+    if url.split("://", 1)[0].lower() not in HEADER_SCHEMES | {"slack", "msteams"}:
+        return url
+    base, _, fragment = url.partition("#")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}cto={SEND_TIMEOUT_S / 2:g}&rto={SEND_TIMEOUT_S:g}" + (f"#{fragment}" if fragment else "")
+
+
 def send_with_apprise(url: str, title: str, body: str) -> None:
     notifier = apprise.Apprise()
-    if not notifier.add(url):
+    if not notifier.add(with_send_timeouts(url)):
         raise ValueError(f"not a notification URL Apprise understands ({channel_of(url)}://…)")
     if not notifier.notify(title=title, body=body):
         raise ConnectionError(f"{channel_of(url)} delivery failed")
 
 
-def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, timeout_s: float = 10.0) -> None:
-    """POST an alert event with Standard Webhooks headers; anything but 2xx is a failure to retry."""
+def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
+    """POST an alert event with Standard Webhooks headers; anything but 2xx is a failure to retry. No
+    redirect is followed (it could point inward), and at most ``MAX_RESPONSE_BYTES`` are read."""
     headers = {"Content-Type": "application/json", **signed_headers(secret, msg_id, payload)}
-    response = httpx.post(url, content=payload, headers=headers, timeout=timeout_s)
-    if not response.is_success:
-        raise ConnectionError(f"webhook answered {response.status_code}")
+    with httpx.stream("POST", url, content=payload, headers=headers, timeout=timeout_s,
+                      follow_redirects=False) as response:
+        read = 0
+        for chunk in response.iter_bytes():
+            read += len(chunk)
+            if read > MAX_RESPONSE_BYTES:
+                break
+        if not response.is_success:
+            raise ConnectionError(f"webhook answered {response.status_code}")
+
+
+class SendTimeout(ConnectionError):
+    """A send that outlived its wall-time cap (a receiver that answers byte by byte)."""
+
+
+def within_wall_time(send: Callable[[], None], limit_s: float) -> None:
+    """Run ``send`` with a cap on its wall time. Past the cap the worker moves on and the delivery is
+    retried later; the abandoned thread ends when its socket times out (connect and read timeouts)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            send()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="outbound-send", daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if not outcome:
+        raise SendTimeout(f"no answer within {limit_s:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+class Refused(Exception):
+    """A delivery whose target the outbound policy refuses: dead at once, never retried."""
 
 
 def backoff(attempts: int, base_s: float, max_s: float) -> timedelta:
@@ -103,19 +156,30 @@ class Dispatcher:
         #: while it is here (``renew_leases``). The lock keeps a renewal and a release apart.
         self._held: dict[str, dict[str, Any]] = {}
         self._lease_lock = threading.Lock()
+        self.policy = settings.outbound_policy()
         # Deliveries claimed per query: the query reads every due delivery, so one per claim made a
         # backlog of n cost n reads each; a worker holding a few leases at once is harmless.
         self.claim_batch = 10
 
     def _deliver(self, doc: dict[str, Any]) -> None:
+        # Checked again at each send, not only when saved: DNS may point the name inward by now.
+        try:
+            if doc.get("kind") == "webhook":
+                check_webhook_url(doc["url"], self.policy)
+            else:
+                check_notify_url(doc["url"], self.policy)
+        except OutboundRefused as exc:
+            raise Refused(str(exc)) from exc
         if doc.get("kind") == "webhook":
             secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
-            send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode())
+            within_wall_time(lambda: send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode()),
+                             SEND_TIMEOUT_S * 2)
         else:
             # Taken over from a worker that stopped mid-send: the page may be out already. Receivers
             # honouring the key drop it; a person reading Slack or e-mail is told.
             title = f"{RESUMED_PREFIX}{doc['title']}" if doc.get("resumed") else doc["title"]
-            self.send(with_idempotency_key(doc["url"], doc["_id"]), title, doc["body"])
+            within_wall_time(lambda: self.send(with_idempotency_key(doc["url"], doc["_id"]), title, doc["body"]),
+                             SEND_TIMEOUT_S * 2)
 
     def deliver_due(self, limit: int) -> int:
         """Claim up to ``limit`` due deliveries with one query and attempt each; how many were claimed."""
@@ -152,7 +216,7 @@ class Dispatcher:
         try:
             self._deliver(doc)
         except Exception as exc:
-            dead = doc["attempts"] >= self.settings.delivery_max_attempts
+            dead = isinstance(exc, Refused) or doc["attempts"] >= self.settings.delivery_max_attempts
             delay = backoff(doc["attempts"], self.settings.delivery_backoff_s, self.settings.delivery_backoff_max_s)
             self.outbox.mark_failed(doc["_id"], dead=dead, next_attempt_at=self.clock() + delay, error=repr(exc))
             self.metrics.notifications.labels(channel=channel, outcome="dead" if dead else "retry").inc()

@@ -14,6 +14,7 @@ from alerts.inbox import visible_csms
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
 from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
+from feedback_shared.outbound import OutboundPolicy, OutboundRefused, check_notify_url
 
 # Authentication first, before any other parameter is read.
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES, dependencies=[Depends(current_principal)])
@@ -145,8 +146,20 @@ async def change_status(alert_id: Annotated[str, Field(max_length=128)], action:
 
 
 @router.put("/v1/csms/{csm_id}")
-def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: StoreDep, _: Admin) -> dict[str, Any]:
-    """Create or replace a CSM and where their alerts are delivered."""
+def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: StoreDep, _: Admin,
+            request: Request) -> dict[str, Any]:
+    """Create or replace a CSM and where their alerts are delivered. A notification URL that reaches
+    inward (loopback, private, link-local such as 169.254.169.254, the services' own addresses) is
+    refused with 422 naming why, unless the operator allow-listed the host."""
+    policy: OutboundPolicy = request.app.state.outbound_policy
+    refused = []
+    for i, url in enumerate(body.notify):
+        try:
+            check_notify_url(url, policy)
+        except OutboundRefused as exc:
+            refused.append({"loc": ["body", "notify", i], "msg": str(exc), "type": "outbound_refused"})
+    if refused:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=refused)
     store.directory.put_csm(csm_id, body.model_dump(mode="json"))
     return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
 
