@@ -89,3 +89,12 @@ def test_the_inbox_and_its_pages_are_behind_the_login() -> None:
         assert response.status_code == 401, path
         assert "Open cases" not in response.text
     assert '<form method="post" action="/login">' in client.get("/").text
+
+
+@pytest.mark.parametrize("service", sorted(APPS))
+def test_every_service_has_a_body_size_limit(service: str) -> None:
+    app = APPS[service]()
+    limit = 8_000_000 if service == "ingest" else 1_000_000
+    client = TestClient(app)
+    response = client.post("/v1/anything", content=b"x" * (limit + 1), headers={"Authorization": "Bearer k"})
+    assert response.status_code == 413 and str(limit) in response.json()["detail"]

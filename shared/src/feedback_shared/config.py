@@ -125,6 +125,8 @@ class KeyedServiceSettings(CommonSettings):
 
     #: Unset: the development key in development, none elsewhere.
     api_keys: list[str] = Field(default_factory=list)
+    #: Largest request body (413 above it, whether or not Content-Length is sent).
+    max_body_bytes: int = 1_000_000
 
     @model_validator(mode="before")
     @classmethod

@@ -113,6 +113,7 @@ def add_operational_endpoints(app: FastAPI, registry: CollectorRegistry,
     ``connect_token_store`` sets once the database client exists."""
     app.include_router(health_router(readiness_checks))
     handle_validation_errors(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.authenticator = authenticator = Authenticator(
         None, settings.api_keys, cache_ttl_s=settings.auth.cache_ttl_s)
     guard = [] if settings.auth.metrics_public else [Depends(require("metrics.read"))]

@@ -162,6 +162,17 @@ class FakeOutbox(Calls):
     def deliveries_for(self, alert_id: str) -> list[dict[str, Any]]:
         return [dict(d) for d in self.deliveries.values() if d["alert_id"] == alert_id]
 
+    def dead(self, limit: int) -> list[dict[str, Any]]:
+        return [dict(d) for d in self.deliveries.values() if d["status"] == "dead"][:limit]
+
+    def requeue(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
+        requeued = 0
+        for i, d in self.deliveries.items():
+            if d["status"] == "dead" and (delivery_ids is None or i in delivery_ids):
+                d.update(status="pending", attempts=0, next_attempt_at=now, requeued_at=now)
+                requeued += 1
+        return requeued
+
     def erase_cases(self, case_ids: Sequence[str]) -> None:
         for d in self.deliveries.values():
             if d["alert_id"] in case_ids:

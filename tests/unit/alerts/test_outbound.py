@@ -73,3 +73,23 @@ def test_a_failing_send_reports_its_own_error() -> None:
 
     with pytest.raises(ConnectionError, match="refused by the receiver"):
         within_wall_time(send, 1)
+
+
+def test_dead_pages_are_listed_and_requeued_by_an_admin_only() -> None:
+    app = create_app(Settings(api_keys=["admin-key"]), CollectorRegistry(), stream=False)
+    app.state.store = store = fake_store()
+    outbox: FakeOutbox = store.outbox  # type: ignore[assignment]
+    outbox.enqueue([Delivery(f"d-{i}", "apprise", f"a-{i}", "json://93.184.215.14/x", title="t", body="b")
+                    for i in range(3)], NOW)
+    for i in range(2):
+        outbox.mark_failed(f"d-{i}", dead=True, next_attempt_at=NOW, error="receiver answered 500")
+    client = TestClient(app)
+    admin = {"Authorization": "Bearer admin-key"}
+    listed = client.get("/v1/pages", headers=admin).json()
+    assert [p["delivery_id"] for p in listed] == ["d-0", "d-1"]
+    assert listed[0]["last_error"] == "receiver answered 500" and "body" not in listed[0]
+    assert client.post("/v1/pages/requeue", json={"ids": ["d-1"]}, headers=admin).json() == {"requeued": 1}
+    assert outbox.deliveries["d-1"]["status"] == "pending" and outbox.deliveries["d-1"]["attempts"] == 0
+    assert client.post("/v1/pages/requeue", json={}, headers=admin).json() == {"requeued": 1}
+    assert client.get("/v1/pages", headers=admin).json() == []
+    assert client.get("/v1/pages").status_code == 401

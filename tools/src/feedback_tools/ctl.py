@@ -8,6 +8,7 @@
     feedbackctl topics    list the broker's topics
     feedbackctl schemas   write the JSON Schema of every topic (for producers outside the project)
     feedbackctl tokens    create, list and revoke principals' tokens (in the auth database)
+    feedbackctl pages     list the pages given up (dead), and requeue them
 """
 
 from __future__ import annotations
@@ -317,6 +318,33 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pages(args: argparse.Namespace) -> int:
+    """Through the alerts API, with an admin token (FEEDBACK_TOKEN, else the dev stack's key)."""
+    config = _config_from_env()
+    token = args.token or os.environ.get("FEEDBACK_TOKEN") or config.api_key
+    alerts = (args.alerts_url or config.service_url("alerts")).rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        if args.action == "list":
+            response = httpx.get(f"{alerts}/v1/pages", headers=headers, params={"limit": args.limit}, timeout=15)
+            response.raise_for_status()
+            pages = response.json()
+            for page in pages:
+                print(f"{page['delivery_id']}  {page['kind']:8s} alert {page['alert_id']}  "
+                      f"attempts {page.get('attempts', 0)}  {page.get('last_error', '')}")
+            print(f"{len(pages)} dead page(s)")
+            return 0
+        body = {"ids": args.ids} if args.ids else {"ids": None}
+        response = httpx.post(f"{alerts}/v1/pages/requeue", headers=headers, json=body, timeout=15)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        detail = exc.response.text[:300] if isinstance(exc, httpx.HTTPStatusError) else str(exc)
+        print(f"feedbackctl: {detail}", file=sys.stderr)
+        return 1
+    print(f"{response.json()['requeued']} page(s) requeued")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="feedbackctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -354,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--mongo-url", help="the database (default: FEEDBACK_MONGO_URL, else the dev stack's)")
     tok.add_argument("--auth-database", default="auth", help="the database holding the tokens")
     tok.set_defaults(func=cmd_tokens)
+    pages = sub.add_parser("pages", help="list dead pages, or requeue them (all, or the ids given)")
+    pages.add_argument("action", choices=["list", "requeue"])
+    pages.add_argument("ids", nargs="*", help="for requeue: delivery ids (default: every dead page)")
+    pages.add_argument("--limit", type=int, default=100)
+    pages.add_argument("--token", help="an admin token (default: FEEDBACK_TOKEN, else the dev key)")
+    pages.add_argument("--alerts-url", help="the alerts service (default: the dev stack's)")
+    pages.set_defaults(func=cmd_pages)
     args = parser.parse_args(argv)
     if args.command == "tokens" and args.action == "create" and not args.role:
         parser.error("tokens create needs --role")

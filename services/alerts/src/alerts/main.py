@@ -53,7 +53,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
             return
         worker = create_faust_app("alerts", settings.kafka)
         registry.register(ConsumerLagCollector(worker))
-        dispatcher = Dispatcher(store.outbox, settings, metrics)
+        app.state.dispatcher = dispatcher = Dispatcher(store.outbox, settings, metrics)
         service = AlertService(store, settings, metrics, policy, handoff=dispatcher.hand_over)
         app.state.service = service
         register_agents(worker, service, metrics, on_enqueued=dispatcher.wake)

@@ -164,6 +164,36 @@ def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: S
     return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
 
 
+class RequeueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=1000)] | None = Field(
+        default=None, description="The dead deliveries to send again; omit (or null) for every one.")
+
+
+PageOperator = Annotated[Principal, Depends(require("pages.requeue"))]
+
+
+@router.get("/v1/pages")
+def dead_pages(store: StoreDep, _: PageOperator,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """Pages and webhook calls given up after their retries (``status: dead``), with the last error."""
+    return [{"delivery_id": d["_id"], **{k: v for k, v in d.items() if k in (
+        "kind", "alert_id", "status", "attempts", "last_error", "next_attempt_at", "created_at")}}
+        for d in store.outbox.dead(limit)]
+
+
+@router.post("/v1/pages/requeue")
+def requeue_pages(body: RequeueIn, store: StoreDep, _: PageOperator, request: Request) -> dict[str, int]:
+    """Send dead deliveries again (``feedbackctl pages requeue``); each is checked against the outbound
+    policy again when sent."""
+    requeued = store.outbox.requeue(body.ids, utcnow())
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    if dispatcher is not None and requeued:
+        dispatcher.wake()
+    return {"requeued": requeued}
+
+
 @router.put("/v1/accounts/{customer_id}", responses={503: {"description": "Saved, but the broker did not "
                                                                  "take the profile update: send it again."}})
 async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, request: Request,

@@ -17,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.http import (
-    BodySizeLimit,
     add_operational_endpoints,
     connect_token_store,
     handle_validation_errors,
@@ -79,7 +78,6 @@ def create_app(
         description="Reviews, mentions, complaints, purchases and returns in; events to Kafka out.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(DependencyUnavailable)
     async def _unavailable(_: Request, exc: DependencyUnavailable) -> JSONResponse:

@@ -94,6 +94,19 @@ class MongoOutbox:
     def deliveries_for(self, alert_id: str) -> list[Doc]:
         return list(self.outbox.find({"alert_id": alert_id}, {"title": 0, "body": 0, "payload": 0}))
 
+    def dead(self, limit: int) -> list[Doc]:
+        """Deliveries given up after their retries (or refused outright), oldest first, without texts."""
+        return list(self.outbox.find({"status": "dead"}, {"title": 0, "body": 0, "payload": 0})
+                    .sort("next_attempt_at", ASCENDING).limit(limit))
+
+    def requeue(self, delivery_ids: Sequence[str] | None, now: datetime) -> int:
+        """Send these dead deliveries (None: every one) again from now, with their attempts reset."""
+        query: Doc = {"status": "dead"}
+        if delivery_ids is not None:
+            query["_id"] = {"$in": list(delivery_ids)}
+        return self.outbox.update_many(query, {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": now,
+                                                        "requeued_at": now}}).modified_count
+
     def erase_cases(self, case_ids: Sequence[str]) -> None:
         """Blank the texts of these cases' pages and webhook calls (an erasure)."""
         self.outbox.update_many(
