@@ -327,7 +327,8 @@ def test_a_held_page_keeps_its_lease_while_its_worker_lives_and_is_given_up_once
     store, metrics, _ = alerts_db
     clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
     lease = timedelta(seconds=15)
-    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=lease.total_seconds())
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], outbound_allow_hosts=["127.0.0.0/8"],
+                              delivery_lease_s=lease.total_seconds())
     sent: list[str] = []
     dispatcher = Dispatcher(store.outbox, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
     service = AlertService(store, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)
@@ -354,7 +355,8 @@ def test_a_running_dispatcher_keeps_the_lease_of_a_page_through_a_send_longer_th
     """The renewal runs beside the workers: a channel taking three leases to answer keeps its page
     leased to the sender the whole time, so no other worker claims and sends it as well."""
     store, metrics, _ = alerts_db
-    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=1.2, delivery_poll_s=0.05)
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], outbound_allow_hosts=["127.0.0.0/8"],
+                              delivery_lease_s=1.2, delivery_poll_s=0.05)
     claims_by_others: list[dict[str, Any]] = []
     sent: list[str] = []
 
@@ -394,7 +396,8 @@ def test_pages_handed_over_in_memory_are_sent_once_and_survive_a_crash_or_a_clea
     stop it goes back to pending at once."""
     store, metrics, _ = alerts_db
     clock = Clock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
-    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], delivery_lease_s=60)
+    settings = AlertsSettings(fallback_notify=["json://127.0.0.1:9/csm"], outbound_allow_hosts=["127.0.0.0/8"],
+                              delivery_lease_s=60)
     sent: list[str] = []
     dispatcher = Dispatcher(store.outbox, settings, metrics, send=lambda url, _title, _body: sent.append(url), clock=clock)
     service = AlertService(store, settings, metrics, AlertPolicy(), clock=clock, handoff=dispatcher.hand_over)

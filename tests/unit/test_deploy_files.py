@@ -156,7 +156,8 @@ def test_values_that_a_service_would_refuse_are_flagged() -> None:
     # Lists are JSON in the environment; an empty value is not a list.
     assert dc._settings_errors("x", "alerts", {"ALERTS_FALLBACK_NOTIFY": ""})
     assert dc._settings_errors("x", "ingest", {"INGEST_API_KEYS": "not-json"})
-    assert not dc._settings_errors("x", "ingest", {"INGEST_ENVIRONMENT": "production", "INGEST_API_KEYS": '["k"]'})
+    assert not dc._settings_errors("x", "ingest", {"INGEST_ENVIRONMENT": "production", "INGEST_API_KEYS": '["Kq7vX2mPz9LwT4rN8bYc3HjD6fGs5QaE"]',
+                                                   "INGEST_PSEUDONYM_KEY": "Zt8wQ3nVb6Ry1Lp5Ks9Hd2Mf7Gj4Xc0Ae"})
 
 
 def test_an_unknown_variable_in_a_deploy_file_fails_the_env_check(deploy_copy: Path, tools: None) -> None:

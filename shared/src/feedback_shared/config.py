@@ -18,12 +18,38 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: The key ``make run`` prints; accepted only while ``environment`` is ``development``.
 DEV_API_KEY = "dev-key"
 
+#: Parts of the example values in the deploy files: a secret holding one was never replaced.
+PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example",
+                     "not-for-production", "dev-key", "dev-webhook", "dev-session")
+
+
+def check_secret(value: str, variable: str, min_length: int) -> None:
+    """Refuse a secret that is short or still a placeholder, naming the variable (used outside
+    development). A Standard Webhooks secret (``whsec_<base64>``) is judged by what it decodes to."""
+    text = value
+    if value.startswith("whsec_"):
+        import base64
+        import binascii
+
+        try:
+            text = base64.b64decode(value.removeprefix("whsec_"), validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            text = value
+    lowered = text.lower()
+    if any(mark in lowered for mark in PLACEHOLDER_MARKS):
+        raise ValueError(f"{variable} still holds a placeholder value: set a real secret")
+    if len(text) < min_length:
+        raise ValueError(f"{variable} is too short ({len(text)} characters; at least {min_length})")
+
 
 def check_api_keys(keys: list[str], environment: str, variable: str) -> None:
     """Refuse the development key anywhere but in development. (Empty is fine: principals' tokens
     come from the auth database, ``feedbackctl tokens create``.)"""
     if DEV_API_KEY in keys and environment != "development":
         raise ValueError(f"{variable} still holds the development key outside development")
+    if environment != "development":
+        for key in keys:
+            check_secret(key, variable, min_length=24)
 
 
 class KafkaSettings(BaseModel):
@@ -110,7 +136,9 @@ def service_settings_config(prefix: str) -> SettingsConfigDict:
 class CommonSettings(BaseSettings):
     """Fields every service has. Subclasses set ``model_config`` with their env prefix."""
 
-    environment: str = "development"
+    #: Production unless said otherwise: the development key, placeholder secrets and missing
+    #: secrets are refused there. ``make run`` and the tests set ``development``.
+    environment: str = "production"
     log_level: str = "INFO"
     log_json: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -140,4 +168,23 @@ class KeyedServiceSettings(CommonSettings):
     @model_validator(mode="after")
     def _refuse_dev_key_outside_development(self) -> Self:
         check_api_keys(self.api_keys, self.environment, f"{self.model_config.get('env_prefix', '')}API_KEYS")
+        return self
+
+
+#: The development stand-in for ``<PREFIX>PSEUDONYM_KEY`` (refused elsewhere, as a placeholder).
+DEV_PSEUDONYM_KEY = "dev-pseudonym-key-not-for-production"
+
+
+class PseudonymSettings(KeyedServiceSettings):
+    """A service that derives pseudonyms (a complaint's contact detail, an erased customer's id):
+    keyed HMACs with ``<PREFIX>PSEUDONYM_KEY``, so knowing an e-mail address or a customer id is not
+    enough to find the pseudonym. Required, 32 characters or more, outside development."""
+
+    pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
+
+    @model_validator(mode="after")
+    def _pseudonym_key_outside_development(self) -> Self:
+        if self.environment != "development":
+            variable = f"{self.model_config.get('env_prefix', '')}PSEUDONYM_KEY"
+            check_secret(self.pseudonym_key.get_secret_value(), variable, min_length=32)
         return self

@@ -121,6 +121,14 @@ def test_a_return_takes_back_at_most_the_balance_with_clamp_and_all_with_allow()
 
 
 # ---- tiers -----------------------------------------------------------------------------------------
+def test_a_new_customer_lifted_by_their_first_batch_moves_up_from_the_bottom_tier() -> None:
+    """Both purchases in one batch (how a consumer's batches fall is not the customer's business): the
+    announcement still says where they came from, the bottom tier, not nothing."""
+    out = decide([buy("o-1", "20"), buy("o-2", "600")], BatchState(), RULES, T0)
+    [change] = [e for e in out.points if isinstance(e, TierChanged)]
+    assert (change.previous_tier, change.tier) == ("bronze", "silver")
+
+
 def test_the_tier_is_computed_once_per_customer_from_where_the_batch_leaves_them() -> None:
     state = BatchState(accounts={"c-1": account(balance=400, tier="bronze")}, purchase_counts={"c-1": 5},
                        earned={"c-1": 400})

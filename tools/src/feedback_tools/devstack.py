@@ -235,6 +235,7 @@ class EmbeddedStack:
             f"{prefix}MONGO__URL": self.config.mongo_url,
             f"{prefix}HTTP__HOST": self.config.host,
             f"{prefix}HTTP__PORT": str(port or self.config.service_ports[name]),
+            f"{prefix}ENVIRONMENT": "development",
             f"{prefix}API_KEYS": f'["{self.config.api_key}"]',
             # Prometheus and make bench scrape the dev stack without a token (not so in production).
             f"{prefix}AUTH__METRICS_PUBLIC": "true",

@@ -121,7 +121,7 @@ def containers(cmd: list[str], stack: EmbeddedStack, ports: dict[str, int], key:
                 f"{p}KAFKA__REBALANCE_TIMEOUT_S": "3", f"{p}MONGO__URL": stack.config.mongo_url,
                 f"{p}MONGO__RETRY_WRITES": "false", f"{p}API_KEYS": json.dumps([key]),
                 f"{p}AUTH__METRICS_PUBLIC": "true", "ALERTS_SESSION_SECRET": secrets.token_urlsafe(32),
-                "ALERTS_OUTBOUND_ALLOW_HOSTS": '["127.0.0.0/8"]',
+                "ALERTS_OUTBOUND_ALLOW_HOSTS": '["127.0.0.0/8"]', f"{p}PSEUDONYM_KEY": secrets.token_urlsafe(32),
                 **{k: v for k, v in stack.config.extra_env.items() if k.startswith(p)},
             }
             flags = [flag for k, v in env.items() for flag in ("-e", f"{k}={v}")]

@@ -11,6 +11,7 @@ from alerts.rules import AlertPolicy, load_policy
 from feedback_shared.config import (
     HttpSettings,
     KeyedServiceSettings,
+    check_secret,
     service_settings_config,
 )
 from feedback_shared.outbound import OutboundPolicy
@@ -61,10 +62,17 @@ class Settings(KeyedServiceSettings):
                               own_addresses=frozenset(self.outbound_own_addresses))
 
     @model_validator(mode="after")
-    def _session_secret_outside_development(self) -> Self:
-        secret = self.session_secret.get_secret_value() if self.session_secret else ""
-        if self.environment != "development" and len(secret) < 32:
-            raise ValueError("ALERTS_SESSION_SECRET must be set, at least 32 characters, outside development")
+    def _secrets_outside_development(self) -> Self:
+        if self.webhook_url and self.webhook_secret is None:
+            # Unsigned, an integration cannot tell our events from anyone's.
+            raise ValueError("ALERTS_WEBHOOK_SECRET must be set when ALERTS_WEBHOOK_URL is")
+        if self.environment == "development":
+            return self
+        if self.session_secret is None:
+            raise ValueError("ALERTS_SESSION_SECRET must be set outside development (32 characters or more)")
+        check_secret(self.session_secret.get_secret_value(), "ALERTS_SESSION_SECRET", min_length=32)
+        if self.webhook_secret is not None:
+            check_secret(self.webhook_secret.get_secret_value(), "ALERTS_WEBHOOK_SECRET", min_length=24)
         return self
 
     def policy(self) -> AlertPolicy:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from feedback_shared.config import (
     HttpSettings,
-    KeyedServiceSettings,
+    PseudonymSettings,
+    check_secret,
     service_settings_config,
 )
 
@@ -24,7 +25,7 @@ class FeedSettings(BaseModel):
     is_public: bool = True
 
 
-class Settings(KeyedServiceSettings):
+class Settings(PseudonymSettings):
     model_config = service_settings_config("INGEST_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8000))
@@ -38,6 +39,13 @@ class Settings(KeyedServiceSettings):
     webhook_tolerance_s: int = 300
     #: RSS/Atom feeds to follow, e.g. ``[{"url": "https://…/feed", "source": "reddit", "kind": "mention"}]``.
     feeds: list[FeedSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _webhook_secrets_outside_development(self) -> Self:
+        if self.environment != "development":
+            for source, secret in self.webhook_secrets.items():
+                check_secret(secret.get_secret_value(), f"INGEST_WEBHOOK_SECRETS[{source}]", min_length=24)
+        return self
 
 
 @lru_cache

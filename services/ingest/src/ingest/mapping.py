@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from feedback_shared.adapters import generic_item
 from feedback_shared.events import FeedbackReceived, OrderReturned, PurchaseRecorded, utcnow
+from feedback_shared.pii import pseudonym
 from feedback_shared.topics import COMMERCE_EVENTS, FEEDBACK_RECEIVED
 from ingest.schemas import CommerceIn, ComplaintIn, MentionIn, PurchaseIn, ReturnIn, ReviewIn
 from ingest.service import Submission, normalise_text
@@ -33,10 +34,11 @@ def _feedback_submission(fields: dict[str, Any]) -> Submission:
     return Submission(FEEDBACK_RECEIVED, event, event.source, event.external_id, event.kind)
 
 
-def _complaint_fields(body: ComplaintIn) -> dict[str, Any]:
-    """The complaint form's contact detail is never published: a pseudonymous id stands for it."""
+def _complaint_fields(body: ComplaintIn, pseudonym_key: bytes) -> dict[str, Any]:
+    """The complaint form's contact detail is never published: a pseudonymous id stands for it, a
+    keyed HMAC (knowing the address is not enough to find the customer's data)."""
     contact = body.customer_id or str(body.email or body.phone)
-    customer_id = body.customer_id or "anon-" + hashlib.sha256(contact.lower().encode()).hexdigest()[:20]
+    customer_id = body.customer_id or pseudonym(pseudonym_key, contact.lower(), prefix="anon-", length=20)
     external_id = body.external_id or hashlib.sha256(f"{contact}\x1f{body.text}".encode()).hexdigest()
     fields = body.model_dump(exclude_none=True, exclude={"email", "phone", "customer_id", "external_id"})
     return {"kind": "complaint", "source": "web_form", "channel": "web_form", "is_public": False,
@@ -51,15 +53,18 @@ def _commerce_submission(body: CommerceIn, returned: bool) -> Submission:
     return Submission(COMMERCE_EVENTS, event, source, event.order_id, event.event_type)
 
 
-def submission_for(item_type: str, body: BaseModel) -> Submission:
+def submission_for(item_type: str, body: BaseModel, *, pseudonym_key: bytes | None = None) -> Submission:
+    """``pseudonym_key``: for complaints, whose contact detail becomes a keyed pseudonym."""
     if isinstance(body, ComplaintIn):
-        return _feedback_submission(_complaint_fields(body))
+        if not pseudonym_key:
+            raise ValueError("a complaint needs the pseudonym key")
+        return _feedback_submission(_complaint_fields(body, pseudonym_key))
     if isinstance(body, CommerceIn):
         return _commerce_submission(body, returned=isinstance(body, ReturnIn))
     return _feedback_submission({"kind": item_type, **body.model_dump(exclude_none=True)})
 
 
-def parse_item(raw: dict[str, Any]) -> Submission | list[dict[str, Any]]:
+def parse_item(raw: dict[str, Any], *, pseudonym_key: bytes) -> Submission | list[dict[str, Any]]:
     """One item of a batch (``{"type": ..., ...}``): its submission, or the validation errors naming the
     fields (without the input values: they may hold personal data)."""
     item = dict(raw)
@@ -68,7 +73,7 @@ def parse_item(raw: dict[str, Any]) -> Submission | list[dict[str, Any]]:
     if model is None:
         return [{"loc": ["type"], "msg": f"type must be one of {', '.join(ITEM_MODELS)}", "type": "enum"}]
     try:
-        return submission_for(item_type, model.model_validate(item))
+        return submission_for(item_type, model.model_validate(item), pseudonym_key=pseudonym_key)
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False, include_context=False)
         parsed: list[dict[str, Any]] = json.loads(json.dumps(errors, default=str))

@@ -66,6 +66,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriterDep = Annotated[Principal, Depends(require("ingest.write"))]
 
 
+def pseudonym_key(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    return settings.pseudonym_key.get_secret_value().encode()
+
+
 def too_large(request: Request, submission: Submission) -> str | None:
     """Why ``submission``'s event is too large for the stream, or None."""
     settings: Settings = request.app.state.settings
@@ -97,14 +102,14 @@ def _answer(response: Response, outcome: Outcome) -> Accepted:
 def post_review(body: ReviewIn, service: ServiceDep, response: Response, principal: WriterDep,
                 request: Request) -> Accepted:
     """Accept a review. The same ``(source, external_id)`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(allowed(request, principal, submission_for("review", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("review", body, pseudonym_key=pseudonym_key(request)))))
 
 
 @router.post("/mentions", status_code=202, response_model=Accepted, responses=RESPONSES)
 def post_mention(body: MentionIn, service: ServiceDep, response: Response, principal: WriterDep,
                 request: Request) -> Accepted:
     """Accept a social-media mention."""
-    return _answer(response, service.accept(allowed(request, principal, submission_for("mention", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("mention", body, pseudonym_key=pseudonym_key(request)))))
 
 
 @router.post("/feedback", status_code=202, response_model=Accepted, responses=RESPONSES)
@@ -115,21 +120,21 @@ def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, p
     An e-mail or phone number is never published: the customer is identified by a pseudonymous id
     derived from it.
     """
-    return _answer(response, service.accept(allowed(request, principal, submission_for("complaint", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("complaint", body, pseudonym_key=pseudonym_key(request)))))
 
 
 @router.post("/purchases", status_code=202, response_model=Accepted, responses=RESPONSES)
 def post_purchase(body: PurchaseIn, service: ServiceDep, response: Response, principal: WriterDep,
                 request: Request) -> Accepted:
     """Record a purchase. The same ``order_id`` again answers 200 with the first event_id."""
-    return _answer(response, service.accept(allowed(request, principal, submission_for("purchase", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("purchase", body, pseudonym_key=pseudonym_key(request)))))
 
 
 @router.post("/returns", status_code=202, response_model=Accepted, responses=RESPONSES)
 def post_return(body: ReturnIn, service: ServiceDep, response: Response, principal: WriterDep,
                 request: Request) -> Accepted:
     """Record a returned order."""
-    return _answer(response, service.accept(allowed(request, principal, submission_for("return", body))))
+    return _answer(response, service.accept(allowed(request, principal, submission_for("return", body, pseudonym_key=pseudonym_key(request)))))
 
 
 # ---- many items -----------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ def accept_items(
     results: list[ItemResult | None] = [None] * len(items)
     valid: list[tuple[int, Submission]] = []
     for index, raw in enumerate(items):
-        parsed = parse_item(raw)
+        parsed = parse_item(raw, pseudonym_key=pseudonym_key(request))
         if isinstance(parsed, Submission) and principal is not None and (reason := refusal(principal, parsed)):
             results[index] = ItemResult(index=index, status="rejected",
                                         errors=[{"loc": ["source"], "msg": reason, "type": "forbidden"}])

@@ -8,13 +8,13 @@ from pydantic import Field
 
 from feedback_shared.config import (
     HttpSettings,
-    KeyedServiceSettings,
+    PseudonymSettings,
     service_settings_config,
 )
 from loyalty.points import PointsRules, load_rules
 
 
-class Settings(KeyedServiceSettings):
+class Settings(PseudonymSettings):
     model_config = service_settings_config("LOYALTY_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8003))

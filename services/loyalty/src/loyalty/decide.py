@@ -14,12 +14,12 @@ computed once per customer, from where the batch leaves them.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from feedback_shared.config import DEV_PSEUDONYM_KEY
 from feedback_shared.events import (
     CustomerThanked,
     Event,
@@ -33,6 +33,7 @@ from feedback_shared.events import (
     derived_id,
     erased_with,
 )
+from feedback_shared.pii import pseudonym as keyed_pseudonym
 from loyalty.domain import Account, LedgerEntry, PurchaseRecord, ReviewClaim
 from loyalty.points import (
     ORDER_RULES,
@@ -49,9 +50,14 @@ from loyalty.points import (
 BatchItem = PurchaseRecorded | OrderReturned | FeedbackScored
 
 
-def pseudonym(customer_id: str) -> str:
-    """A stable stand-in for an erased customer: the same erasure twice gives the same pseudonym."""
-    return "erased-" + hashlib.sha256(f"loyalty-erasure|{customer_id}".encode()).hexdigest()[:24]
+#: Development's pseudonym key (``LOYALTY_PSEUDONYM_KEY`` is required elsewhere).
+DEV_KEY = DEV_PSEUDONYM_KEY.encode()
+
+
+def pseudonym(customer_id: str, key: bytes = DEV_KEY) -> str:
+    """A stable stand-in for an erased customer: the same erasure twice gives the same pseudonym. A
+    keyed HMAC: without the key, knowing the customer's id does not find their anonymised ledger."""
+    return keyed_pseudonym(key, f"loyalty-erasure|{customer_id}", prefix="erased-", length=24)
 
 
 def entry_id(source_event_id: str, rule: str) -> str:
@@ -84,7 +90,8 @@ def _counts(event: BatchItem, rules: PointsRules) -> bool:
     return True
 
 
-def items_of(batch: Iterable[BatchItem], accounts: dict[str, Account], rules: PointsRules) -> list[Item]:
+def items_of(batch: Iterable[BatchItem], accounts: dict[str, Account], rules: PointsRules,
+             pseudonym_key: bytes = DEV_KEY) -> list[Item]:
     """The events that can move points, routed to the id their points go to.
 
     Erasure has its own topic, so nothing orders it with these: an event taken in before its customer's
@@ -104,7 +111,7 @@ def items_of(batch: Iterable[BatchItem], accounts: dict[str, Account], rules: Po
         else:
             kind = "purchase" if isinstance(event, PurchaseRecorded) else "return"
             source = str(derived_id(kind, event.order_id))
-        items.append(Item(event, pseudonym(customer_id) if late else customer_id, source, late))
+        items.append(Item(event, pseudonym(customer_id, pseudonym_key) if late else customer_id, source, late))
     return items
 
 
@@ -349,19 +356,22 @@ class _Decider:
             # erasure is compared with downstream (alerts keeps no tier from before one).
             self.out.points.append(TierChanged(
                 event_id=derived_id("tier", account.customer_id, cause.event.event_id, tier),
-                trace_id=cause.event.trace_id, customer_id=account.customer_id, previous_tier=previous, tier=tier,
+                trace_id=cause.event.trace_id, customer_id=account.customer_id,
+                # A new customer whose first batch already lifts them starts from the bottom tier.
+                previous_tier=previous or bottom, tier=tier,
                 points_earned=earned, ingested_at=cause.event.ingested_at,
             ))
 
 
-def decide(batch: Sequence[BatchItem], state: BatchState, rules: PointsRules, now: datetime) -> Decisions:
+def decide(batch: Sequence[BatchItem], state: BatchState, rules: PointsRules, now: datetime,
+           pseudonym_key: bytes = DEV_KEY) -> Decisions:
     """What ``batch`` does to the ledger, the purchases and the accounts, and what to announce.
 
     ``now`` is not used by today's rules (every clock is the event's own); it is here so that a rule
     that needs it does not change the signature."""
     del now
     decider = _Decider(state, rules)
-    items = items_of(batch, state.accounts, rules)
+    items = items_of(batch, state.accounts, rules, pseudonym_key)
     for item in items:
         if item.erased_late:
             decider.out.erased_late.append(item.event)

@@ -74,7 +74,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         connect_token_store(app, client, settings)
         store = MongoLoyaltyStore(client, database(client, settings.mongo, "loyalty"))
         ensure_indexes_when_up(store.ensure_indexes)
-        service = LoyaltyService(store, rules, metrics)
+        service = LoyaltyService(store, rules, metrics, pseudonym_key=settings.pseudonym_key.get_secret_value().encode())
         app.state.mongo, app.state.store, app.state.service = client, store, service
         app.state.publisher = None
         if stream:

@@ -28,6 +28,7 @@ from feedback_shared.events import (
     utcnow,
 )
 from loyalty.decide import (
+    DEV_KEY,
     BatchItem,
     BatchState,
     Decisions,
@@ -70,7 +71,8 @@ class Redemption:
 
 class LoyaltyService:
     def __init__(self, store: LoyaltyStore, rules: PointsRules, metrics: LoyaltyMetrics,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, pseudonym_key: bytes = DEV_KEY) -> None:
+        self.pseudonym_key = pseudonym_key
         self.store = store
         self.rules = rules
         self.metrics = metrics
@@ -86,7 +88,7 @@ class LoyaltyService:
             self.metrics.handled.labels(type=event.event_type).inc()
         for attempt in range(1, ATTEMPTS + 1):
             state = self.load(batch)
-            decisions = decide(batch, state, self.rules, self.clock())
+            decisions = decide(batch, state, self.rules, self.clock(), self.pseudonym_key)
             try:
                 self.store.write(decisions.purchases, decisions.entries, decisions.accounts,
                                  claims=decisions.claims, claims_paid=decisions.claims_paid)
@@ -114,8 +116,8 @@ class LoyaltyService:
         if not customers:
             return BatchState()
         # Pseudonyms too: an event from before its customer's erasure is applied under theirs.
-        accounts = self.store.accounts.accounts_by_id(customers | {pseudonym(c) for c in customers})
-        items = [i for i in items_of(batch, accounts, self.rules) if not dropped(i)]
+        accounts = self.store.accounts.accounts_by_id(customers | {pseudonym(c, self.pseudonym_key) for c in customers})
+        items = [i for i in items_of(batch, accounts, self.rules, self.pseudonym_key) if not dropped(i)]
         buyers = {i.customer_id for i in items if isinstance(i.event, PurchaseRecorded)}
         orders = {i.event.order_id for i in items if i.event.order_id}
         products = {(i.customer_id, i.event.product_id) for i in items
@@ -185,7 +187,7 @@ class LoyaltyService:
         return effects
 
     def anonymise_customer(self, customer_id: str, requested_at: datetime) -> int:
-        return self.store.anonymise_customer(customer_id, pseudonym(customer_id), requested_at)
+        return self.store.anonymise_customer(customer_id, pseudonym(customer_id, self.pseudonym_key), requested_at)
 
     def _announce(self, applied: Applied, *, trace_id: str) -> Event:
         entry = applied.entry
