@@ -14,6 +14,7 @@ from alerts.inbox import visible_csms
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
 from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
+from feedback_shared.http import BODY_RESPONSES
 
 # Authentication first, before any other parameter is read.
 router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES, dependencies=[Depends(current_principal)])
@@ -144,15 +145,15 @@ async def change_status(alert_id: Annotated[str, Field(max_length=128)], action:
     return _public(case)
 
 
-@router.put("/v1/csms/{csm_id}")
+@router.put("/v1/csms/{csm_id}", responses=BODY_RESPONSES)
 def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: StoreDep, _: Admin) -> dict[str, Any]:
     """Create or replace a CSM and where their alerts are delivered."""
     store.directory.put_csm(csm_id, body.model_dump(mode="json"))
     return {"csm_id": csm_id, **body.model_dump(mode="json", exclude={"notify"}), "notify_count": len(body.notify)}
 
 
-@router.put("/v1/accounts/{customer_id}", responses={503: {"description": "Saved, but the broker did not "
-                                                                 "take the profile update: send it again."}})
+@router.put("/v1/accounts/{customer_id}", responses={**BODY_RESPONSES, 503: {
+    "description": "Saved, but the broker did not take the profile update: send it again."}})
 async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, request: Request,
                       store: StoreDep, _: Admin) -> dict[str, Any]:
     """Create or replace a customer's account: the assigned CSM, tier, preferences and consents.
