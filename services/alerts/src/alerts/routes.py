@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 
 import apprise
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.domain import Case
 from alerts.inbox import visible_csms
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
-from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
+from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, utcnow
 from feedback_shared.http import BODY_RESPONSES
 
 # Authentication first, before any other parameter is read.
@@ -56,7 +56,7 @@ class CsmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr | None = None
+    email: Email | None = None
     notify: Annotated[list[Annotated[str, Field(max_length=2048)]], Field(max_length=20)] = Field(
         default_factory=list, description="Notification URLs in Apprise form: mailto://, slack://, json:// …"
     )

@@ -15,13 +15,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     WithJsonSchema,
     model_validator,
 )
 
-from feedback_shared.events import MAX_TEXT_CHARS, Slug
+from feedback_shared.events import MAX_TEXT_CHARS, Email, Slug
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
@@ -34,11 +33,17 @@ def _utc_representable(value: datetime) -> datetime:
     return value
 
 
+#: RFC 3339, as the document's ``format: date-time`` says: pydantic alone also reads a number, or a
+#: string of digits, as seconds since 1970 (``occurred_at: 0`` would be 1970-01-01, almost always a
+#: client's bug), and a space for the "T". Sources' other forms are converted by their adapters.
+RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
+
 def _iso_text(value: Any) -> Any:
-    # pydantic reads a number as seconds since 1970, so `occurred_at: 0` would be 1970-01-01: almost
-    # always a client's bug, and not what the document (an ISO 8601 string) says.
-    if isinstance(value, int | float):
-        raise ValueError("a timestamp is an ISO 8601 string with an offset, e.g. 2026-11-01T09:30:00Z")
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise ValueError("a timestamp is an RFC 3339 string with an offset, e.g. 2026-11-01T09:30:00Z")
     return value
 
 
@@ -134,7 +139,7 @@ class ComplaintIn(_Request):
 
     text: Text
     customer_id: Short | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 ().\-]+$")] | None = None
     external_id: Id | None = Field(
         default=None, description="Your id for this submission; resubmitting it is a duplicate."
