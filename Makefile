@@ -59,7 +59,7 @@ typecheck: install ## mypy (strict)
 bench: install ## Throughput and latency on the embedded stack, beside the broker's ceiling (BENCH_EVENTS=20000)
 	$(BIN)/python -m feedback_tools.bench
 
-fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; counts per decoder
+fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; schemathesis (every check) on each service's OpenAPI document (at most 200 per operation); counts per decoder
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
 
 chaos: install ## Kill every worker, pause broker and database, poison every topic; audit lost=0, duplicated=0 (CHAOS_EVENTS=3000, CHAOS_REPLICAS=2 kills one of two replicas of each stream worker)

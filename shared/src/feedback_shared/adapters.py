@@ -7,7 +7,10 @@ importer and the feed poller map their rows and entries through it too.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 #: Accepted spellings of each field, first match wins.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -25,6 +28,20 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "title": ("title", "subject", "headline"),
 }
 KINDS = ("review", "mention", "complaint", "survey", "suggestion")
+_DATETIME = TypeAdapter(datetime)
+
+
+def _instant(value: Any) -> Any:
+    """A source's timestamp in any form pydantic reads (seconds or milliseconds since 1970, "2026-11-01
+    09:30:00+01:00") as the ISO 8601 text the request models take (they refuse numbers); else as it
+    was, for validation to refuse."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value
+    try:
+        parsed = _DATETIME.validate_python(value)
+    except (ValidationError, ValueError, OverflowError):
+        return value
+    return parsed.isoformat() if parsed.tzinfo is not None else value
 
 
 def _first(item: Mapping[str, Any], field: str) -> Any:
@@ -60,6 +77,8 @@ def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> di
         # validation to refuse rather than published as its Python repr.
         if isinstance(fields.get(field), int) and not isinstance(fields[field], bool):
             fields[field] = str(fields[field])
+    if "occurred_at" in fields:
+        fields["occurred_at"] = _instant(fields["occurred_at"])
     if "is_public" in item:
         fields["is_public"] = item["is_public"]
     return fields

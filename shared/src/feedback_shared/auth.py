@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.errors import DependencyUnavailable
@@ -216,7 +217,15 @@ def bearer_token(request: Request) -> str | None:
 CookiePrincipal = Callable[[Request, Authenticator], Principal | None]
 
 
-def current_principal(request: Request) -> Principal:
+#: Only so that the OpenAPI documents say every route needs a bearer token (as ``securitySchemes``);
+#: ``bearer_token`` reads the header itself, refusing a malformed one instead of ignoring it.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="fbt_<id>_<secret>",
+                    description="A token from `feedbackctl tokens create` (or a static admin key).")
+
+
+def current_principal(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> Principal:
     """The request's principal (bearer token, else the app's session cookie), or 401."""
     authenticator: Authenticator = request.app.state.authenticator
     token = bearer_token(request)

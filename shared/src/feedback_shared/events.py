@@ -40,6 +40,9 @@ MAX_TEXT_CHARS = 100_000
 
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
 ShortText = Annotated[str, Field(max_length=256)]
+#: An e-mail address in a request: checked by the pattern its document shows, and by nothing else
+#: (pydantic's EmailStr also refuses addresses the document calls valid, e.g. at reserved domains).
+Email = Annotated[str, Field(max_length=254, pattern=r"^[A-Za-z0-9._%+'\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")]
 
 
 def utcnow() -> datetime:

@@ -17,6 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from feedback_shared.auth import Authenticator, MongoTokenStore, require
 from feedback_shared.config import KeyedServiceSettings
 
+#: The OpenAPI responses of every route that reads a JSON body, besides its own and the 422 FastAPI documents.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be read at all (not UTF-8 text)."},
+}
+
 
 def health_router(readiness_checks: Mapping[str, Callable[[], bool]]) -> APIRouter:
     """``/healthz``: the process answers. ``/readyz``: every named dependency answers (else 503)."""
@@ -27,7 +32,7 @@ def health_router(readiness_checks: Mapping[str, Callable[[], bool]]) -> APIRout
         """The process is up."""
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "A dependency is unreachable; the body names which."}})
     def readyz() -> JSONResponse:
         """The broker and the database are reachable."""
         checks = {name: bool(check()) for name, check in readiness_checks.items()}

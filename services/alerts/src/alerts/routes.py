@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 import apprise
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.domain import Case
 from alerts.inbox import visible_csms
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
-from feedback_shared.events import AlertStatus, CustomerProfileUpdated, utcnow
+from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, utcnow
+from feedback_shared.http import BODY_RESPONSES
 from feedback_shared.outbound import OutboundPolicy, OutboundRefused, check_notify_url
 
 # Authentication first, before any other parameter is read.
@@ -56,7 +57,7 @@ class CsmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: EmailStr | None = None
+    email: Email | None = None
     notify: Annotated[list[Annotated[str, Field(max_length=2048)]], Field(max_length=20)] = Field(
         default_factory=list, description="Notification URLs in Apprise form: mailto://, slack://, json:// …"
     )
@@ -145,7 +146,7 @@ async def change_status(alert_id: Annotated[str, Field(max_length=128)], action:
     return _public(case)
 
 
-@router.put("/v1/csms/{csm_id}")
+@router.put("/v1/csms/{csm_id}", responses=BODY_RESPONSES)
 def put_csm(csm_id: Annotated[str, Field(max_length=128)], body: CsmIn, store: StoreDep, _: Admin,
             request: Request) -> dict[str, Any]:
     """Create or replace a CSM and where their alerts are delivered. A notification URL that reaches
@@ -183,7 +184,7 @@ def dead_pages(store: StoreDep, _: PageOperator,
         for d in store.outbox.dead(limit)]
 
 
-@router.post("/v1/pages/requeue")
+@router.post("/v1/pages/requeue", responses=BODY_RESPONSES)
 def requeue_pages(body: RequeueIn, store: StoreDep, _: PageOperator, request: Request) -> dict[str, int]:
     """Send dead deliveries again (``feedbackctl pages requeue``); each is checked against the outbound
     policy again when sent."""
@@ -194,8 +195,8 @@ def requeue_pages(body: RequeueIn, store: StoreDep, _: PageOperator, request: Re
     return {"requeued": requeued}
 
 
-@router.put("/v1/accounts/{customer_id}", responses={503: {"description": "Saved, but the broker did not "
-                                                                 "take the profile update: send it again."}})
+@router.put("/v1/accounts/{customer_id}", responses={**BODY_RESPONSES, 503: {
+    "description": "Saved, but the broker did not take the profile update: send it again."}})
 async def put_account(customer_id: Annotated[str, Field(max_length=256)], body: AccountIn, request: Request,
                       store: StoreDep, _: Admin) -> dict[str, Any]:
     """Create or replace a customer's account: the assigned CSM, tier, preferences and consents.

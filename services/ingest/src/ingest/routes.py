@@ -15,6 +15,7 @@ from feedback_shared.events import (
     CustomerErasureRequested,
     Slug,
 )
+from feedback_shared.http import BODY_RESPONSES
 from feedback_shared.kafka import max_event_bytes
 from feedback_shared.topics import CUSTOMER_ERASURE
 from feedback_shared.webhooks import SignatureError, verify
@@ -40,6 +41,7 @@ webhook_router = APIRouter(prefix="/v1", tags=["ingest"])
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Accepted, "description": "Already accepted earlier: the first event_id."},
+    **BODY_RESPONSES,
     401: {"description": "No token, or a token that is unknown or revoked."},
     403: {"description": "The token may not write this (its role, source or commerce permission)."},
     413: {"description": "Body too large, or the event it makes is too large for the stream."},
@@ -178,7 +180,7 @@ def accept_items(
 
 
 @router.post("/batch", response_model=BatchResult, responses={
-    code: RESPONSES[code] for code in (401, 403, 413, 503)})
+    code: RESPONSES[code] for code in (400, 401, 403, 413, 503)})
 def post_batch(body: BatchIn, service: ServiceDep, settings: SettingsDep, response: Response,
                principal: WriterDep, request: Request) -> BatchResult:
     """Up to 1,000 mixed items with per-item results: accepted, duplicate, rejected (with the errors)
@@ -216,7 +218,8 @@ async def post_webhook(
 
 
 # ---- the right to be forgotten --------------------------------------------------------------------
-@router.delete("/customers/{customer_id}", status_code=202, responses=RESPONSES)
+@router.delete("/customers/{customer_id}", status_code=202, responses={
+    code: RESPONSES[code] for code in (401, 403, 503)})
 def forget_customer(customer_id: Annotated[str, Path(min_length=1, max_length=256)],
                     service: ServiceDep, _: Annotated[Principal, Depends(require("erasure"))]) -> dict[str, Any]:
     """Publish ``customer.erasure.v1`` (every service deletes or anonymises what it holds on the

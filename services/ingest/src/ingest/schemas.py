@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
-from feedback_shared.events import MAX_TEXT_CHARS, OrderLine, Slug
+from feedback_shared.events import MAX_TEXT_CHARS, Email, Slug
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
@@ -22,7 +33,55 @@ def _utc_representable(value: datetime) -> datetime:
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+#: RFC 3339, as the document's ``format: date-time`` says: pydantic alone also reads a number, or a
+#: string of digits, as seconds since 1970 (``occurred_at: 0`` would be 1970-01-01, almost always a
+#: client's bug), and a space for the "T". Sources' other forms are converted by their adapters.
+RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise ValueError("a timestamp is an RFC 3339 string with an offset, e.g. 2026-11-01T09:30:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_representable)]
+
+AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+AMOUNT_MAX = Decimal("9999999999.9999")
+_CENT_FRACTION = Decimal("0.0001")
+
+
+def _amount(value: Any) -> Any:
+    """A JSON number is rounded to 4 decimal places (a float carries no exact cents: 0.1 + 0.2 is
+    0.30000000000000004); a string is taken exactly, so it must have at most 4."""
+    if isinstance(value, bool):
+        raise ValueError("an amount is a number or a decimal string, not a boolean")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("an amount is a finite number")
+        exact = Decimal(repr(value))
+        return exact.quantize(_CENT_FRACTION, ROUND_HALF_EVEN) if abs(exact) <= AMOUNT_MAX else exact
+    if isinstance(value, str) and not re.fullmatch(AMOUNT_PATTERN, value):
+        raise ValueError("an amount string is digits with at most 4 decimal places, e.g. '19.90'")
+    return value
+
+
+#: Money: what the document says is exactly what is accepted (pydantic's own schema for a Decimal
+#: documents any numeric string, and no bound from max_digits).
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    Field(ge=0, max_digits=14, decimal_places=4),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "minimum": 0, "maximum": float(AMOUNT_MAX)},
+        {"type": "string", "pattern": AMOUNT_PATTERN},
+    ], "description": "A number (rounded to 4 decimal places) or a decimal string (at most 4), e.g. 19.90"}),
+]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Short = Annotated[str, Field(max_length=256)]
 
@@ -66,12 +125,21 @@ class MentionIn(_Request):
     occurred_at: Instant | None = None
 
 
+#: The complaint form's rule in the document too: one of these, present, not null and not empty.
+ONE_CONTACT: dict[str, Any] = {"anyOf": [
+    {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+    for name in ("customer_id", "email", "phone")
+]}
+
+
 class ComplaintIn(_Request):
     """The fast complaint form: the text and one way to reach or identify the customer."""
 
+    model_config = ConfigDict(json_schema_extra=ONE_CONTACT)
+
     text: Text
     customer_id: Short | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 ().\-]+$")] | None = None
     external_id: Id | None = Field(
         default=None, description="Your id for this submission; resubmitting it is a duplicate."
@@ -87,12 +155,22 @@ class ComplaintIn(_Request):
         return self
 
 
+class OrderLineIn(BaseModel):
+    """A line of an order (``feedback_shared.events.OrderLine``), with the amount as documented."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sku: Short
+    quantity: Annotated[int, Field(ge=1)] = 1
+    price: Amount | None = None
+
+
 class CommerceIn(_Request):
     order_id: Id
     customer_id: Id
-    amount: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+    amount: Amount
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-    items: list[OrderLine] | None = None
+    items: list[OrderLineIn] | None = None
     occurred_at: Instant | None = None
 
 

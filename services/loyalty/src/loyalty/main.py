@@ -11,12 +11,13 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from faust.contrib.asgi import faust_app_running
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.auth import AUTH_RESPONSES, require
-from feedback_shared.http import add_operational_endpoints, connect_token_store
+from feedback_shared.http import BODY_RESPONSES, add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.loops import every
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
@@ -120,6 +121,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         }
 
     @write.post("/v1/customers/{customer_id}/redeem", status_code=201, responses={
+        **BODY_RESPONSES,
         200: {"description": "This idempotency key was already redeemed: the first result."},
         409: {"description": "Insufficient balance, or the key was used for a different redemption."}})
     async def redeem(customer_id: CustomerId, body: RedeemIn, request: Request, response: Response,
@@ -127,7 +129,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         """Spend points on a reward (points, a gift card or a special offer). Needs an idempotency key."""
         key = body.idempotency_key or idempotency_key
         if not key:
-            raise HTTPException(422, detail="an idempotency_key (body) or Idempotency-Key header is required")
+            # In the shape of every other 422 (as documented), naming the body's field.
+            raise RequestValidationError([{
+                "type": "missing", "loc": ("body", "idempotency_key"), "input": None,
+                "msg": "an idempotency_key (body) or Idempotency-Key header is required"}])
         service: LoyaltyService = request.app.state.service
         try:
             redemption, effects = await asyncio.to_thread(service.redeem, customer_id, body.points, body.reward, key)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.auth import AUTH_RESPONSES, Principal, require
 from feedback_shared.events import MAX_TEXT_CHARS, NeedScore, SentimentResult
-from feedback_shared.http import add_operational_endpoints, connect_token_store
+from feedback_shared.http import BODY_RESPONSES, add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, broker_reachable, create_faust_app
 from feedback_shared.mongo import connect
 from sentiment.agents import register_agents
@@ -65,7 +65,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
 
     app = FastAPI(title="Feedback sentiment", version="1", lifespan=lifespan)
 
-    @app.post("/v1/score", response_model=ScoreResponse, tags=["sentiment"], responses=AUTH_RESPONSES)
+    @app.post("/v1/score", response_model=ScoreResponse, tags=["sentiment"],
+              responses={**AUTH_RESPONSES, **BODY_RESPONSES})
     async def score(body: ScoreRequest, _: Annotated[Principal, Depends(require("score"))]) -> ScoreResponse:
         """Score one text ad hoc: the same result shape as ``FeedbackScored``."""
         [result] = await asyncio.to_thread(model.score, [body.text], [body.language])
