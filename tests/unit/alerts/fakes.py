@@ -88,6 +88,19 @@ class FakeCases(Calls):
         self.cases[alert_id] = case.model_copy(update={"status": to, f"{to}_at": now, "updated_at": now})
         return self.cases[alert_id]
 
+    def add_reply(self, alert_id: str, reply: dict[str, Any], now: datetime) -> Case | None:
+        case = self.cases.get(alert_id)
+        if case is None:
+            return None
+        replies = list(getattr(case, "replies", None) or [])
+        update: dict[str, Any] = {"updated_at": now}
+        if all(r["reply_id"] != reply["reply_id"] for r in replies):
+            update["replies"] = [*replies, reply]
+        if case.status in ("open", "acknowledged"):
+            update.update(status="responded", responded_at=now)
+        self.cases[alert_id] = case.model_copy(update=update)
+        return self.cases[alert_id]
+
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
         return [c for c in self.cases.values() if c.is_open and (
             (c.internal_target and c.internal_target <= now and c.escalated_at is None)
@@ -194,8 +207,11 @@ class FakeDirectory(Calls):
 
     def put_account(self, customer_id: str, doc: dict[str, Any]) -> None:
         kept = self.accounts.get(customer_id, Account(customer_id))
-        fields = {k: doc.get(k) for k in ("csm_id", "tier", "preferred_name", "preferred_channel", "language")}
-        self.accounts[customer_id] = replace(kept, **fields)
+        fields = {k: doc.get(k) for k in ("csm_id", "tier", "preferred_name", "preferred_channel", "language",
+                                          "email", "time_zone")}
+        consent = doc.get("consent") or {}
+        self.accounts[customer_id] = replace(kept, **fields, first_name_permitted=bool(consent.get("first_name")),
+                                             marketing_consent=bool(consent.get("marketing")))
 
     def accounts_by_id(self, customer_ids: Iterable[str]) -> dict[str, Account]:
         self._call("accounts_by_id")

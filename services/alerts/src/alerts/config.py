@@ -54,6 +54,11 @@ class Settings(KeyedServiceSettings):
     #: Hosts (names, addresses or networks) notification and webhook URLs may reach although they are
     #: inward: loopback, private, link-local (``feedback_shared.outbound``). The dev stack allows loopback.
     outbound_allow_hosts: list[str] = Field(default_factory=list)
+    #: The outgoing mailbox for replies to customers: an Apprise ``mailto://``/``mailtos://`` URL
+    #: without ``to`` (the account's address is added), e.g. ``mailtos://user:pass@smtp.example.com?from=care@example.com``.
+    customer_mail_url: SecretStr | None = None
+    #: Per source, the integration URL that posts a public reply where the customer wrote (signed).
+    reply_webhooks: dict[str, str] = Field(default_factory=dict)
     #: The services' own addresses or networks (the pod and service CIDRs), never reached unless allowed.
     outbound_own_addresses: list[str] = Field(default_factory=list)
 

@@ -105,6 +105,10 @@ class Account:
     preferred_name: str | None = None
     preferred_channel: str | None = None
     language: str | None = None
+    email: str | None = None
+    time_zone: str | None = None
+    first_name_permitted: bool = False
+    marketing_consent: bool = False
     #: When the customer asked to be forgotten (the request's ingest time): items from before it that
     #: arrive later (they were in flight on another topic) must not bring their text back.
     erased_at: datetime | None = None

@@ -75,6 +75,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     app = FastAPI(title="Feedback alerts", version="1", lifespan=lifespan)
     app.state.sessions = sessions
     app.state.cookie_principal = cookie_principal(sessions)
+    app.state.settings = settings
     app.state.fallback_csm_id = settings.fallback_csm_id
     app.state.outbound_policy = settings.outbound_policy()
     app.include_router(router)

@@ -20,6 +20,8 @@ class AlertsMetrics:
     erased_skipped: Counter
     dlq: Counter
     stalls: Counter
+    findings_overridden: Counter
+    replies: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
@@ -43,6 +45,10 @@ class AlertsMetrics:
                 "alerts after it: dropped, not made into a case.", registry=registry),
             dlq=dlq_counter(registry),
             stalls=stall_counter(registry),
+            findings_overridden=Counter("reply_findings_overridden", "Reply-check findings a CSM sent anyway "
+                                        "(override), by code.", ["code"], registry=registry),
+            replies=Counter("replies_sent", "Replies to customers handed to the outbox, by channel.", ["channel"],
+                            registry=registry),
         )
         for p in PRIORITIES:
             m.raised.labels(priority=p)

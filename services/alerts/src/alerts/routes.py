@@ -7,10 +7,13 @@ from typing import Annotated, Any, Literal
 
 import apprise
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.domain import Case
 from alerts.inbox import visible_csms
+from alerts.replies import ReplyChannel, ReplyRefused, ReplyRouting, plan_reply
+from alerts.reply_check import check_reply
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
 from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, utcnow
@@ -79,7 +82,12 @@ class AccountIn(BaseModel):
     preferred_name: Annotated[str, Field(max_length=200)] | None = None
     preferred_channel: Literal["email", "phone", "chat", "social", "sms"] | None = None
     language: Annotated[str, Field(max_length=16)] | None = None
-    consent: dict[str, bool] = Field(default_factory=dict)
+    #: Where e-mail replies go (the account is personal data: erasure deletes it).
+    email: Email | None = None
+    #: IANA time zone, for the answer-by time in messages (e.g. Asia/Almaty).
+    time_zone: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+){0,2}$")] | None = None
+    consent: Annotated[dict[Annotated[str, Field(max_length=32)], bool], Field(max_length=16)] = Field(
+        default_factory=dict, description="e.g. first_name (address by first name), marketing")
 
 
 def _public(case: Case) -> dict[str, Any]:
@@ -113,6 +121,57 @@ def get_alert(alert_id: Annotated[str, Field(max_length=128)], store: StoreDep, 
         for d in store.outbox.deliveries_for(alert_id)
     ]
     return out
+
+
+# Before the action route: /replies would otherwise match it as an action.
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=5000)]
+    channel: ReplyChannel = "email"
+    send: bool = False
+    override: bool = False
+
+
+@router.post("/v1/alerts/{alert_id}/replies", responses={
+    **BODY_RESPONSES, **NOT_FOUND,
+    409: {"description": "Not sent: no e-mail address, no outgoing mailbox or no integration for a public reply."},
+    422: {"description": "Invalid body, or (with send) findings not overridden; the findings are listed."}})
+async def reply(alert_id: Annotated[str, Field(max_length=128)], body: ReplyIn, request: Request,
+                store: StoreDep, principal: Actor) -> Any:
+    """The reply check on a draft (``send: false``: only the findings), or send it to the customer
+    (``send: true``): by e-mail, or publicly through the source's integration. The first reply moves
+    the case to ``responded``. A draft with findings goes out only with ``override: true``."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+    check = check_reply(body.text)
+    findings = [f.model_dump() for f in check.findings]
+    if not body.send:
+        return {"language": check.language, "findings": findings}
+    if findings and not body.override:
+        return JSONResponse({"detail": "the reply has findings: fix them, or send with override",
+                             "language": check.language, "findings": findings},
+                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    settings = request.app.state.settings
+    routing = ReplyRouting(
+        customer_mail_url=settings.customer_mail_url.get_secret_value() if settings.customer_mail_url else None,
+        reply_webhooks=dict(settings.reply_webhooks))
+    account = await asyncio.to_thread(store.directory.account, case.customer_id)
+    by = {"token_id": principal.token_id, "role": principal.role, "csm_id": principal.csm_id, "name": principal.name}
+    try:
+        plan = plan_reply(case, account, body.text, body.channel, check, override=body.override, by=by,
+                          routing=routing, now=utcnow())
+    except ReplyRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the alerts worker is not running")
+    updated, event = await asyncio.to_thread(service.send_reply, case, plan)
+    await request.app.state.alert_sink.send_all([event])
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.wake()
+    return {"reply_id": plan.reply["reply_id"], "status": updated.status, "language": check.language,
+            "findings": findings, "overridden": plan.overridden}
 
 
 @router.post("/v1/alerts/{alert_id}/{action}", responses={

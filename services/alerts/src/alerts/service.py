@@ -27,6 +27,7 @@ from alerts.decide import (
 )
 from alerts.domain import Case, Delivery
 from alerts.metrics import AlertsMetrics
+from alerts.replies import ReplyPlan
 from alerts.rules import AlertPolicy, should_alert
 from alerts.stores import AlertsStore
 from feedback_shared.events import FeedbackScored, utcnow
@@ -143,6 +144,17 @@ class AlertService:
 
     def enqueue_pages(self, case: Case, urls: list[str], title: str, body: str, *, cause: str = "") -> None:
         self._enqueue(pages(case, urls, title, body, cause=cause), self.clock())
+
+    def send_reply(self, case: Case, plan: ReplyPlan) -> tuple[Case, AlertEvent]:
+        """Record the reply on the case (the first moves it to responded), hand the message to the
+        outbox, and announce it. Sending the same reply again records and sends nothing new."""
+        now = self.clock()
+        updated = self.store.cases.add_reply(case.id, plan.reply, now) or case
+        self._enqueue([plan.delivery], now)
+        for code in plan.overridden:
+            self.metrics.findings_overridden.labels(code=code).inc()
+        self.metrics.replies.labels(channel=plan.reply["channel"]).inc()
+        return updated, self.announce(updated, f"reply:{plan.reply['channel']}:{plan.reply['reply_id']}")
 
     def announce(self, case: Case, cause: str) -> AlertEvent:
         """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""

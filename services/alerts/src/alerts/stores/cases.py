@@ -144,6 +144,15 @@ class MongoCaseStore:
         return self._update_then_read({"_id": alert_id, "status": {"$in": list(from_statuses)}},
                                       {"$set": {"status": to, f"{to}_at": now, "updated_at": now}})
 
+    def add_reply(self, alert_id: str, reply: dict[str, Any], now: datetime) -> Case | None:
+        """Record a reply once (by its id); the first moves an open or acknowledged case to responded.
+        The case afterwards, or None when there is no such case."""
+        self.alerts.update_one({"_id": alert_id, "replies.reply_id": {"$ne": reply["reply_id"]}},
+                               {"$push": {"replies": reply}, "$set": {"updated_at": now}})
+        self.alerts.update_one({"_id": alert_id, "status": {"$in": ["open", "acknowledged"]}},
+                               {"$set": {"status": "responded", "responded_at": now, "updated_at": now}})
+        return self.get(alert_id)
+
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
         # Two indexed queries rather than an $or, which the embedded dev database answers with a scan.
         unresolved = {"status": {"$in": list(OPEN_STATUSES)}}

@@ -33,7 +33,9 @@ def _account(doc: Doc) -> Account:
     return Account(
         customer_id=doc["_id"], csm_id=doc.get("csm_id"), tier=doc.get("tier") or doc.get("loyalty_tier"),
         preferred_name=doc.get("preferred_name"), preferred_channel=doc.get("preferred_channel"),
-        language=doc.get("language"), erased_at=doc.get("erased_at"),
+        language=doc.get("language"), erased_at=doc.get("erased_at"), email=doc.get("email"),
+        time_zone=doc.get("time_zone"), first_name_permitted=bool((doc.get("consent") or {}).get("first_name")),
+        marketing_consent=bool((doc.get("consent") or {}).get("marketing")),
     )
 
 
