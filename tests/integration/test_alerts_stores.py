@@ -198,3 +198,26 @@ def test_links_tell_which_items_are_new_and_the_spike_counts_per_minute(store: A
     # Items older than the window drop out of the count.
     assert spikes.count(T0 + timedelta(minutes=11, seconds=30), window) == 1
     assert isinstance(store.outbox, MongoOutbox)
+
+
+def test_erasure_blanks_a_crisis_excerpt_quoting_the_customer_and_the_pages_bodies(store: AlertsStore) -> None:
+    t = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    crisis = Case(_id=f"crisis-{uuid.uuid4().hex[:6]}", kind="crisis", csm_id="manager", priority="critical",
+                  created_at=t, updated_at=t,
+                  latest=Snapshot(text="5 negative public items; latest on x: my card 4111 was charged twice",
+                                  source="x", customer_id="cust-erase-me"))
+    other = Case(_id=f"crisis-{uuid.uuid4().hex[:6]}", kind="crisis", csm_id="manager", priority="critical",
+                 created_at=t, updated_at=t, latest=Snapshot(text="someone else's post", source="x",
+                                                              customer_id="cust-stays"))
+    store.cases.insert([crisis, other])
+    store.outbox.enqueue([Delivery(f"d-{crisis.id}", "apprise", crisis.id, "json://127.0.0.1:9/m", title="t",
+                                   body="my card 4111 was charged twice")], t)
+    store.erase_customer("cust-erase-me", t, t)
+    erased = store.cases.get(crisis.id)
+    assert erased is not None and erased.latest is not None and "4111" not in erased.latest.text
+    assert erased.event_count == 1 and erased.priority == "critical"  # the count stays
+    kept = store.cases.get(other.id)
+    assert kept is not None and kept.latest is not None and kept.latest.text == "someone else's post"
+    [page] = store.outbox.deliveries_for(crisis.id)
+    doc = store.outbox.outbox.find_one({"_id": page["_id"]})  # type: ignore[attr-defined]
+    assert "4111" not in doc["body"]

@@ -117,8 +117,16 @@ class FakeCases(Calls):
         ids = [c.id for c in self.cases.values() if c.customer_id == customer_id]
         for i in ids:
             self.cases[i] = self.cases[i].model_copy(update={"customer_id": None, "erased_at": now, "latest": None,
-                                                             "first": None, "trace_id": None, "thread_id": None})
-        return ids
+                                                             "first": None, "trace_id": None, "thread_id": None,
+                                                             "replies": None})
+        crises = [c.id for c in self.cases.values()
+                  if c.kind == "crisis" and c.latest is not None and getattr(c.latest, "customer_id", None) == customer_id]
+        for i in crises:
+            latest = self.cases[i].latest
+            assert latest is not None
+            self.cases[i] = self.cases[i].model_copy(update={"latest": latest.model_copy(update={
+                "text": "[excerpt erased at a customer's request]", "customer_id": None})})
+        return ids + crises
 
 
 class FakeOutbox(Calls):

@@ -126,12 +126,15 @@ def test_oversized_body_is_413(client: TestClient, publisher: FakePublisher) -> 
     assert publisher.sent == []
 
 
-def test_card_numbers_are_masked_before_publishing(client: TestClient, publisher: FakePublisher) -> None:
-    client.post("/v1/reviews", json={**REVIEW, "text": "charged 4111 1111 1111 1111 twice!"}, headers=AUTH)
+@pytest.mark.parametrize("spelling", ["4111 1111 1111 1111", "4111 1111 1111 1111 123", "4111.1111.1111.1111",
+                                      "4111-1111-1111-1111 12/27", "4111  1111\t1111 1111"])
+def test_card_numbers_are_masked_before_publishing(client: TestClient, publisher: FakePublisher,
+                                                   spelling: str) -> None:
+    client.post("/v1/reviews", json={**REVIEW, "text": f"charged {spelling} twice!"}, headers=AUTH)
     [(_, event)] = publisher.sent
     assert isinstance(event, FeedbackReceived)
-    assert "4111 1111 1111 1111" not in event.text
-    assert "[card ****1111]" in event.text
+    assert spelling not in event.text and "4111111111111111" not in "".join(filter(str.isdigit, event.text))
+    assert "[card ****1111]" in event.text and " 123" not in event.text and "12/27" not in event.text
 
 
 def test_complaint_form_needs_one_contact_and_never_publishes_it(client: TestClient,

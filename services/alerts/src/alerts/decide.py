@@ -148,7 +148,9 @@ def decide_crisis(latest: FeedbackScored, count: int, csms: dict[str, Csm], poli
     crisis = Case(
         _id=crisis_id, kind="crisis", customer_id=None, csm_id=routing.fallback_csm_id, priority="critical",
         status="open", event_count=count, paged=True, created_at=now, updated_at=now,
-        latest=Snapshot(text=text, source=latest.source), recommended_channel="social_reply",
+        # Whose post the excerpt quotes: an erasure of that customer blanks it (``erase_customer``).
+        latest=Snapshot(text=text, source=latest.source, customer_id=latest.customer_id),
+        recommended_channel="social_reply",
     )
     fallback = csms.get(routing.fallback_csm_id)
     urls = list(routing.manager_notify) or list(routing.fallback_notify)

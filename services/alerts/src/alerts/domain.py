@@ -33,6 +33,8 @@ class Snapshot(BaseModel):
     sentiment: dict[str, Any] | None = None
     needs: list[dict[str, Any]] = Field(default_factory=list)
     anger: float = 0.0
+    #: Whose item this is, on a crisis case's excerpt (other cases have it on the case itself).
+    customer_id: str | None = None
     urgency: float = 0.0
     occurred_at: datetime | None = None
 

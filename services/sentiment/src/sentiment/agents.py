@@ -7,9 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
-from feedback_shared.events import FeedbackReceived, FeedbackScored, derived_id, utcnow
-from feedback_shared.kafka import EventSink, register_batch_agent
-from feedback_shared.topics import FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from feedback_shared.events import (
+    CustomerErasureRequested,
+    FeedbackReceived,
+    FeedbackScored,
+    derived_id,
+    utcnow,
+)
+from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
+from feedback_shared.topics import CUSTOMER_ERASURE, FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
 from sentiment.model import Scored, SentimentModel
@@ -66,3 +72,10 @@ def register_agents(
         batch_size=settings.batch_size,
         within_s=settings.batch_wait_s,
     )
+
+    async def forget(_: CustomerErasureRequested) -> None:
+        # The cache is keyed by a hash of the text and holds no customer id, so an erased customer's
+        # entries cannot be told apart: erasure (rare) empties it, and scoring fills it again.
+        model.cache.clear()
+
+    register_agent(app, CUSTOMER_ERASURE, "sentiment.forget_customer", forget, metrics.dlq, stalls=metrics.stalls)

@@ -172,6 +172,13 @@ class MongoCaseStore:
         self.alerts.update_many(
             {"_id": {"$in": case_ids}},
             {"$set": {"customer_id": None, "erased_at": now},
-             "$unset": {"latest": "", "first": "", "trace_id": "", "thread_id": ""}},
+             "$unset": {"latest": "", "first": "", "trace_id": "", "thread_id": "", "replies": ""}},
         )
-        return case_ids
+        # Crisis cases quote one customer's public post in their excerpt: blank it, keep the count.
+        crisis_ids = [d["_id"] for d in self.alerts.find({"kind": "crisis", "latest.customer_id": customer_id},
+                                                          {"_id": 1})]
+        if crisis_ids:
+            self.alerts.update_many({"_id": {"$in": crisis_ids}},
+                                    {"$set": {"latest.text": "[excerpt erased at a customer's request]",
+                                              "latest.customer_id": None, "updated_at": now}})
+        return case_ids + crisis_ids
