@@ -93,3 +93,73 @@ def test_dead_pages_are_listed_and_requeued_by_an_admin_only() -> None:
     assert client.post("/v1/pages/requeue", json={}, headers=admin).json() == {"requeued": 1}
     assert client.get("/v1/pages", headers=admin).json() == []
     assert client.get("/v1/pages").status_code == 401
+
+
+class _Server:
+    """A local receiver answering each POST with ``answer`` (status, headers, body); records what came."""
+
+    def __init__(self, answer: tuple[int, dict[str, str], bytes]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                server.requests.append({"path": self.path, "headers": dict(self.headers),
+                                        "body": self.rfile.read(length)})
+                status, headers, body = answer
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def test_a_json_page_posts_apprises_payload_with_its_headers_and_basic_auth() -> None:
+    import base64
+    import json
+
+    from alerts.notifier import send_json
+
+    server = _Server((200, {}, b"ok"))
+    try:
+        send_json(f"json://bot:s3cret@127.0.0.1:{server.port}/hook?+Idempotency-Key=abc&cto=5&team=cs", "Title", "Body")
+    finally:
+        server.close()
+    [request] = server.requests
+    assert json.loads(request["body"]) == {"version": "1.0", "title": "Title", "message": "Body",
+                                           "attachments": [], "type": "info"}
+    assert request["headers"]["Idempotency-Key"] == "abc"
+    assert request["headers"]["Authorization"] == "Basic " + base64.b64encode(b"bot:s3cret").decode()
+    assert request["path"] == "/hook?team=cs"  # Apprise's own options (cto) are not passed on
+
+
+def test_a_json_page_follows_no_redirect_and_reads_a_bounded_answer() -> None:
+    from alerts.notifier import send_json
+
+    redirect = _Server((302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
+    try:
+        with pytest.raises(ConnectionError, match="302"):
+            send_json(f"json://127.0.0.1:{redirect.port}/hook", "t", "b")
+        assert len(redirect.requests) == 1
+    finally:
+        redirect.close()
+    huge = _Server((200, {}, b"x" * 5_000_000))
+    try:
+        send_json(f"json://127.0.0.1:{huge.port}/hook", "t", "b")  # answered 2xx: sent, the rest unread
+    finally:
+        huge.close()
