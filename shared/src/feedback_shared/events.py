@@ -180,7 +180,8 @@ class OrderReturned(CommerceFields):
 
 CommerceEvent = Annotated[PurchaseRecorded | OrderReturned, Field(discriminator="event_type")]
 
-AlertStatus = Literal["open", "acknowledged", "responded", "resolved"]
+#: ``waiting_on_customer``: the CSM asked the customer something; the SLA clock stops until they write.
+AlertStatus = Literal["open", "acknowledged", "responded", "waiting_on_customer", "resolved"]
 AlertPriority = Literal["low", "normal", "high", "critical"]
 
 
@@ -204,6 +205,10 @@ class AlertRaised(AlertFields):
 
 class AlertUpdated(AlertFields):
     event_type: Literal["alert.updated"] = "alert.updated"
+    #: What changed: ``status:acknowledged``, ``note``, ``reassigned``, ``root_cause``, ``reply:email``…
+    action: Annotated[str, Field(max_length=200)] | None = None
+    #: Who did it: the principal's token id (and CSM id), for the audit trail. None: the system.
+    actor: ShortText | None = None
 
 
 AlertEvent = Annotated[AlertRaised | AlertUpdated, Field(discriminator="event_type")]

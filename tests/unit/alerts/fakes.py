@@ -101,6 +101,31 @@ class FakeCases(Calls):
         self.cases[alert_id] = case.model_copy(update=update)
         return self.cases[alert_id]
 
+    def act(self, alert_id: str, fields: dict[str, Any], entry: dict[str, Any], now: datetime,
+            from_statuses: tuple[str, ...] | None = None) -> Case | None:
+        case = self.cases.get(alert_id)
+        if case is None or (from_statuses is not None and case.status not in from_statuses):
+            return None
+        self.cases[alert_id] = case.model_copy(update={**fields, "updated_at": now,
+                                                       "history": [*case.history, entry]})
+        return self.cases[alert_id]
+
+    def waiting_cases(self, customer_ids: Iterable[str]) -> list[Case]:
+        self._call("waiting_cases")
+        wanted = set(customer_ids)
+        return [c for c in self.cases.values() if c.customer_id in wanted and c.status == "waiting_on_customer"]
+
+    def resume(self, resumed: Sequence[tuple[str, dict[str, Any]]], now: datetime) -> int:
+        done = 0
+        for alert_id, fields in resumed:
+            case = self.cases.get(alert_id)
+            if case is not None and case.status == "waiting_on_customer":
+                self.cases[alert_id] = case.model_copy(update={
+                    **fields, "updated_at": now, "waiting_since": None, "status_before_waiting": None,
+                    "history": [*case.history, {"action": "customer_wrote", "by": None, "at": now}]})
+                done += 1
+        return done
+
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
         return [c for c in self.cases.values() if c.is_open and (
             (c.internal_target and c.internal_target <= now and c.escalated_at is None)

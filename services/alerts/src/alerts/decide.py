@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from alerts.domain import Account, Case, Csm, Delivery, Snapshot
 from alerts.rules import (
@@ -92,18 +93,22 @@ class Decisions:
     added_to_open: int = 0
 
 
-def alert_event(case: Case, kind: str, *, cause: str, trace_id: str | None = None) -> AlertEvent:
+def alert_event(case: Case, kind: str, *, cause: str, trace_id: str | None = None, action: str | None = None,
+                actor: str | None = None) -> AlertEvent:
     """The event announcing a case change; its id is derived from the case and the cause, so a retry
-    announces the same event (receivers de-duplicate on ``webhook-id``)."""
-    model = AlertRaised if kind == "raised" else AlertUpdated
-    return model(
-        event_id=derived_id("alert-event", case.id, cause), trace_id=trace_id or case.trace_id or "-",
-        alert_id=case.id,
-        feedback_event_id=(uuid.UUID(case.first_feedback_event_id) if case.first_feedback_event_id
-                           else derived_id("none", case.id)),
-        customer_id=case.customer_id, csm_id=case.csm_id, priority=case.priority, status=case.status,
-        needs=list(case.needs), event_count=case.event_count,
-    )
+    announces the same event (receivers de-duplicate on ``webhook-id``). An update names its action
+    and who did it (the audit trail)."""
+    fields: dict[str, Any] = {
+        "event_id": derived_id("alert-event", case.id, cause), "trace_id": trace_id or case.trace_id or "-",
+        "alert_id": case.id,
+        "feedback_event_id": (uuid.UUID(case.first_feedback_event_id) if case.first_feedback_event_id
+                              else derived_id("none", case.id)),
+        "customer_id": case.customer_id, "csm_id": case.csm_id, "priority": case.priority, "status": case.status,
+        "needs": list(case.needs), "event_count": case.event_count,
+    }
+    if kind == "raised":
+        return AlertRaised(**fields)
+    return AlertUpdated(**fields, action=action, actor=actor)
 
 
 def webhook_delivery(event: AlertEvent, routing: Routing) -> list[Delivery]:

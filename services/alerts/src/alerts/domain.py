@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.events import AlertPriority, AlertStatus, FeedbackScored
 
-OPEN_STATUSES: tuple[AlertStatus, ...] = ("open", "acknowledged", "responded")
+OPEN_STATUSES: tuple[AlertStatus, ...] = ("open", "acknowledged", "responded", "waiting_on_customer")
 STATUSES: tuple[AlertStatus, ...] = get_args(AlertStatus)
 CaseKind = Literal["case", "crisis"]
 
@@ -83,6 +83,14 @@ class Case(BaseModel):
     customer_erased_at: datetime | None = None
     #: When the case's texts were erased at the customer's request.
     erased_at: datetime | None = None
+    #: Waiting on the customer since (the SLA clock is stopped), and the status to go back to.
+    waiting_since: datetime | None = None
+    status_before_waiting: AlertStatus | None = None
+    #: The need a CSM named as the root cause, and how the case ended.
+    root_cause: str | None = None
+    outcome: str | None = None
+    #: Who did what, and when: ``{"action", "by", "at", ...}``, oldest first.
+    history: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def is_open(self) -> bool:

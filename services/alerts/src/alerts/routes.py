@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import apprise
@@ -10,13 +11,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerts.domain import Case
+from alerts.domain import OPEN_STATUSES, Case
 from alerts.inbox import visible_csms
 from alerts.replies import ReplyChannel, ReplyRefused, ReplyRouting, plan_reply
 from alerts.reply_check import check_reply
+from alerts.service import AlertService
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
-from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, utcnow
+from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, Need, utcnow
 from feedback_shared.http import BODY_RESPONSES
 from feedback_shared.outbound import OutboundPolicy, OutboundRefused, check_notify_url
 
@@ -26,8 +28,8 @@ router = APIRouter(tags=["alerts"], responses=AUTH_RESPONSES, dependencies=[Depe
 #: Which statuses each action may start from (seed 001: no resolving without a response).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], AlertStatus]] = {
     "ack": (("open",), "acknowledged"),
-    "respond": (("open", "acknowledged"), "responded"),
-    "resolve": (("responded",), "resolved"),
+    "respond": (("open", "acknowledged", "waiting_on_customer"), "responded"),
+    "resolve": (("responded", "waiting_on_customer"), "resolved"),
 }
 
 
@@ -174,35 +176,150 @@ async def reply(alert_id: Annotated[str, Field(max_length=128)], body: ReplyIn, 
             "findings": findings, "overridden": plan.overridden}
 
 
-@router.post("/v1/alerts/{alert_id}/{action}", responses={
-    **NOT_FOUND, 409: {"description": "The case's status does not allow this action."}})
+Outcome = Literal["fixed", "refunded", "replaced", "explained", "goodwill", "no_action", "customer_unreachable",
+                  "duplicate"]
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: For resolve: how the case ended.
+    outcome: Outcome | None = None
+
+
+def now_of(request: Request) -> datetime:
+    """The service's clock (injected in tests), else the wall clock."""
+    service: AlertService | None = getattr(request.app.state, "service", None)
+    return service.clock() if service is not None else utcnow()
+
+
+def actor_of(principal: Principal) -> dict[str, Any]:
+    """Who did it, for the case's history and the announcement (no token, only its id)."""
+    return {"token_id": principal.token_id, "role": principal.role, "csm_id": principal.csm_id,
+            "name": principal.name or None}
+
+
+async def perform(request: Request, store: AlertsStore, case: Case, action: str, principal: Principal,
+                  fields: dict[str, Any], *, from_statuses: tuple[str, ...] | None = None,
+                  detail: dict[str, Any] | None = None) -> Case:
+    """Apply a CSM's action (history, announcement on alerts.events.v1); 409 when the case's status
+    does not allow it."""
+    service: AlertService | None = getattr(request.app.state, "service", None)
+    by = actor_of(principal)
+    if service is not None:
+        updated, event = await asyncio.to_thread(service.act, case, action, by, fields, from_statuses=from_statuses,
+                                                 detail=detail)
+        if event is not None:
+            await request.app.state.alert_sink.send_all([event])
+    else:  # the API alone (no stream worker): the case changes, nothing is announced
+        entry = {"action": action, "by": by, "at": utcnow(), **(detail or {})}
+        updated = await asyncio.to_thread(store.cases.act, case.id, fields, entry, utcnow(), from_statuses)
+    if updated is None:
+        current = store.cases.get(case.id)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=(
+            f"cannot {action} a case that is {current.status if current else 'gone'}; "
+            f"allowed from: {', '.join(from_statuses or ())}"))
+    return updated
+
+
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The case's status does not allow this action."}}
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+@router.post("/v1/alerts/{alert_id}/notes", responses={**NOT_FOUND, **BODY_RESPONSES})
+async def add_note(alert_id: Annotated[str, Field(max_length=128)], body: NoteIn, request: Request,
+                   store: StoreDep, principal: Actor) -> dict[str, Any]:
+    """An internal note on the case (never sent to the customer), in its history."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+    return _public(await perform(request, store, case, "note", principal, {}, detail={"text": body.text}))
+
+
+class ReassignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    csm_id: Annotated[str, Field(min_length=1, max_length=128)]
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+@router.post("/v1/alerts/{alert_id}/reassign", responses={**NOT_FOUND, **CONFLICT, **BODY_RESPONSES,
+                                                          422: {"description": "No such CSM."}})
+async def reassign(alert_id: Annotated[str, Field(max_length=128)], body: ReassignIn, request: Request,
+                   store: StoreDep, principal: Actor) -> dict[str, Any]:
+    """Hand the case to another CSM, who is paged."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+    csms = await asyncio.to_thread(store.directory.csms_by_id, [body.csm_id])
+    if body.csm_id not in csms:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"no CSM {body.csm_id!r}")
+    updated = await perform(request, store, case, "reassigned", principal, {"csm_id": body.csm_id},
+                            from_statuses=OPEN_STATUSES,
+                            detail={"from": case.csm_id, "to": body.csm_id, "reason": body.reason})
+    service: AlertService | None = getattr(request.app.state, "service", None)
+    if service is not None and csms[body.csm_id].notify:
+        title = f"[{updated.priority}] Case handed to you by {principal.csm_id or principal.role}"
+        text = (updated.latest.text[:300] if updated.latest else "")
+        await asyncio.to_thread(service.enqueue_pages, updated, list(csms[body.csm_id].notify), title,
+                                f"{text}\nCase {updated.id}: {request.app.state.settings.inbox_url}",
+                                cause=f"reassigned:{body.csm_id}:{len(updated.history)}")
+        dispatcher = getattr(request.app.state, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.wake()
+    return _public(updated)
+
+
+class RootCauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    need: Need
+
+
+@router.post("/v1/alerts/{alert_id}/root-cause", responses={**NOT_FOUND, **BODY_RESPONSES})
+async def set_root_cause(alert_id: Annotated[str, Field(max_length=128)], body: RootCauseIn, request: Request,
+                         store: StoreDep, principal: Actor) -> dict[str, Any]:
+    """Tag the case with its root cause, one of the 16 needs."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+    return _public(await perform(request, store, case, "root_cause", principal, {"root_cause": body.need},
+                                 detail={"need": body.need}))
+
+
+@router.post("/v1/alerts/{alert_id}/waiting", responses={**NOT_FOUND, **CONFLICT})
+async def wait_on_customer(alert_id: Annotated[str, Field(max_length=128)], request: Request, store: StoreDep,
+                           principal: Actor) -> dict[str, Any]:
+    """Waiting on the customer: the SLA clock stops until they write again, then the case goes back to
+    its status with the promise moved on by the time spent waiting."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+    fields = {"status": "waiting_on_customer", "waiting_since": now_of(request), "status_before_waiting": case.status}
+    return _public(await perform(request, store, case, "status:waiting_on_customer", principal, fields,
+                                 from_statuses=("open", "acknowledged", "responded")))
+
+
+# Last of the /v1/alerts/{id}/… routes: it would take the others' paths as actions.
+@router.post("/v1/alerts/{alert_id}/{action}", responses={**NOT_FOUND, **CONFLICT, **BODY_RESPONSES})
 async def change_status(alert_id: Annotated[str, Field(max_length=128)], action: Literal["ack", "respond", "resolve"],
-                        request: Request, store: StoreDep, principal: Actor) -> dict[str, Any]:
-    """Move a case along open → acknowledged → responded → resolved (with timestamps)."""
-    await asyncio.to_thread(visible_case, request, store, principal, alert_id)
+                        request: Request, store: StoreDep, principal: Actor,
+                        body: ActionIn | None = None) -> dict[str, Any]:
+    """Move a case along open → acknowledged → responded → resolved (with timestamps, and who did it).
+    Resolving may name the outcome."""
+    case = await asyncio.to_thread(visible_case, request, store, principal, alert_id)
     allowed_from, to = TRANSITIONS[action]
-    now = utcnow()
-    case = await asyncio.to_thread(store.cases.transition, alert_id, allowed_from, to, now)
-    if case is not None and to == "resolved" and case.promised_by and now > case.promised_by:
+    now = now_of(request)
+    fields: dict[str, Any] = {"status": to, f"{to}_at": now}
+    if to == "resolved" and body is not None and body.outcome:
+        fields["outcome"] = body.outcome
+    updated = await perform(request, store, case, f"status:{to}", principal, fields, from_statuses=allowed_from,
+                            detail={"outcome": fields["outcome"]} if "outcome" in fields else None)
+    if to == "resolved" and updated.promised_by and now > updated.promised_by:
         # Resolved after the promise: a breach, even if the SLA clock had not counted it yet.
         if (marked := await asyncio.to_thread(store.cases.mark_once, alert_id, "breached_at", now)) is not None:
-            case = marked
+            updated = marked
             metrics = getattr(request.app.state, "metrics", None)
             if metrics is not None:
                 metrics.breaches.inc()
-    service = getattr(request.app.state, "service", None)
-    if case is not None and service is not None:
-        event = await asyncio.to_thread(service.announce, case, f"status:{to}")
-        await request.app.state.alert_sink.send_all([event])
-    if case is None:
-        current = store.cases.get(alert_id)
-        if current is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert {alert_id!r}")
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"cannot {action} a case that is {current.status}; allowed from: {', '.join(allowed_from)}",
-        )
-    return _public(case)
+    return _public(updated)
 
 
 @router.put("/v1/csms/{csm_id}", responses=BODY_RESPONSES)

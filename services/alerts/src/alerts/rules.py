@@ -8,6 +8,7 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,12 +120,25 @@ def sla_deadlines(prio: AlertPriority, channel: str | None, opened_at: datetime,
 
 def sla_due(case: Case, now: datetime) -> tuple[bool, bool]:
     """(escalate now, breach now) for an unresolved case: each happens once."""
-    if case.status == "resolved":
+    if case.status in ("resolved", "waiting_on_customer"):
+        # Waiting on the customer stops the clock; it starts again, shifted, when they write.
         return False, False
     target, promise = case.internal_target, case.promised_by
     escalate = target is not None and now >= target and case.escalated_at is None
     breach = promise is not None and now >= promise and case.breached_at is None
     return escalate, breach
+
+
+def resume_fields(case: Case, now: datetime) -> dict[str, Any]:
+    """What a waiting case becomes when the customer writes again: its earlier status, and its promise
+    and internal target moved on by the time spent waiting (the clock did not run meanwhile)."""
+    paused = now - case.waiting_since if case.waiting_since else timedelta(0)
+    fields: dict[str, Any] = {"status": case.status_before_waiting or "acknowledged"}
+    if case.promised_by is not None:
+        fields["promised_by"] = case.promised_by + paused
+    if case.internal_target is not None:
+        fields["internal_target"] = case.internal_target + paused
+    return fields
 
 
 def recommended_channel(scored: FeedbackScored, account: Account | None, policy: AlertPolicy) -> str:

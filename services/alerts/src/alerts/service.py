@@ -28,7 +28,7 @@ from alerts.decide import (
 from alerts.domain import Case, Delivery
 from alerts.metrics import AlertsMetrics
 from alerts.replies import ReplyPlan
-from alerts.rules import AlertPolicy, should_alert
+from alerts.rules import AlertPolicy, resume_fields, should_alert
 from alerts.stores import AlertsStore
 from feedback_shared.events import FeedbackScored, utcnow
 
@@ -65,11 +65,26 @@ class AlertService:
     def handle_batch(self, batch: Sequence[FeedbackScored]) -> list[AlertEvent]:
         self.metrics.handled.inc(len(batch))
         negatives = [scored for scored in batch if should_alert(scored)]
-        if not negatives:
-            return []
         now = self.clock()
-        state = self.load(negatives)
-        return self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
+        events: list[AlertEvent] = []
+        if negatives:
+            state = self.load(negatives)
+            events = self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
+        return events + self.resume_waiting(batch, now)
+
+    def resume_waiting(self, batch: Sequence[FeedbackScored], now: datetime) -> list[AlertEvent]:
+        """The customer wrote again: their cases waiting on them go back to where they were, with the
+        promise and the internal target moved on by the time spent waiting."""
+        customers = {s.customer_id for s in batch if s.customer_id}
+        waiting = self.store.cases.waiting_cases(customers) if customers else []
+        resumed = [(case.id, resume_fields(case, now)) for case in waiting]
+        if not resumed or self.store.cases.resume(resumed, now) == 0:
+            return []
+        events = []
+        for case, (_, fields) in zip(waiting, resumed, strict=True):
+            updated = case.model_copy(update=fields)
+            events.append(self.announce(updated, f"resumed:{case.waiting_since}"))
+        return events
 
     # ---- load ------------------------------------------------------------------------------------
     def load(self, batch: Sequence[FeedbackScored]) -> BatchState:
@@ -156,9 +171,22 @@ class AlertService:
         self.metrics.replies.labels(channel=plan.reply["channel"]).inc()
         return updated, self.announce(updated, f"reply:{plan.reply['channel']}:{plan.reply['reply_id']}")
 
-    def announce(self, case: Case, cause: str) -> AlertEvent:
+    def act(self, case: Case, action: str, by: dict[str, Any] | None, fields: dict[str, Any], *,
+            from_statuses: tuple[str, ...] | None = None, detail: dict[str, Any] | None = None,
+            cause: str | None = None) -> tuple[Case | None, AlertEvent | None]:
+        """A CSM's action on a case: set ``fields``, record who did what in its history, announce it.
+        None when the case's status does not allow the action."""
+        now = self.clock()
+        entry = {"action": action, "by": by, "at": now, **(detail or {})}
+        updated = self.store.cases.act(case.id, fields, entry, now, from_statuses)
+        if updated is None:
+            return None, None
+        actor = (by or {}).get("csm_id") or (by or {}).get("token_id")
+        return updated, self.announce(updated, cause or f"{action}:{now.isoformat()}", action=action, actor=actor)
+
+    def announce(self, case: Case, cause: str, *, action: str | None = None, actor: str | None = None) -> AlertEvent:
         """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""
-        event = alert_event(case, "updated", cause=cause)
+        event = alert_event(case, "updated", cause=cause, action=action or cause.split(":", 1)[0], actor=actor)
         self._enqueue(webhook_delivery(event, self.routing), self.clock())
         return event
 

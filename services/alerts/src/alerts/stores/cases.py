@@ -153,6 +153,34 @@ class MongoCaseStore:
                                {"$set": {"status": "responded", "responded_at": now, "updated_at": now}})
         return self.get(alert_id)
 
+    def act(self, alert_id: str, fields: dict[str, Any], entry: dict[str, Any], now: datetime,
+            from_statuses: tuple[str, ...] | None = None) -> Case | None:
+        """Set ``fields`` and record ``entry`` in the case's history, if its status is one of
+        ``from_statuses`` (any, when None). The case afterwards, or None when nothing matched."""
+        query: Doc = {"_id": alert_id}
+        if from_statuses is not None:
+            query["status"] = {"$in": list(from_statuses)}
+        return self._update_then_read(query, {"$set": {**fields, "updated_at": now}, "$push": {"history": entry}})
+
+    def waiting_cases(self, customer_ids: Iterable[str]) -> list[Case]:
+        wanted = sorted(set(customer_ids))
+        if not wanted:
+            return []
+        return [Case.from_doc(d) for d in self.alerts.find({"customer_id": {"$in": wanted},
+                                                             "status": "waiting_on_customer"})]
+
+    def resume(self, resumed: Sequence[tuple[str, dict[str, Any]]], now: datetime) -> int:
+        """Restart the clock of cases whose customer wrote again: each (id, fields to set), applied only
+        while the case is still waiting, so a redelivery does not shift the deadlines twice."""
+        if not resumed:
+            return 0
+        result = self.alerts.bulk_write([UpdateOne(
+            {"_id": alert_id, "status": "waiting_on_customer"},
+            {"$set": {**fields, "updated_at": now}, "$unset": {"waiting_since": "", "status_before_waiting": ""},
+             "$push": {"history": {"action": "customer_wrote", "by": None, "at": now}}},
+        ) for alert_id, fields in resumed], ordered=False)
+        return int(result.modified_count)
+
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
         # Two indexed queries rather than an $or, which the embedded dev database answers with a scan.
         unresolved = {"status": {"$in": list(OPEN_STATUSES)}}
