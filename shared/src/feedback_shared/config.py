@@ -53,9 +53,10 @@ def check_api_keys(keys: list[str], environment: str, variable: str) -> None:
 
 
 class KafkaSettings(BaseModel):
-    """Where the Kafka-protocol broker is and how consumers behave."""
+    """Where the Kafka-protocol broker is, how clients authenticate, and how consumers behave."""
 
-    model_config = {"frozen": True}
+    # hide_input_in_errors: a validation error would otherwise print the raw SASL password it was given.
+    model_config = {"frozen": True, "hide_input_in_errors": True}
 
     bootstrap_servers: str = "127.0.0.1:9092"
     #: Publish timeout before ingest answers 503: the broker must acknowledge within this.
@@ -132,7 +133,7 @@ def mongo_url_password(url: str) -> str | None:
 class MongoSettings(BaseModel):
     """Where the MongoDB-protocol database is. Each service owns its own database."""
 
-    model_config = {"frozen": True}
+    model_config = {"frozen": True, "hide_input_in_errors": True}  # the URL holds the password
 
     url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     database: str = ""
@@ -256,3 +257,14 @@ class PseudonymSettings(KeyedServiceSettings):
             variable = f"{self.model_config.get('env_prefix', '')}PSEUDONYM_KEY"
             check_secret(self.pseudonym_key.get_secret_value(), variable, min_length=32)
         return self
+
+
+def kafka_settings_from_env(prefix: str) -> KafkaSettings:
+    """A service's Kafka settings alone, from ``<prefix>KAFKA__*`` (as the service reads them), without the
+    rest of its settings: for the topic job, which runs the ingest image with ingest's Kafka user."""
+
+    class KafkaOnly(BaseSettings):
+        model_config = service_settings_config(prefix)
+        kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    return KafkaOnly().kafka

@@ -247,3 +247,20 @@ def test_development_accepts_placeholders() -> None:
     settings = Settings(environment="development", kafka=sasl_ssl(sasl_password=SecretStr("change-me")),
                         mongo=MongoSettings(url=url))
     assert settings.kafka.sasl_password is not None
+
+
+def test_the_topic_job_reads_a_services_kafka_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedback_shared.config import kafka_settings_from_env
+
+    monkeypatch.setenv("INGEST_KAFKA__BOOTSTRAP_SERVERS", "kafka:9093")
+    monkeypatch.setenv("INGEST_KAFKA__REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("INGEST_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("INGEST_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("INGEST_KAFKA__SASL_USERNAME", "ingest")
+    monkeypatch.setenv("INGEST_KAFKA__SASL_PASSWORD", STRONG)
+    monkeypatch.setenv("ALERTS_KAFKA__REPLICATION_FACTOR", "5")  # another service's: not read
+    settings = kafka_settings_from_env("INGEST_")
+    assert (settings.bootstrap_servers, settings.replication_factor, settings.sasl_username) == ("kafka:9093", 3, "ingest")
+    monkeypatch.delenv("INGEST_KAFKA__SASL_PASSWORD")
+    with pytest.raises(ValidationError, match="KAFKA__SASL_PASSWORD"):
+        kafka_settings_from_env("INGEST_")
