@@ -207,6 +207,90 @@ def test_the_sentiment_scaled_object_is_checked_against_keda_and_the_code(deploy
     assert any("ScaledObject sentiment" in e and "lagThresold" in e for e in problems), problems
 
 
+def test_network_policies_are_checked(deploy_copy: Path, tools: None) -> None:
+    policies = deploy_copy / "k8s" / "base" / "network-policies.yaml"
+    assert not [e for e in dc.check_kubernetes(deploy_copy / "k8s") if "NetworkPolicy" in e]
+    # The workers' ingress opened to everyone (no `from`), and the inbox to every address.
+    _edit(policies, """  ingress:
+    - from:
+        - podSelector: {}
+        - namespaceSelector:""", """  ingress:
+    - ports: [{protocol: TCP, port: 8001}]
+    - from:
+        - podSelector: {}
+        - namespaceSelector:""")
+    _edit(policies, """        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: ingress-nginx""", """        - ipBlock:
+            cidr: 0.0.0.0/0""")
+    problems = dc.check_kubernetes(deploy_copy / "k8s")
+    for overlay in ("dev", "prod"):
+        for name in ("sentiment", "alerts", "loyalty"):
+            assert f"k8s/overlays/{overlay} NetworkPolicy workers-ingress: lets anyone reach {name} (only ingest" \
+                in " ".join(problems), problems
+        assert f"k8s/overlays/{overlay} NetworkPolicy alerts-inbox-ingress: lets anyone reach alerts" \
+            in " ".join(problems), problems
+    assert not any("reach ingest" in e for e in problems), problems  # ingest is the public one
+
+
+def test_every_deployment_needs_a_network_policy_and_a_default_deny(deploy_copy: Path, tools: None) -> None:
+    policies = deploy_copy / "k8s" / "base" / "network-policies.yaml"
+    _edit(policies, "        values: [sentiment, alerts, loyalty]\n  policyTypes: [Ingress]",
+          "        values: [sentiment, alerts]\n  policyTypes: [Ingress]")
+    _edit(policies, "  name: default-deny\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]",
+          "  name: default-deny\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]")
+    problems = dc.check_kubernetes(deploy_copy / "k8s")
+    assert "k8s/overlays/prod Deployment loyalty: no NetworkPolicy admits traffic to its pods" in problems, problems
+    assert not any("Deployment sentiment: no NetworkPolicy" in e for e in problems), problems
+    assert "k8s/overlays/dev: no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)" \
+        in problems, problems
+
+
+def test_label_selectors_follow_kubernetes() -> None:
+    labels = {"app.kubernetes.io/name": "alerts", "tier": "worker"}
+    assert dc.selects({}, labels) and dc.selects(None, labels)
+    assert dc.selects({"matchLabels": {"tier": "worker"}}, labels)
+    assert not dc.selects({"matchLabels": {"tier": "web"}}, labels)
+    expr = {"key": "app.kubernetes.io/name", "operator": "In", "values": ["alerts", "loyalty"]}
+    assert dc.selects({"matchExpressions": [expr]}, labels)
+    assert not dc.selects({"matchExpressions": [expr | {"operator": "NotIn"}]}, labels)
+    assert dc.selects({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, labels)
+    assert not dc.selects({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
+
+
+def test_the_prod_overlay_runs_kafka_over_sasl_ssl_with_three_replicas(tools: None) -> None:
+    docs = dc.build_overlays(dc.K8S_DIR)["k8s/overlays/prod"]
+    job = dc._find(docs, "Job", "topics-init")
+    assert job is not None
+    [container] = dc._containers(job)
+    env = dc.container_env(container, docs)
+    assert env["INGEST_KAFKA__REPLICATION_FACTOR"] == "3"
+    assert env["INGEST_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["INGEST_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert "INGEST_KAFKA__SASL_PASSWORD" in env
+    assert {"mountPath": "/etc/feedback/kafka-ca", "name": "kafka-ca", "readOnly": True} in container["volumeMounts"]
+    for name, prefix, _ in dc.SERVICES:
+        dep = dc._find(docs, "Deployment", name)
+        assert dep is not None
+        [container] = [c for c in dc._containers(dep) if c["name"] == name]
+        env = dc.container_env(container, docs)
+        assert env[f"{prefix}KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env[f"{prefix}KAFKA__SASL_USERNAME"] == name
+        assert env[f"{prefix}KAFKA__SASL_PASSWORD"].startswith("change-me")  # the example Secret
+        assert env[f"{prefix}KAFKA__SSL_CAFILE"].startswith("/etc/feedback/kafka-ca/")
+    dev = dc.build_overlays(dc.K8S_DIR)["k8s/overlays/dev"]
+    dev_job = dc._find(dev, "Job", "topics-init")
+    assert dev_job is not None
+    assert dc.container_env(dc._containers(dev_job)[0], dev)["INGEST_KAFKA__SECURITY_PROTOCOL"] == "PLAINTEXT"
+
+
+def test_a_production_overlay_without_a_kafka_password_fails_the_env_check(deploy_copy: Path, tools: None) -> None:
+    secrets = deploy_copy / "k8s" / "overlays" / "prod" / "secrets.env.example"
+    _edit(secrets, "ALERTS_KAFKA__SASL_PASSWORD=change-me-kafka-alerts-password\n", "")
+    problems = dc.check_env(deploy_copy / "docker-compose.yml", deploy_copy / ".env.example", deploy_copy / "k8s")
+    assert any("prod Deployment alerts" in e and "KAFKA__SASL_PASSWORD" in e for e in problems), problems
+
+
 def test_a_broken_kustomization_is_an_error(deploy_copy: Path, tools: None) -> None:
     kustomization = deploy_copy / "k8s" / "base" / "kustomization.yaml"
     _edit(kustomization, "  - loyalty.yaml\n", "  - loyalty-missing.yaml\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Literal, Self, cast
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,9 +53,10 @@ def check_api_keys(keys: list[str], environment: str, variable: str) -> None:
 
 
 class KafkaSettings(BaseModel):
-    """Where the Kafka-protocol broker is and how consumers behave."""
+    """Where the Kafka-protocol broker is, how clients authenticate, and how consumers behave."""
 
-    model_config = {"frozen": True}
+    # hide_input_in_errors: a validation error would otherwise print the raw SASL password it was given.
+    model_config = {"frozen": True, "hide_input_in_errors": True}
 
     bootstrap_servers: str = "127.0.0.1:9092"
     #: Publish timeout before ingest answers 503: the broker must acknowledge within this.
@@ -79,11 +80,60 @@ class KafkaSettings(BaseModel):
     #: faust still creates it. None: the working directory (the k8s manifests mount one per pod).
     state_dir: Path | None = None
 
+    # ---- transport security (every client: kafka-python, faust/aiokafka; ``client_security_options``) --
+    #: PLAINTEXT on the dev stack; the prod overlay uses SASL_SSL (SCRAM over TLS).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    #: Required with SASL_PLAINTEXT and SASL_SSL, with ``sasl_username`` and ``sasl_password``.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    #: The CA that signed the brokers' certificates (SSL, SASL_SSL); None: the system's CAs.
+    ssl_cafile: Path | None = None
+    #: A client certificate and its key, for brokers that authenticate clients by TLS (mutual TLS).
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # ---- topics (``ensure_topics``) ----------------------------------------------------------------
+    #: Copies of each partition. 1 on a one-broker stack; 3 in production (the prod overlay), where
+    #: ``min.insync.replicas`` is 2, so acks=all survives one broker down.
+    replication_factor: int = Field(default=1, ge=1)
+    #: How long a topic keeps its records (``retention.ms``): 7 days. This also bounds how long an erased
+    #: customer's feedback text stays in Kafka (deploy/README.md, "What stays in Kafka").
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=3_600_000)
+    #: Retention of the ``.dlq`` topics: 30 days, time for someone to look at what failed and replay it.
+    dlq_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=3_600_000)
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [f"KAFKA__{name.upper()}" for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                       if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"KAFKA__SECURITY_PROTOCOL={self.security_protocol} needs {', '.join(missing)}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("KAFKA__SSL_CERTFILE and KAFKA__SSL_KEYFILE go together (a client certificate and its key)")
+        if (self.ssl_cafile or self.ssl_certfile) and not self.security_protocol.endswith("SSL"):
+            raise ValueError(f"KAFKA__SSL_* files are set but KAFKA__SECURITY_PROTOCOL={self.security_protocol} "
+                             "does not use TLS (SSL or SASL_SSL)")
+        return self
+
+
+def mongo_url_password(url: str) -> str | None:
+    """The password in a ``mongodb://user:password@hosts/...`` URL (None: the URL has none)."""
+    from urllib.parse import unquote
+
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.partition("@")
+    if not sep or not at or "/" in userinfo:
+        return None
+    _, colon, password = userinfo.partition(":")
+    return unquote(password) if colon else None
+
 
 class MongoSettings(BaseModel):
     """Where the MongoDB-protocol database is. Each service owns its own database."""
 
-    model_config = {"frozen": True}
+    model_config = {"frozen": True, "hide_input_in_errors": True}  # the URL holds the password
 
     url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     database: str = ""
@@ -93,6 +143,11 @@ class MongoSettings(BaseModel):
     #: the run (make bench: 639 CPU-s for 20,000 events). Every write here is idempotent and retried by
     #: its handler, so the driver's one extra retry is not what keeps anything from being lost.
     retry_writes: bool = True
+    #: TLS to the database. Authentication is in ``url`` (``mongodb://user:password@host/db?authSource=admin``,
+    #: a secret); ``tls=true`` in the URL works as well.
+    tls: bool = False
+    #: The CA that signed the server's certificate (``tlsCAFile``); None: the system's CAs.
+    tls_ca_file: Path | None = None
 
 
 class AuthSettings(BaseModel):
@@ -145,6 +200,20 @@ class CommonSettings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
+    @model_validator(mode="after")
+    def _no_placeholder_credentials_outside_development(self) -> Self:
+        """The Kafka SASL password and the password in the MongoDB URL: never an example value outside
+        development (named by variable; the prod overlay's secrets.env.example holds ``change-me``)."""
+        if self.environment == "development":
+            return self
+        prefix = self.model_config.get("env_prefix", "")
+        if self.kafka.sasl_password is not None:
+            check_secret(self.kafka.sasl_password.get_secret_value(), f"{prefix}KAFKA__SASL_PASSWORD", min_length=16)
+        password = mongo_url_password(self.mongo.url.get_secret_value())
+        if password is not None and any(mark in password.lower() for mark in PLACEHOLDER_MARKS):
+            raise ValueError(f"{prefix}MONGO__URL holds a placeholder password: set the database user's real one")
+        return self
+
 
 class KeyedServiceSettings(CommonSettings):
     """A service whose API takes tokens (``Authorization: Bearer …``). ``<PREFIX>API_KEYS`` are static
@@ -188,3 +257,14 @@ class PseudonymSettings(KeyedServiceSettings):
             variable = f"{self.model_config.get('env_prefix', '')}PSEUDONYM_KEY"
             check_secret(self.pseudonym_key.get_secret_value(), variable, min_length=32)
         return self
+
+
+def kafka_settings_from_env(prefix: str) -> KafkaSettings:
+    """A service's Kafka settings alone, from ``<prefix>KAFKA__*`` (as the service reads them), without the
+    rest of its settings: for the topic job, which runs the ingest image with ingest's Kafka user."""
+
+    class KafkaOnly(BaseSettings):
+        model_config = service_settings_config(prefix)
+        kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    return KafkaOnly().kafka

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -42,9 +43,53 @@ def max_event_bytes(settings: KafkaSettings) -> int:
     return settings.max_message_bytes * 3 // 8
 
 
+def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (None otherwise): verifies the brokers' certificates and
+    host names against ``ssl_cafile`` (or the system's CAs), and presents the client certificate if set."""
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
+        context.load_cert_chain(str(settings.ssl_certfile), str(settings.ssl_keyfile))
+    return context
+
+
+def client_security_options(settings: KafkaSettings) -> dict[str, Any]:
+    """The security keyword arguments of a kafka-python client (producer, admin) and of an aiokafka one:
+    both take ``security_protocol``, ``ssl_context``, ``sasl_mechanism`` and ``sasl_plain_username`` /
+    ``sasl_plain_password`` (SCRAM included). One TLS context for both, so every client checks the
+    brokers the same way."""
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL_") and settings.sasl_password is not None:
+        # (KafkaSettings refuses SASL without mechanism, username and password.)
+        options |= {
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def faust_credentials(settings: KafkaSettings) -> faust.auth.Credentials | None:
+    """faust's ``broker_credentials`` for the settings (None: PLAINTEXT). faust hands them to aiokafka
+    (``credentials_to_aiokafka_auth``): SASL over TLS when a context is given, SSL alone otherwise."""
+    context = kafka_ssl_context(settings)
+    if settings.security_protocol.startswith("SASL_") and settings.sasl_password is not None:
+        return faust.SASLCredentials(username=settings.sasl_username,
+                                     password=settings.sasl_password.get_secret_value(),
+                                     mechanism=settings.sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     """A producer that counts a send as done only when every in-sync replica has it."""
     options: dict[str, Any] = {
+        **client_security_options(settings),
         "bootstrap_servers": settings.bootstrap_servers,
         "acks": "all",
         "linger_ms": 2,
@@ -57,15 +102,27 @@ def create_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
+def topic_configs(settings: KafkaSettings, *, dead_letter: bool = False) -> dict[str, str]:
+    """The topic-level configs ``ensure_topics`` creates a topic with: its retention, and with three
+    or more replicas ``min.insync.replicas=2``, so an acks=all write is on two brokers before it counts."""
+    configs = {"retention.ms": str(settings.dlq_retention_ms if dead_letter else settings.retention_ms)}
+    if settings.replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec[Any]] = ALL_TOPICS) -> list[str]:
-    """Create every topic in ``specs`` and its ``.dlq`` twin; existing topics are left alone."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15_000)
+    """Create every topic in ``specs`` and its ``.dlq`` twin, with the settings' replication factor and
+    retention; existing topics are left alone (change their configs with kafka-configs)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15_000,
+                             **client_security_options(settings))
     try:
         existing = set(admin.list_topics())
         wanted = []
+        rf = settings.replication_factor
         for spec in specs:
-            wanted.append(NewTopic(spec.name, spec.partitions, 1))
-            wanted.append(NewTopic(spec.dlq_name, 1, 1))
+            wanted.append(NewTopic(spec.name, spec.partitions, rf, topic_configs=topic_configs(settings)))
+            wanted.append(NewTopic(spec.dlq_name, 1, rf, topic_configs=topic_configs(settings, dead_letter=True)))
         missing = [t for t in wanted if t.name not in existing]
         for topic in missing:
             try:
@@ -123,6 +180,7 @@ def create_faust_app(app_id: str, settings: KafkaSettings, **overrides: Any) -> 
         "store": "memory://",
         "producer_acks": -1,
         "producer_max_request_size": settings.max_message_bytes,
+        "broker_credentials": faust_credentials(settings),
     }
     if settings.state_dir is not None:
         settings.state_dir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import MongoClient, monitoring
@@ -36,12 +37,25 @@ class CommandCounter(monitoring.CommandListener):
         pass
 
 
+def client_tls_options(settings: MongoSettings) -> dict[str, Any]:
+    """pymongo's TLS keyword arguments for the settings: none when ``tls`` is off (a ``tls=true`` in the
+    URL still applies), else ``tls`` and, if given, ``tlsCAFile``."""
+    if not settings.tls:
+        return {}
+    options: dict[str, Any] = {"tls": True}
+    if settings.tls_ca_file is not None:
+        options["tlsCAFile"] = str(settings.tls_ca_file)
+    return options
+
+
 def connect(settings: MongoSettings, *, ping: bool = True,
             listeners: Sequence[monitoring.CommandListener] = ()) -> MongoClient[dict]:  # type: ignore[type-arg]
     """A client with bounded server selection; ``ping`` fails at start-up rather than on first write.
-    ``listeners``: command listeners such as ``CommandCounter``."""
+    ``listeners``: command listeners such as ``CommandCounter``. Credentials come in the URL; TLS from
+    ``tls`` and ``tls_ca_file`` (``client_tls_options``)."""
     client: MongoClient[dict] = MongoClient(  # type: ignore[type-arg]
         settings.url.get_secret_value(),
+        **client_tls_options(settings),
         serverSelectionTimeoutMS=settings.server_selection_timeout_ms,
         connectTimeoutMS=settings.server_selection_timeout_ms,
         tz_aware=True,

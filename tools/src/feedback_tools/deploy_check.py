@@ -9,7 +9,8 @@ is not installed (``make deploy-tools`` installs them):
   healthchecks, Prometheus scrapes what compose runs, mounted files exist.
 - ``kubernetes``: every overlay in deploy/k8s/overlays built with ``kubectl kustomize`` and each object
   validated offline with kubernetes-validate (strict: unknown fields are errors), plus probes,
-  resources, scrape annotations and Secret/ConfigMap key references.
+  resources, scrape annotations, Secret/ConfigMap key references, and NetworkPolicies (a default deny,
+  every Deployment's pods selected, only ingest reachable from everywhere).
 - ``env``: every variable named in the deploy files mapped onto the services' pydantic-settings
   classes (``ALERTS_KAFKA__BOOTSTRAP_SERVERS`` -> ``alerts.config.Settings.kafka.bootstrap_servers``),
   and each service's settings built from the values compose and each overlay give it.
@@ -542,6 +543,64 @@ def _check_references(overlay: str, doc: Mapping[str, Any], docs: list[dict[str,
     return errors
 
 
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a Kubernetes label selector (``matchLabels`` and ``matchExpressions``) selects ``labels``;
+    an empty selector selects everything."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        matched = {"In": key in labels and labels[key] in values,
+                   "NotIn": key not in labels or labels[key] not in values,
+                   "Exists": key in labels, "DoesNotExist": key not in labels}.get(op, False)
+        if not matched:
+            return False
+    return True
+
+
+#: Services whose pods may accept traffic from anywhere (the public API).
+PUBLIC_SERVICES = frozenset({"ingest"})
+
+
+def _open_to_everyone(rule: Mapping[str, Any]) -> bool:
+    """An ingress rule that admits any source: no ``from``, an all-addresses ``ipBlock`` (without
+    exceptions), or every pod of every namespace."""
+    peers = rule.get("from") or []
+    if not peers:
+        return True
+    for peer in peers:
+        block = peer.get("ipBlock")
+        if block and block.get("cidr") in ("0.0.0.0/0", "::/0") and not block.get("except"):
+            return True
+        if "namespaceSelector" in peer and not peer["namespaceSelector"] and not (peer.get("podSelector") or {}):
+            return True
+    return False
+
+
+def check_network_policies(overlay: str, docs: list[dict[str, Any]]) -> list[str]:
+    """A default deny (ingress and egress) for every pod of the namespace; every Deployment's pods
+    selected by a policy that lets something reach them; only the public services open to everyone."""
+    errors: list[str] = []
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    if not any(not (p["spec"].get("podSelector") or {}) and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes", []))
+               and not p["spec"].get("ingress") and not p["spec"].get("egress") for p in policies):
+        errors.append(f"{overlay}: no default-deny NetworkPolicy (podSelector {{}}, Ingress and Egress, no rules)")
+    for dep in (d for d in docs if d.get("kind") == "Deployment"):
+        name = dep["metadata"]["name"]
+        labels = dep["spec"]["template"]["metadata"].get("labels", {})
+        admitting = [p for p in policies if p["spec"].get("ingress") and selects(p["spec"].get("podSelector"), labels)]
+        if not admitting:
+            errors.append(f"{overlay} Deployment {name}: no NetworkPolicy admits traffic to its pods")
+        if name in PUBLIC_SERVICES:
+            continue
+        for policy in admitting:
+            if any(_open_to_everyone(rule) for rule in policy["spec"]["ingress"]):
+                errors.append(f"{overlay} NetworkPolicy {policy['metadata']['name']}: lets anyone reach {name} "
+                              f"(only {', '.join(sorted(PUBLIC_SERVICES))} may be reached from everywhere)")
+    return errors
+
+
 def check_scaled_object(label: str, doc: Mapping[str, Any], docs: list[dict[str, Any]]) -> list[str]:
     """A KEDA ScaledObject: valid against the strict schema in deploy/schema, scaling a Deployment of the
     overlay on the lag of a topic of the registry, as the consumer group that Deployment really runs,
@@ -603,6 +662,7 @@ def check_kubernetes(k8s_dir: Path = K8S_DIR) -> list[str]:
                 errors.append(f"{label}: {exc.message}")
             errors += _check_references(overlay, doc, docs)
 
+        errors += check_network_policies(overlay, docs)
         deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
         for name, _, port in SERVICES:
             dep = deployments.get(name)

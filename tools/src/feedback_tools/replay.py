@@ -18,7 +18,7 @@ from tqdm import tqdm
 from feedback_shared.config import KafkaSettings
 from feedback_shared.errors import DecodeError
 from feedback_shared.events import FeedbackReceived
-from feedback_shared.kafka import create_producer
+from feedback_shared.kafka import client_security_options, create_producer
 from feedback_shared.topics import FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from sentiment.agents import scored_event
 from sentiment.model import SentimentModel
@@ -32,12 +32,13 @@ class ReplaySummary:
     model_version: str = ""
 
 
-async def _read_range(bootstrap: str, since: datetime, until: datetime | None) -> list[Any]:
+async def _read_range(kafka: KafkaSettings, since: datetime, until: datetime | None) -> list[Any]:
     """Every record of the input topic from ``since`` (inclusive) to ``until`` (exclusive), by direct
     partition assignment: no consumer group, so the live stage's offsets are untouched."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
+                                **client_security_options(kafka))
     await consumer.start()
     try:
         partitions = [TopicPartition(FEEDBACK_RECEIVED.name, p)
@@ -70,7 +71,7 @@ async def _read_range(bootstrap: str, since: datetime, until: datetime | None) -
 
 def replay(kafka: KafkaSettings, since: datetime, until: datetime | None = None, *, batch_size: int = 32,
            progress: bool = True, model: SentimentModel | None = None) -> ReplaySummary:
-    records = asyncio.run(_read_range(kafka.bootstrap_servers, since, until))
+    records = asyncio.run(_read_range(kafka, since, until))
     model = model or SentimentModel()
     summary = ReplaySummary(read=len(records), model_version=model.version)
     items: list[FeedbackReceived] = []
