@@ -192,7 +192,7 @@ async def change_status(alert_id: Annotated[str, Field(max_length=128)], action:
                 metrics.breaches.inc()
     service = getattr(request.app.state, "service", None)
     if case is not None and service is not None:
-        event = await asyncio.to_thread(service.announce, case, f"status:{to}")
+        event = await asyncio.to_thread(service.status_changed, case, to)
         await request.app.state.alert_sink.send_all([event])
     if case is None:
         current = store.cases.get(alert_id)
