@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from alerts.config import Settings
 from alerts.customer_contact import (
@@ -123,7 +124,7 @@ class World:
         self.now = T
         self.store: AlertsStore = fake_store()
         self.registry = CollectorRegistry()
-        settings = Settings(customer_mail_url=mailbox, fallback_notify=["json://127.0.0.1:9/queue"],
+        settings = Settings(customer_mail_url=SecretStr(mailbox) if mailbox else None, fallback_notify=["json://127.0.0.1:9/queue"],
                             followup_lead_s=60)
         self.service = AlertService(self.store, settings, AlertsMetrics.create(self.registry), AlertPolicy(),
                                     clock=lambda: self.now)
@@ -257,7 +258,7 @@ def test_erasure_drops_the_customers_scheduled_messages() -> None:
 
 
 def test_the_ack_route_sends_the_acknowledgement_through_the_service() -> None:
-    settings = Settings(api_keys=["admin-key"], customer_mail_url=MAILBOX)
+    settings = Settings(api_keys=["admin-key"], customer_mail_url=SecretStr(MAILBOX))
     app = create_app(settings, CollectorRegistry(), stream=False)
     store = fake_store()
     store.cases.insert([case("a-1", status="open")])
