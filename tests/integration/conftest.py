@@ -18,8 +18,10 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -58,9 +60,36 @@ def integrations() -> Iterator[Receiver]:
     r.server.shutdown()
 
 
+class CustomerMailbox:
+    """A real SMTP server on loopback: the outgoing mailbox for messages to customers
+    (``ALERTS_CUSTOMER_MAIL_URL``). Keeps every message it is handed."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture(scope="session")
+def customer_mailbox() -> Iterator[CustomerMailbox]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = CustomerMailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
-          integrations: Receiver) -> Iterator[EmbeddedStack]:
+          integrations: Receiver, customer_mailbox: CustomerMailbox) -> Iterator[EmbeddedStack]:
     backend = os.environ.get("FEEDBACK_TEST_BACKEND", "embedded")
     stop_backend: Callable[[], None] = lambda: None  # noqa: E731
     config = StackConfig(
@@ -75,6 +104,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                    "ALERTS_DELIVERY_LEASE_S": "8",
                    "ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{integrations.port}/alert-events",
                    "ALERTS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                   # Messages to customers go by e-mail through this (unauthenticated, plain SMTP).
+                   "ALERTS_CUSTOMER_MAIL_URL":
+                       f"mailto://127.0.0.1:{customer_mailbox.port}?from=care@example.com&mode=insecure",
+                   "ALERTS_CONTACT_SWEEP_S": "1",
                    "LOYALTY_RULES_FILE": str(_test_rules(tmp_path_factory))},
     )
     if backend == "containers":

@@ -20,6 +20,7 @@ from feedback_shared.config import KeyedServiceSettings
 #: The OpenAPI responses of every route that reads a JSON body, besides its own and the 422 FastAPI documents.
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body could not be read at all (not UTF-8 text)."},
+    413: {"description": "The body is larger than the service's limit (max_body_bytes)."},
 }
 
 

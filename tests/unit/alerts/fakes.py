@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
 from alerts.stores import AlertsStore
@@ -280,5 +281,35 @@ class FakeSpikes(Calls):
         return sum(1 for t in self.items if at - window < t <= at)
 
 
+class FakeScheduled(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.contacts: dict[str, ScheduledContact] = {}
+        self.settled: dict[str, str] = {}
+
+    def schedule(self, contacts: Sequence[ScheduledContact]) -> int:
+        self._call("schedule")
+        new = [c for c in contacts if c.contact_id not in self.contacts]
+        for c in new:
+            self.contacts[c.contact_id] = c
+        return len({c.contact_id for c in new})
+
+    def due(self, now: datetime, limit: int) -> list[ScheduledContact]:
+        due = [c for c in self.contacts.values() if c.contact_id not in self.settled and c.due_at <= now]
+        return sorted(due, key=lambda c: c.due_at)[:limit]
+
+    def settle(self, contact_id: str, outcome: str, now: datetime) -> bool:
+        if contact_id not in self.contacts or contact_id in self.settled:
+            return False
+        self.settled[contact_id] = outcome
+        return True
+
+    def erase_customer(self, customer_id: str) -> int:
+        ids = [i for i, c in self.contacts.items() if c.customer_id == customer_id]
+        for i in ids:
+            del self.contacts[i]
+        return len(ids)
+
+
 def fake_store() -> AlertsStore:
-    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes())
+    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled())

@@ -62,7 +62,7 @@ from feedback_tools.receiver import StandInReceiver
 OUT = Path("build/chaos")
 
 #: Who consumes each topic inside the pipeline (the agents' names, as in their DLQ records). The other
-#: topics (alerts.events.v1, customer.notifications.v1) are outputs for systems outside the pipeline.
+#: topic (alerts.events.v1) is an output for systems outside the pipeline.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "feedback.received.v1": ("sentiment.score_feedback",),
     "feedback.scored.v1": ("alerts.handle_scored", "loyalty.review_bonus"),
@@ -70,6 +70,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "loyalty.points.v1": ("alerts.tiers",),
     "customer.erasure.v1": ("alerts.erase_customer", "loyalty.anonymise_customer"),
     "customer.profiles.v1": ("loyalty.profiles",),
+    "customer.notifications.v1": ("alerts.customer_contact",),
 }
 
 #: Poison of every kind a decoder meets: not UTF-8, not JSON, the wrong JSON shape, another topic's event,

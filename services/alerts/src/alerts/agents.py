@@ -13,9 +13,15 @@ import faust
 from alerts.decide import AlertEvent
 from alerts.metrics import AlertsMetrics
 from alerts.service import AlertService
-from feedback_shared.events import CustomerErasureRequested, FeedbackScored
+from feedback_shared.events import CustomerErasureRequested, CustomerThanked, FeedbackScored, FollowUpDue
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
-from feedback_shared.topics import ALERT_EVENTS, CUSTOMER_ERASURE, FEEDBACK_SCORED, LOYALTY_POINTS
+from feedback_shared.topics import (
+    ALERT_EVENTS,
+    CUSTOMER_ERASURE,
+    CUSTOMER_NOTIFICATIONS,
+    FEEDBACK_SCORED,
+    LOYALTY_POINTS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ def register_agents(
             extra={"event_id": str(request.event_id), "trace_id": request.trace_id},
         )
 
+    async def on_notification(event: CustomerThanked | FollowUpDue) -> None:
+        # A thank-you goes now; a follow-up is scheduled (the sweep sends it when due).
+        await asyncio.to_thread(service.contacts.notification, event)
+        on_enqueued()
+
     register_batch_agent(
         app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
     )
@@ -58,3 +69,5 @@ def register_agents(
     register_agent(
         app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq, stalls=metrics.stalls
     )
+    register_agent(app, CUSTOMER_NOTIFICATIONS, "alerts.customer_contact", on_notification, metrics.dlq,
+                   stalls=metrics.stalls)

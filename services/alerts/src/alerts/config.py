@@ -57,6 +57,10 @@ class Settings(KeyedServiceSettings):
     #: The outgoing mailbox for replies to customers: an Apprise ``mailto://``/``mailtos://`` URL
     #: without ``to`` (the account's address is added), e.g. ``mailtos://user:pass@smtp.example.com?from=care@example.com``.
     customer_mail_url: SecretStr | None = None
+    #: How often scheduled customer messages (delay notices, purchase follow-ups) are checked.
+    contact_sweep_s: float = 5.0
+    #: How long before its due time a purchase follow-up goes out, so that a sweep sends it by then.
+    followup_lead_s: float = 60.0
     #: Per source, the integration URL that posts a public reply where the customer wrote (signed).
     reply_webhooks: dict[str, str] = Field(default_factory=dict)
     #: The services' own addresses or networks (the pod and service CIDRs), never reached unless allowed.

@@ -62,7 +62,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         monitor = SlaMonitor(store.cases, service, metrics, list(settings.manager_notify))
         async with faust_app_running(worker, stop_timeout=30):
             tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),
-                     asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla")]
+                     asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla"),
+                     asyncio.create_task(service.contacts.run_forever(settings.contact_sweep_s, dispatcher.wake),
+                                         name="customer-contact")]
             yield
             for task in tasks:
                 task.cancel()

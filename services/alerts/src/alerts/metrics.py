@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from alerts.customer_contact import CONTACT_KINDS, CONTACT_OUTCOMES
 from alerts.rules import PRIORITIES
 from feedback_shared.metrics import dlq_counter, latency_histogram, stall_counter
 
@@ -22,6 +23,8 @@ class AlertsMetrics:
     stalls: Counter
     findings_overridden: Counter
     replies: Counter
+    customer_messages: Counter
+    followups_late: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
@@ -49,7 +52,16 @@ class AlertsMetrics:
                                         "(override), by code.", ["code"], registry=registry),
             replies=Counter("replies_sent", "Replies to customers handed to the outbox, by channel.", ["channel"],
                             registry=registry),
+            customer_messages=Counter(
+                "customer_messages", "Messages to customers (acknowledgement, delay notice, thank-you, follow-up, "
+                "check-in), by kind and outcome: sent (in the outbox), duplicate (there already), skipped_*.",
+                ["kind", "outcome"], registry=registry),
+            followups_late=Counter("followups_late", "Purchase follow-ups put in the outbox after their due time.",
+                                   registry=registry),
         )
         for p in PRIORITIES:
             m.raised.labels(priority=p)
+        for kind in CONTACT_KINDS:
+            for outcome in CONTACT_OUTCOMES:
+                m.customer_messages.labels(kind=kind, outcome=outcome)
         return m

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
 
@@ -59,3 +60,12 @@ class Directory(Protocol):
 class SpikeCounter(Protocol):
     def add(self, items: int, at: datetime) -> None: ...
     def count(self, at: datetime, window: timedelta) -> int: ...
+
+
+class ScheduledContacts(Protocol):
+    """Customer messages due later (delay notices, purchase follow-ups), keyed by ``contact_id``."""
+
+    def schedule(self, contacts: Sequence[ScheduledContact]) -> int: ...
+    def due(self, now: datetime, limit: int) -> list[ScheduledContact]: ...
+    def settle(self, contact_id: str, outcome: str, now: datetime) -> bool: ...
+    def erase_customer(self, customer_id: str) -> int: ...

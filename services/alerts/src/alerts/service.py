@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.config import Settings
+from alerts.contacts import CustomerContacts
 from alerts.decide import (
     AlertEvent,
     BatchState,
@@ -56,6 +57,10 @@ class AlertService:
         self.routing = routing_of(settings)
         self.clock = clock
         self.handoff = handoff
+        mailbox = settings.customer_mail_url.get_secret_value() if settings.customer_mail_url else None
+        #: Messages to the customer: acknowledgement, delay notice, thank-you, follow-up, check-in.
+        self.contacts = CustomerContacts(store, metrics, self._enqueue, mailbox=mailbox, clock=clock,
+                                         followup_lead=timedelta(seconds=settings.followup_lead_s))
         #: The crisis id of the current spike window once it is in the database (by this worker or another).
         self._crisis_raised: str | None = None
 
@@ -105,6 +110,9 @@ class AlertService:
     def apply(self, decisions: Decisions, state: BatchState, now: datetime) -> list[AlertEvent]:
         cases = self.store.cases
         linked_now = cases.link(decisions.links)
+        # Before the insert: a crash between the two leaves the case to be decided new again on the
+        # redelivery (scheduling is idempotent); after it, a redelivery would not see the case as new.
+        self.contacts.cases_opened(list(decisions.new_cases.values()))
         for case_id in cases.insert(list(decisions.new_cases.values())):
             self._raised(decisions.new_cases[case_id])
         cases.add_items(decisions.updates)
@@ -150,12 +158,14 @@ class AlertService:
         logger.info("alert_raised alert_id=%s priority=%s csm=%s paged=%s", case.id, case.priority, case.csm_id,
                     case.paged, extra={"event_id": case.first_feedback_event_id, "trace_id": case.trace_id})
 
-    def _enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+    def _enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> list[dict[str, Any]]:
+        """Put ``deliveries`` in the outbox (those there already are skipped); the ones added."""
         lease = timedelta(seconds=self.settings.delivery_lease_s) if self.handoff else None
         added = self.store.outbox.enqueue(deliveries, now, claim_for=lease)
         if self.handoff is not None:
             for doc in added:
                 self.handoff(doc)
+        return added
 
     def enqueue_pages(self, case: Case, urls: list[str], title: str, body: str, *, cause: str = "") -> None:
         self._enqueue(pages(case, urls, title, body, cause=cause), self.clock())
@@ -182,7 +192,18 @@ class AlertService:
         if updated is None:
             return None, None
         actor = (by or {}).get("csm_id") or (by or {}).get("token_id")
-        return updated, self.announce(updated, cause or f"{action}:{now.isoformat()}", action=action, actor=actor)
+        event = self.announce(updated, cause or f"{action}:{now.isoformat()}", action=action, actor=actor)
+        if "status" in fields:
+            # The customer hears of it: an acknowledgement with the answer-by promise, a check-in once resolved.
+            self.contacts.status_changed(updated)
+        return updated, event
+
+    def status_changed(self, case: Case, to: str) -> AlertEvent:
+        """``case`` has just moved to ``to``: announce it, and tell the customer (an acknowledgement with
+        the answer-by promise, a check-in once resolved)."""
+        event = self.announce(case, f"status:{to}")
+        self.contacts.status_changed(case)
+        return event
 
     def announce(self, case: Case, cause: str, *, action: str | None = None, actor: str | None = None) -> AlertEvent:
         """An update of ``case`` (status change, escalation, breach) for the topic and the webhook."""

@@ -8,10 +8,11 @@ from typing import Any
 
 from pymongo.database import Database
 
-from alerts.ports import CaseStore, Directory, Outbox, SpikeCounter
+from alerts.ports import CaseStore, Directory, Outbox, ScheduledContacts, SpikeCounter
 from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
 from alerts.stores.outbox import MongoOutbox
+from alerts.stores.scheduled import MongoScheduledContacts
 from alerts.stores.spikes import MongoSpikeCounter
 
 
@@ -21,13 +22,15 @@ class AlertsStore:
     outbox: Outbox
     directory: Directory
     spikes: SpikeCounter
+    scheduled: ScheduledContacts
 
     @classmethod
     def mongo(cls, db: Database[dict[str, Any]]) -> AlertsStore:
-        return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db))
+        return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db),
+                   MongoScheduledContacts(db))
 
     def ensure_indexes(self) -> None:
-        for store in (self.cases, self.outbox, self.directory, self.spikes):
+        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled):
             ensure = getattr(store, "ensure_indexes", None)
             if ensure is not None:
                 ensure()
@@ -43,4 +46,5 @@ class AlertsStore:
         account = self.directory.erase_customer(customer_id, requested_at)
         case_ids = self.cases.erase_customer(customer_id, now)
         self.outbox.erase_cases(case_ids)
+        self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
         return {"accounts": account, "cases": len(case_ids)}
