@@ -32,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback_shared.errors import DependencyUnavailable
+from feedback_shared.query import refuse_unknown_query
 
 Role = Literal["admin", "manager", "csm", "integration", "reader"]
 ROLES: tuple[Role, ...] = ("admin", "manager", "csm", "integration", "reader")
@@ -226,6 +227,15 @@ BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="fbt_<i
 def current_principal(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> Principal:
+    """The request's principal (bearer token, else the app's session cookie), or 401; then a query
+    parameter the route does not read is refused (after authentication: a caller without a token
+    learns nothing of the routes)."""
+    principal = _principal(request)
+    refuse_unknown_query(request)
+    return principal
+
+
+def _principal(request: Request) -> Principal:
     """The request's principal (bearer token, else the app's session cookie), or 401."""
     authenticator: Authenticator = request.app.state.authenticator
     token = bearer_token(request)

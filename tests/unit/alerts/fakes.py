@@ -111,6 +111,10 @@ class FakeCases(Calls):
                                                        "history": [*case.history, entry]})
         return self.cases[alert_id]
 
+    def customer_history(self, customer_id: str, limit: int = 20) -> list[Case]:
+        mine = [c for c in self.cases.values() if c.customer_id == customer_id]
+        return sorted(mine, key=lambda c: c.created_at, reverse=True)[:limit]
+
     def waiting_cases(self, customer_ids: Iterable[str]) -> list[Case]:
         self._call("waiting_cases")
         wanted = set(customer_ids)
@@ -311,5 +315,27 @@ class FakeScheduled(Calls):
         return len(ids)
 
 
+class FakeTimeline(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def add(self, entries: Sequence[dict[str, Any]]) -> int:
+        self._call("add")
+        new = [e for e in entries if e["_id"] not in self.entries]
+        self.entries.update((e["_id"], dict(e)) for e in new)
+        return len(new)
+
+    def of(self, customer_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        mine = [e for e in self.entries.values() if e["customer_id"] == customer_id]
+        return sorted(mine, key=lambda e: e["at"], reverse=True)[:limit]
+
+    def erase_customer(self, customer_id: str) -> int:
+        gone = [i for i, e in self.entries.items() if e["customer_id"] == customer_id]
+        for i in gone:
+            del self.entries[i]
+        return len(gone)
+
+
 def fake_store() -> AlertsStore:
-    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled())
+    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline())

@@ -149,3 +149,13 @@ def test_sign_out_ends_the_session(world: Any) -> None:
     csrf = sign_in(client, tokens.token("manager"))
     assert client.post("/logout", headers={CSRF_HEADER: csrf}).status_code == 204
     assert client.get("/v1/alerts").status_code == 401
+
+
+def test_an_unknown_or_repeated_query_parameter_is_refused_not_ignored(world: Any) -> None:
+    client, tokens, _ = world
+    manager = bearer(tokens.token("manager"))
+    typo = client.get("/v1/alerts?stauts=open", headers=manager)
+    assert typo.status_code == 422 and typo.json()["detail"][0]["loc"] == ["query", "stauts"]
+    twice = client.get("/v1/alerts?csm=csm-1&csm=csm-2", headers=manager)
+    assert twice.status_code == 422 and "more than once" in twice.json()["detail"][0]["msg"]
+    assert client.get("/v1/alerts?status=open&limit=5", headers=manager).status_code == 200

@@ -66,9 +66,9 @@ OUT = Path("build/chaos")
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "feedback.received.v1": ("sentiment.score_feedback",),
     "feedback.scored.v1": ("alerts.handle_scored", "loyalty.review_bonus"),
-    "commerce.events.v1": ("loyalty.handle_commerce",),
+    "commerce.events.v1": ("loyalty.handle_commerce", "alerts.timeline_commerce"),
     "loyalty.points.v1": ("alerts.tiers",),
-    "customer.erasure.v1": ("alerts.erase_customer", "loyalty.anonymise_customer"),
+    "customer.erasure.v1": ("alerts.erase_customer", "loyalty.anonymise_customer", "sentiment.forget_customer"),
     "customer.profiles.v1": ("loyalty.profiles",),
     "customer.notifications.v1": ("alerts.customer_contact",),
 }

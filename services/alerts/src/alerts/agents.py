@@ -13,10 +13,18 @@ import faust
 from alerts.decide import AlertEvent
 from alerts.metrics import AlertsMetrics
 from alerts.service import AlertService
-from feedback_shared.events import CustomerErasureRequested, CustomerThanked, FeedbackScored, FollowUpDue
+from feedback_shared.events import (
+    CustomerErasureRequested,
+    CustomerThanked,
+    FeedbackScored,
+    FollowUpDue,
+    OrderReturned,
+    PurchaseRecorded,
+)
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
 from feedback_shared.topics import (
     ALERT_EVENTS,
+    COMMERCE_EVENTS,
     CUSTOMER_ERASURE,
     CUSTOMER_NOTIFICATIONS,
     FEEDBACK_SCORED,
@@ -42,7 +50,11 @@ def register_agents(
         on_enqueued()
         await sink.send_all(events)
 
+    async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
+        await asyncio.to_thread(service.record_commerce, batch)
+
     async def on_points(event: Any) -> None:
+        await asyncio.to_thread(service.record_points, event)
         if event.event_type == "tier.changed":
             kept = await asyncio.to_thread(service.set_tier, event.customer_id, event.tier, event.ingested_at)
             if not kept:
@@ -66,6 +78,9 @@ def register_agents(
         app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
     )
     register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
+    # Purchases and returns, for the customer's timeline on the case page.
+    register_batch_agent(app, COMMERCE_EVENTS, "alerts.timeline_commerce", on_commerce, metrics.dlq,
+                         stalls=metrics.stalls)
     register_agent(
         app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq, stalls=metrics.stalls
     )

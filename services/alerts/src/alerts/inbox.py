@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from alerts.sessions import COOKIE, Sessions
 from alerts.stores import AlertsStore
 from feedback_shared.auth import Authenticator, Principal, current_principal, hash_token, require
-from feedback_shared.events import utcnow
+from feedback_shared.events import NEEDS, utcnow
 
 inbox_router = APIRouter(include_in_schema=False)
 
@@ -158,7 +158,7 @@ def inbox(request: Request, csm: Annotated[str | None, Query(max_length=128)] = 
             f'<td class="status">{html.escape(d["status"])}</td><td>{_sla_cell(d, now)}</td>'
             f'<td>{html.escape(str(d.get("csm_id") or "-"))}</td>'
             f'<td>{html.escape(", ".join(d.get("needs", [])))}</td>'
-            f'<td>{html.escape(str(latest.get("text", ""))[:300])}'
+            f'<td><a class="open-case" href="/cases/{alert_id}">{html.escape(str(latest.get("text", ""))[:300]) or "(open)"}</a>'
             f'<div class="muted">{html.escape(str(latest.get("source", "")))} · {html.escape(str(latest.get("language") or ""))}'
             f' · {d.get("event_count", 1)} item(s)</div></td>'
             f'<td>{html.escape(str(d.get("recommended_channel", "")).replace("_", " "))}</td><td>{buttons}</td></tr>'
@@ -183,3 +183,94 @@ blame; give a date and time.</p>"""
     session = getattr(request.state, "session", None)
     sessions: Sessions = request.app.state.sessions
     return page("CSM inbox", body, csrf=sessions.csrf_token(session) if session else "", script=True)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else html.escape(str(value or ""))
+
+
+def _timeline_item(entry: dict[str, Any]) -> str:
+    kind = entry.get("kind", "")
+    if kind == "feedback":
+        needs = ", ".join(f"{n['need']} ({n['sentiment']})" for n in entry.get("needs", []))
+        what = (f"{html.escape(str(entry.get('feedback_kind') or 'feedback'))} on {html.escape(str(entry.get('source')))}"
+                f" — {html.escape(str(entry.get('sentiment')))}{' · ' + html.escape(needs) if needs else ''}"
+                f"<div>{html.escape(str(entry.get('text', ''))[:400])}</div>")
+    elif kind in ("purchase", "return"):
+        what = f"{kind} {html.escape(str(entry.get('order_id')))}: {html.escape(str(entry.get('amount')))} {html.escape(str(entry.get('currency')))}"
+    elif kind == "points":
+        what = f"{entry.get('points', 0):+d} points ({html.escape(str(entry.get('rule')))})"
+    elif kind == "tier":
+        what = f"tier {html.escape(str(entry.get('previous_tier')))} → {html.escape(str(entry.get('tier')))}"
+    elif kind == "reply":
+        what = f"reply by {html.escape(str(entry.get('channel')))}<div>{html.escape(str(entry.get('text', ''))[:400])}</div>"
+    else:
+        what = html.escape(kind)
+    return f'<li class="tl-{html.escape(kind)}"><span class="muted">{_when(entry.get("at"))}</span> {what}</li>'
+
+
+@inbox_router.get("/cases/{alert_id}", response_class=HTMLResponse)
+def case_page(alert_id: str, request: Request) -> HTMLResponse:
+    """One case, whole: the customer, their timeline across channels, earlier cases and what was
+    replied, the case's history, and the actions, with the reply check as the CSM types."""
+    from alerts.routes import visible_case, whole_case
+
+    try:
+        principal = current_principal(request)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+            return login_page()
+        raise
+    if not principal.can("cases.read"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} has no inbox")
+    store: AlertsStore = request.app.state.store
+    case = whole_case(store, visible_case(request, store, principal, alert_id[:128]))
+    customer = case.get("customer") or {}
+    latest = case.get("latest") or {}
+    timeline = "".join(_timeline_item(e) for e in case["timeline"]) or "<li class=\"muted\">Nothing yet.</li>"
+    earlier = "".join(
+        f'<li><a href="/cases/{html.escape(c["alert_id"])}">{html.escape(c["status"])}</a> '
+        f'<span class="muted">{_when(c["created_at"])} · {html.escape(", ".join(c["needs"]))}'
+        f'{" · outcome " + html.escape(str(c["outcome"])) if c.get("outcome") else ""}</span>'
+        + "".join(f'<div class="earlier-reply">replied: {html.escape(str(r["text"])[:300])}</div>' for r in c["replies"])
+        + "</li>" for c in case["earlier_cases"]) or '<li class="muted">None.</li>'
+    history = "".join(
+        f'<li><span class="muted">{_when(h.get("at"))}</span> {html.escape(str(h.get("action")))}'
+        f' — {html.escape(str((h.get("by") or {}).get("csm_id") or (h.get("by") or {}).get("role") or "system"))}'
+        f'{": " + html.escape(str(h["text"])) if h.get("text") else ""}</li>'
+        for h in case.get("history", [])) or '<li class="muted">No actions yet.</li>'
+    consent = customer.get("consent") or {}
+    needs = "".join(f"<option>{n}</option>" for n in NEEDS)
+    outcomes = "".join(f"<option>{o}</option>" for o in ("fixed", "refunded", "replaced", "explained", "goodwill",
+                                                          "no_action", "customer_unreachable", "duplicate"))
+    cid = html.escape(case["alert_id"])
+    body = f"""<header><h1>Case <span class="muted">{cid[:8]}</span> · <span id="case-status">{html.escape(case["status"])}</span></h1>
+<a href="/">Back to the inbox</a></header>
+<div id="case" data-alert="{cid}">
+<section><h2>Customer</h2><p><b>{html.escape(str(customer.get("preferred_name") or case.get("customer_id") or "unknown"))}</b>
+ · language {html.escape(str(customer.get("language") or "-"))} · prefers {html.escape(str(customer.get("preferred_channel") or "-"))}
+ · tier {html.escape(str(customer.get("tier") or "-"))} · first name {"yes" if consent.get("first_name") else "no"}
+ · marketing {"yes" if consent.get("marketing") else "no"}</p>
+<p>What they said: {html.escape(str(latest.get("text", ""))[:600])}</p>
+<p class="muted">Priority {html.escape(case["priority"])} · needs {html.escape(", ".join(case.get("needs", [])))}
+ · promised by {_when(case.get("promised_by"))}</p></section>
+<section><h2>Reply</h2>
+<textarea id="reply-text" rows="6" cols="90" maxlength="5000" placeholder="Write to the customer…"></textarea>
+<div><label>Channel <select id="reply-channel"><option value="email">e-mail</option><option value="public">public reply</option></select></label>
+<button id="reply-send" type="button">Send reply</button> <label><input id="reply-override" type="checkbox"> send despite findings</label></div>
+<ul id="findings"></ul><p id="reply-result" class="muted"></p></section>
+<section><h2>Work the case</h2>
+<div><input id="note-text" size="60" maxlength="4000" placeholder="Internal note"> <button id="note-add" type="button">Add note</button></div>
+<div><label>Root cause <select id="root-cause">{needs}</select></label> <button id="root-cause-set" type="button">Set</button></div>
+<div><input id="reassign-to" size="20" maxlength="128" placeholder="CSM id"> <button id="reassign" type="button">Reassign</button></div>
+<div><button id="ack" type="button" data-case-action="ack">Acknowledge</button>
+<button id="waiting" type="button">Waiting on customer</button>
+<label>Outcome <select id="outcome">{outcomes}</select></label> <button id="resolve" type="button">Resolve</button></div>
+<p id="action-result" class="muted"></p></section>
+<section><h2>Timeline</h2><ul id="timeline">{timeline}</ul></section>
+<section><h2>Earlier cases</h2><ul id="earlier">{earlier}</ul></section>
+<section><h2>History</h2><ul id="history">{history}</ul></section>
+</div>"""
+    session = getattr(request.state, "session", None)
+    sessions: Sessions = request.app.state.sessions
+    return page(f"Case {case['alert_id'][:8]}", body, csrf=sessions.csrf_token(session) if session else "", script=True)

@@ -116,12 +116,33 @@ def list_alerts(
 @router.get("/v1/alerts/{alert_id}", responses=NOT_FOUND)
 def get_alert(alert_id: Annotated[str, Field(max_length=128)], store: StoreDep, principal: Reader,
               request: Request) -> dict[str, Any]:
-    case = visible_case(request, store, principal, alert_id)
+    """The whole case: the case and its history, who the customer is (preferred name, language, channel,
+    consent), their timeline across channels (feedback with scores and needs, purchases and returns,
+    points and tier, replies), their earlier cases, and the case's deliveries."""
+    return whole_case(store, visible_case(request, store, principal, alert_id))
+
+
+def whole_case(store: AlertsStore, case: Case) -> dict[str, Any]:
     out = _public(case)
     out["deliveries"] = [
         {k: v for k, v in d.items() if k in ("kind", "status", "attempts", "sent_at", "last_error")}
-        for d in store.outbox.deliveries_for(alert_id)
+        for d in store.outbox.deliveries_for(case.id)
     ]
+    account = store.directory.account(case.customer_id) if case.customer_id else None
+    out["customer"] = None if account is None else {
+        "customer_id": account.customer_id, "preferred_name": account.preferred_name, "language": account.language,
+        "preferred_channel": account.preferred_channel, "email": account.email, "time_zone": account.time_zone,
+        "tier": account.tier, "consent": {"first_name": account.first_name_permitted,
+                                          "marketing": account.marketing_consent}}
+    out["timeline"] = [{"entry_id": e["_id"], **{k: v for k, v in e.items() if k not in ("_id", "customer_id")}}
+                       for e in (store.timeline.of(case.customer_id, 100) if case.customer_id else [])]
+    earlier = store.cases.customer_history(case.customer_id) if case.customer_id else []
+    out["earlier_cases"] = [
+        {"alert_id": c.id, "status": c.status, "created_at": c.created_at, "priority": c.priority,
+         "needs": c.needs, "outcome": c.outcome, "root_cause": c.root_cause,
+         "replies": [{"text": r.get("text"), "at": r.get("at"), "channel": r.get("channel")}
+                     for r in (getattr(c, "replies", None) or [])]}
+        for c in earlier if c.id != case.id]
     return out
 
 

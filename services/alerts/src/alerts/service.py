@@ -31,7 +31,8 @@ from alerts.metrics import AlertsMetrics
 from alerts.replies import ReplyPlan
 from alerts.rules import AlertPolicy, resume_fields, should_alert
 from alerts.stores import AlertsStore
-from feedback_shared.events import FeedbackScored, utcnow
+from alerts.timeline import commerce_entry, feedback_entry, points_entry, reply_entry
+from feedback_shared.events import FeedbackScored, OrderReturned, PurchaseRecorded, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,16 @@ class AlertService:
         if negatives:
             state = self.load(negatives)
             events = self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
+        # The customers' timelines (the case page): every item with a customer, one write per batch.
+        self.store.timeline.add([e for e in map(feedback_entry, batch) if e is not None])
         return events + self.resume_waiting(batch, now)
+
+    def record_commerce(self, events: Sequence[PurchaseRecorded | OrderReturned]) -> int:
+        return self.store.timeline.add([commerce_entry(e) for e in events if e.customer_id])
+
+    def record_points(self, event: Any) -> int:
+        entry = points_entry(event)
+        return self.store.timeline.add([entry]) if entry is not None else 0
 
     def resume_waiting(self, batch: Sequence[FeedbackScored], now: datetime) -> list[AlertEvent]:
         """The customer wrote again: their cases waiting on them go back to where they were, with the
@@ -175,6 +185,8 @@ class AlertService:
         outbox, and announce it. Sending the same reply again records and sends nothing new."""
         now = self.clock()
         updated = self.store.cases.add_reply(case.id, plan.reply, now) or case
+        if case.customer_id:
+            self.store.timeline.add([reply_entry(case.customer_id, case.id, plan.reply)])
         self._enqueue([plan.delivery], now)
         for code in plan.overridden:
             self.metrics.findings_overridden.labels(code=code).inc()

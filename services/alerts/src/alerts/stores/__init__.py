@@ -8,12 +8,13 @@ from typing import Any
 
 from pymongo.database import Database
 
-from alerts.ports import CaseStore, Directory, Outbox, ScheduledContacts, SpikeCounter
+from alerts.ports import CaseStore, Directory, Outbox, ScheduledContacts, SpikeCounter, Timeline
 from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
 from alerts.stores.outbox import MongoOutbox
 from alerts.stores.scheduled import MongoScheduledContacts
 from alerts.stores.spikes import MongoSpikeCounter
+from alerts.stores.timeline import MongoTimeline
 
 
 @dataclass
@@ -23,14 +24,15 @@ class AlertsStore:
     directory: Directory
     spikes: SpikeCounter
     scheduled: ScheduledContacts
+    timeline: Timeline
 
     @classmethod
     def mongo(cls, db: Database[dict[str, Any]]) -> AlertsStore:
         return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db),
-                   MongoScheduledContacts(db))
+                   MongoScheduledContacts(db), MongoTimeline(db))
 
     def ensure_indexes(self) -> None:
-        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled):
+        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline):
             ensure = getattr(store, "ensure_indexes", None)
             if ensure is not None:
                 ensure()
@@ -47,4 +49,5 @@ class AlertsStore:
         case_ids = self.cases.erase_customer(customer_id, now)
         self.outbox.erase_cases(case_ids)
         self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
+        self.timeline.erase_customer(customer_id)
         return {"accounts": account, "cases": len(case_ids)}

@@ -162,6 +162,11 @@ class MongoCaseStore:
             query["status"] = {"$in": list(from_statuses)}
         return self._update_then_read(query, {"$set": {**fields, "updated_at": now}, "$push": {"history": entry}})
 
+    def customer_history(self, customer_id: str, limit: int = 20) -> list[Case]:
+        """The customer's cases, newest first, with their replies (the case page's earlier cases)."""
+        return [Case.from_doc(d) for d in self.alerts.find({"customer_id": customer_id}, {"first": 0, "history": 0})
+                .sort("created_at", DESCENDING).limit(limit)]
+
     def waiting_cases(self, customer_ids: Iterable[str]) -> list[Case]:
         wanted = sorted(set(customer_ids))
         if not wanted:
