@@ -222,7 +222,7 @@ def actor_of(principal: Principal) -> dict[str, Any]:
 
 async def perform(request: Request, store: AlertsStore, case: Case, action: str, principal: Principal,
                   fields: dict[str, Any], *, from_statuses: tuple[str, ...] | None = None,
-                  detail: dict[str, Any] | None = None) -> Case:
+                  detail: dict[str, Any] | None = None, verb: str | None = None) -> Case:
     """Apply a CSM's action (history, announcement on alerts.events.v1); 409 when the case's status
     does not allow it."""
     service: AlertService | None = getattr(request.app.state, "service", None)
@@ -238,7 +238,7 @@ async def perform(request: Request, store: AlertsStore, case: Case, action: str,
     if updated is None:
         current = store.cases.get(case.id)
         raise HTTPException(status.HTTP_409_CONFLICT, detail=(
-            f"cannot {action} a case that is {current.status if current else 'gone'}; "
+            f"cannot {verb or action} a case that is {current.status if current else 'gone'}; "
             f"allowed from: {', '.join(from_statuses or ())}"))
     return updated
 
@@ -332,7 +332,7 @@ async def change_status(alert_id: Annotated[str, Field(max_length=128)], action:
     if to == "resolved" and body is not None and body.outcome:
         fields["outcome"] = body.outcome
     updated = await perform(request, store, case, f"status:{to}", principal, fields, from_statuses=allowed_from,
-                            detail={"outcome": fields["outcome"]} if "outcome" in fields else None)
+                            detail={"outcome": fields["outcome"]} if "outcome" in fields else None, verb=action)
     if to == "resolved" and updated.promised_by and now > updated.promised_by:
         # Resolved after the promise: a breach, even if the SLA clock had not counted it yet.
         if (marked := await asyncio.to_thread(store.cases.mark_once, alert_id, "breached_at", now)) is not None:
