@@ -164,3 +164,20 @@ def test_a_json_page_follows_no_redirect_and_reads_a_bounded_answer() -> None:
         send_json(f"json://127.0.0.1:{huge.port}/hook", "t", "b")  # answered 2xx: sent, the rest unread
     finally:
         huge.close()
+
+
+def test_form_and_xml_pages_are_posted_directly_too() -> None:
+    from urllib.parse import parse_qs
+
+    from alerts.notifier import send_with_apprise
+
+    server = _Server((200, {}, b"ok"))
+    try:
+        send_with_apprise(f"form://127.0.0.1:{server.port}/f", "Title & co", "Body <b>")
+        send_with_apprise(f"xml://127.0.0.1:{server.port}/x", "Title & co", "Body <b>")
+    finally:
+        server.close()
+    form, xml = server.requests
+    assert parse_qs(form["body"].decode())["message"] == ["Body <b>"]
+    assert form["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert b"<Subject>Title &amp; co</Subject>" in xml["body"] and b"<Message>Body &lt;b&gt;</Message>" in xml["body"]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import html
 import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import apprise
 import httpx
@@ -86,13 +87,38 @@ APPRISE_OPTIONS = frozenset({"cto", "rto", "format", "overflow", "verify", "meth
                              "interpret-emojis"})
 
 
+#: The HTTP page schemes sent directly (``send_http_page``), with their secure twins.
+HTTP_PAGE_SCHEMES = {"json": "json", "jsons": "json", "form": "form", "forms": "form", "xml": "xml", "xmls": "xml"}
+
+XML_ENVELOPE = ("<?xml version='1.0' encoding='utf-8'?>\n<soapenv:Envelope"
+                ' xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
+                ' xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
+                ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+                "<soapenv:Body><Notification>{core}</Notification></soapenv:Body></soapenv:Envelope>")
+
+
+def http_page_body(kind: str, title: str, body: str) -> tuple[str, bytes]:
+    """(content type, body) of a json, form or xml page, as Apprise writes them."""
+    if kind == "form":
+        return "application/x-www-form-urlencoded", urlencode(
+            {"version": "1.0", "title": title, "message": body, "type": "info"}).encode()
+    if kind == "xml":
+        core = "".join(f"<{k}>{html.escape(v, quote=False)}</{k}>" for k, v in (
+            ("Version", "1.1"), ("Subject", title), ("Message", body), ("MessageType", "info")))
+        return "application/xml", XML_ENVELOPE.format(core=core).encode()
+    payload = {"version": "1.0", "title": title, "message": body, "attachments": [], "type": "info"}
+    return "application/json", json.dumps(payload).encode()
+
+
 def send_json(url: str, title: str, body: str) -> None:
-    """A ``json://``/``jsons://`` page, POSTed the way Apprise would (its payload, ``+Header`` headers,
-    user:password as basic auth), but with what Apprise does not offer: no redirect is followed (one
-    could point inward) and at most ``MAX_RESPONSE_BYTES`` of the answer are read."""
+    """A ``json://``, ``form://`` or ``xml://`` page (and their ``s`` twins), POSTed the way Apprise
+    would (its payload, ``+Header`` headers, user:password as basic auth), but with what Apprise does
+    not offer: no redirect is followed (one could point inward) and at most ``MAX_RESPONSE_BYTES`` of
+    the answer are read."""
     parts = urlsplit(url)
-    scheme = "https" if parts.scheme.lower() == "jsons" else "http"
-    headers = {"User-Agent": "feedback-pipeline/1", "Content-Type": "application/json"}
+    scheme = "https" if parts.scheme.lower().endswith("s") else "http"
+    content_type, content = http_page_body(HTTP_PAGE_SCHEMES[parts.scheme.lower()], title, body)
+    headers = {"User-Agent": "feedback-pipeline/1", "Content-Type": content_type}
     params: list[tuple[str, str | int | float | bool | None]] = []
     # Not parse_qsl: it reads "+" as a space, and "+Name" is how Apprise URLs name a header.
     pairs = (item.partition("=") for item in parts.query.split("&") if item)
@@ -106,22 +132,21 @@ def send_json(url: str, title: str, body: str) -> None:
     if parts.port:
         netloc += f":{parts.port}"
     auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
-    payload = {"version": "1.0", "title": title, "message": body, "attachments": [], "type": "info"}
     with httpx.Client(timeout=httpx.Timeout(SEND_TIMEOUT_S, connect=SEND_TIMEOUT_S / 2), follow_redirects=False,
                       auth=auth) as client, client.stream(
             "POST", f"{scheme}://{netloc}{parts.path or '/'}", params=params, headers=headers,
-            content=json.dumps(payload).encode()) as response:
+            content=content) as response:
         read = 0
         for chunk in response.iter_bytes():
             read += len(chunk)
             if read > MAX_RESPONSE_BYTES:
                 break
         if not response.is_success:
-            raise ConnectionError(f"json delivery answered {response.status_code}")
+            raise ConnectionError(f"{parts.scheme.lower()} delivery answered {response.status_code}")
 
 
 def send_with_apprise(url: str, title: str, body: str) -> None:
-    if url.split("://", 1)[0].lower() in ("json", "jsons"):
+    if url.split("://", 1)[0].lower() in HTTP_PAGE_SCHEMES:
         send_json(url, title, body)
         return
     notifier = apprise.Apprise()
