@@ -60,6 +60,19 @@ def login_page(error: str | None = None, *, status_code: int = status.HTTP_401_U
     return response
 
 
+def page_principal(request: Request) -> Principal | HTMLResponse:
+    """A page's principal, or the sign-in form (401) when there is none; 403 for a role without cases."""
+    try:
+        principal = current_principal(request)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+            return login_page()
+        raise
+    if not principal.can("cases.read"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} has no inbox")
+    return principal
+
+
 def get_sessions(request: Request) -> Sessions:
     sessions: Sessions = request.app.state.sessions
     return sessions
@@ -133,14 +146,9 @@ def visible_csms(principal: Principal, fallback_csm_id: str) -> frozenset[str] |
 def inbox(request: Request, csm: Annotated[str | None, Query(max_length=128)] = None,
           need: Annotated[str | None, Query(max_length=32)] = None) -> HTMLResponse:
     """The CSM inbox: open cases by priority, with the SLA clock and the actions."""
-    try:
-        principal = current_principal(request)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            return login_page()
-        raise
-    if not principal.can("cases.read"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} has no inbox")
+    principal = page_principal(request)
+    if isinstance(principal, HTMLResponse):
+        return principal
     store: AlertsStore = request.app.state.store
     within = visible_csms(principal, request.app.state.fallback_csm_id)
     now = utcnow()
@@ -215,14 +223,9 @@ def case_page(alert_id: str, request: Request) -> HTMLResponse:
     replied, the case's history, and the actions, with the reply check as the CSM types."""
     from alerts.routes import visible_case, whole_case
 
-    try:
-        principal = current_principal(request)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            return login_page()
-        raise
-    if not principal.can("cases.read"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} has no inbox")
+    principal = page_principal(request)
+    if isinstance(principal, HTMLResponse):
+        return principal
     store: AlertsStore = request.app.state.store
     case = whole_case(store, visible_case(request, store, principal, alert_id[:128]))
     customer = case.get("customer") or {}

@@ -110,6 +110,15 @@ def http_page_body(kind: str, title: str, body: str) -> tuple[str, bytes]:
     return "application/json", json.dumps(payload).encode()
 
 
+def read_bounded(response: httpx.Response) -> None:
+    """Read at most ``MAX_RESPONSE_BYTES`` of an answer (the rest is dropped with the connection)."""
+    read = 0
+    for chunk in response.iter_bytes():
+        read += len(chunk)
+        if read > MAX_RESPONSE_BYTES:
+            break
+
+
 def send_json(url: str, title: str, body: str) -> None:
     """A ``json://``, ``form://`` or ``xml://`` page (and their ``s`` twins), POSTed the way Apprise
     would (its payload, ``+Header`` headers, user:password as basic auth), but with what Apprise does
@@ -136,11 +145,7 @@ def send_json(url: str, title: str, body: str) -> None:
                       auth=auth) as client, client.stream(
             "POST", f"{scheme}://{netloc}{parts.path or '/'}", params=params, headers=headers,
             content=content) as response:
-        read = 0
-        for chunk in response.iter_bytes():
-            read += len(chunk)
-            if read > MAX_RESPONSE_BYTES:
-                break
+        read_bounded(response)
         if not response.is_success:
             raise ConnectionError(f"{parts.scheme.lower()} delivery answered {response.status_code}")
 
@@ -162,11 +167,7 @@ def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, time
     headers = {"Content-Type": "application/json", **signed_headers(secret, msg_id, payload)}
     with httpx.stream("POST", url, content=payload, headers=headers, timeout=timeout_s,
                       follow_redirects=False) as response:
-        read = 0
-        for chunk in response.iter_bytes():
-            read += len(chunk)
-            if read > MAX_RESPONSE_BYTES:
-                break
+        read_bounded(response)
         if not response.is_success:
             raise ConnectionError(f"webhook answered {response.status_code}")
 
