@@ -166,3 +166,37 @@ def test_a_review_before_its_purchase_is_paid_when_the_purchase_comes(
     assert store.purchases.claims.count_documents({}) == 0
     service.handle_batch([scored, buy("o-w2", "cw", "40")])  # everything again: nothing more
     assert store.accounts.account("cw").balance == 65
+
+
+def test_a_claim_and_its_purchase_decided_at_the_same_moment_pay_the_bonus_once(
+        db: tuple[MongoLoyaltyStore, CollectorRegistry]) -> None:
+    """The scored-feedback agent loads (no purchase of the order yet), then the commerce agent records
+    the purchase (no claim yet) before the first writes: without a write both meet on, the claim would
+    wait for a purchase already recorded and the bonus would never be paid."""
+    store, _ = db
+    rules = PointsRules(surprise_probability=0)
+    reviews = LoyaltyService(store, rules, LoyaltyMetrics.create(CollectorRegistry()))
+    commerce = LoyaltyService(store, rules, LoyaltyMetrics.create(CollectorRegistry()))
+    commerce.handle_batch([buy("o-r1", "cr", "10")])
+    scored = FeedbackScored(source="google", kind="review", external_id="r-race", customer_id="cr", text="ok",
+                            order_id="o-r2", feedback_event_id=uuid.uuid4(), model_version="t",
+                            sentiment=SentimentResult(label="positive", score=0.8, confidence=0.9,
+                                                      probabilities={"negative": 0.05, "neutral": 0.05,
+                                                                     "positive": 0.9}))
+    loads: list[int] = []
+    load = reviews.load
+
+    def load_then_the_purchase_commits(batch: Any) -> Any:
+        state = load(batch)
+        loads.append(len(state.purchases))
+        if len(loads) == 1:
+            commerce.handle_batch([buy("o-r2", "cr", "40")])
+        return state
+
+    reviews.load = load_then_the_purchase_commits  # type: ignore[method-assign]
+    reviews.handle_batch([scored])
+    assert loads == [0, 1]  # decided again, on the purchase
+    rules_paid = sorted(d["rule"] for d in store.ledger.ledger.find({"customer_id": "cr"}))
+    assert rules_paid == ["repeat_purchase", "review_bonus"]
+    assert store.accounts.account("cr").balance == 65 == store.ledger.ledger_sum("cr")
+    assert store.purchases.claims.count_documents({"customer_id": "cr"}) == 0

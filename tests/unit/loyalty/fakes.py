@@ -48,7 +48,8 @@ class FakeAccounts(Calls):
                        tier_previous=d.get("tier_previous"), tier_cause=d.get("tier_cause"),
                        last_activity_at=d.get("last_activity_at"), last_surprise_at=d.get("last_surprise_at"),
                        profile=self.profiles.get(customer_id), erased_at=self.erasures.get(customer_id),
-                       stored_balance=d.get("balance"), exists=doc is not None)
+                       stored_balance=d.get("balance"), stored_revision=d.get("revision"),
+                       exists=doc is not None)
 
     def accounts_by_id(self, customer_ids: Iterable[str]) -> dict[str, Account]:
         self._call("accounts_by_id")
@@ -158,8 +159,9 @@ class FakeLoyaltyStore(Calls):
         if any(e.entry_id in self.ledger.entries_by_id or (e.source_event_id, e.rule) in keys for e in entries):
             raise WriteConflict("ledger entry written since")
         customers = self.accounts.customers
-        if any(customers.get(c.customer_id, {}).get("balance") != c.account.stored_balance for c in accounts):
-            raise WriteConflict("balance moved since")
+        if any(customers.get(c.customer_id, {}).get("balance") != c.account.stored_balance
+               or customers.get(c.customer_id, {}).get("revision") != c.account.stored_revision for c in accounts):
+            raise WriteConflict("account written since")
         for p in purchases:
             self.purchases.records[p.order_id] = p
         for e in entries:
@@ -167,6 +169,7 @@ class FakeLoyaltyStore(Calls):
         for change in accounts:
             doc = customers.setdefault(change.customer_id, {})
             doc["balance"] = doc.get("balance", 0) + change.points
+            doc["revision"] = doc.get("revision", 0) + 1
             for key in ("last_activity_at", "last_surprise_at"):
                 value = getattr(change, key)
                 if value is not None:
@@ -193,6 +196,7 @@ class FakeLoyaltyStore(Calls):
         final = replace(entry, points=points)
         self.ledger.entries_by_id[final.entry_id] = final
         customer["balance"] = balance + points
+        customer["revision"] = customer.get("revision", 0) + 1
         customer["last_activity_at"] = max(customer.get("last_activity_at") or final.at, final.at)
         return Applied(final, customer["balance"], created=True, tier=customer.get("tier"))
 

@@ -185,3 +185,39 @@ def test_a_write_that_meets_a_concurrent_one_is_decided_again_on_fresh_state() -
     svc.handle_batch([OrderReturned(order_id="o-2", customer_id="c-1", amount=Decimal(100), currency="EUR")])
     assert store.balance("c-1") == 0 == store.ledger_sum("c-1")
     assert store.calls["write"] == 4  # the two purchases, the conflict, the retry
+
+
+def test_a_review_claim_and_the_purchase_that_pays_it_decided_at_once_still_pay_the_bonus() -> None:
+    """The two agents (commerce, scored feedback) each run their own transaction. The review of an order
+    not yet recorded files a claim; if the purchase commits between that batch's reads and its write, the
+    claim batch must decide again (it sees the purchase and pays), or the bonus is lost to write skew."""
+    svc, store, _ = service(PointsRules(surprise_probability=0), [T0])
+    svc.on_commerce(purchase("o-1", "10", T0))
+    review = FeedbackScored(
+        source="google", kind="review", external_id="r-9", customer_id="c-1", order_id="o-2", text="ok",
+        feedback_event_id=uuid.uuid4(), model_version="t", language="en",
+        sentiment=SentimentResult(label="positive", score=0.8, confidence=0.9,
+                                  probabilities={"negative": 0.05, "neutral": 0.05, "positive": 0.9}))
+    store.before_write.append(lambda: svc.on_commerce(purchase("o-2", "100", T0)))
+    svc.on_scored(review)
+    rules = sorted(e.rule for e in store.ledger.entries_by_id.values())
+    assert rules == ["repeat_purchase", "review_bonus"]
+    assert store.balance("c-1") == 125 == store.ledger_sum("c-1")
+    assert store.purchases.claims == {}  # paid, not left waiting
+
+
+def test_a_review_claim_alone_writes_the_account_and_no_points() -> None:
+    svc, store, _ = service(PointsRules(surprise_probability=0), [T0])
+    review = FeedbackScored(
+        source="google", kind="review", external_id="r-8", customer_id="c-2", order_id="o-9", text="ok",
+        feedback_event_id=uuid.uuid4(), model_version="t", language="en",
+        sentiment=SentimentResult(label="positive", score=0.8, confidence=0.9,
+                                  probabilities={"negative": 0.05, "neutral": 0.05, "positive": 0.9}))
+    assert svc.on_scored(review) == Effects()
+    assert store.balance("c-2") == 0 and store.ledger.entries_by_id == {}
+    assert len(store.purchases.claims) == 1
+    # The purchase comes later: the claim is paid then, once.
+    svc.on_commerce(purchase("o-9", "5", T0, customer="c-2"))
+    svc.on_commerce(purchase("o-9", "5", T0, customer="c-2"))
+    assert [e.rule for e in store.ledger.entries_by_id.values()] == ["review_bonus"]
+    assert store.balance("c-2") == 25

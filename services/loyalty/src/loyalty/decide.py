@@ -204,6 +204,9 @@ class _Fold:
     last_surprise_at: datetime | None = None
     new_entries: list[LedgerEntry] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
+    #: The batch files a review claim for this customer: the account is written even with no points, so
+    #: that a purchase decided at the same moment (the other agent) conflicts with it (see ``Account``).
+    claimed: bool = False
 
 
 class _Decider:
@@ -277,6 +280,7 @@ class _Decider:
         else:
             bought = (item.customer_id, scored.product_id or "") in self.bought
         if not bought:
+            fold.claimed = True
             self.out.not_bought.append(scored)
             if item.source_event_id not in {c.source_event_id for c in self.out.claims}:
                 self.out.claims.append(ReviewClaim(item.source_event_id, item.customer_id, scored.order_id,
@@ -348,7 +352,7 @@ class _Decider:
             # (same id), never lose it to a crash between the write and the publish.
             cause = next((i for i in fold.items if str(i.event.event_id) == account.tier_cause), None)
             previous = account.tier_previous
-        if fold.new_entries or change.tier is not None:
+        if fold.new_entries or change.tier is not None or fold.claimed:
             self.out.accounts.append(change)
         joined_at_the_bottom = previous is None and tier == bottom
         if cause is not None and fold.announce and not joined_at_the_bottom:
@@ -390,6 +394,8 @@ def decide(batch: Sequence[BatchItem], state: BatchState, rules: PointsRules, no
     for customer_id, fold in decider.folds.items():
         if fold.items:
             decider.settle(fold, starts[customer_id])
+        elif fold.claimed:
+            decider.out.accounts.append(AccountChange(fold.account))
     out = decider.out
     out.claims = [c for c in out.claims if c.source_event_id not in out.claims_paid]
     # One announcement per event id: the same purchase twice in a batch announces its entries once.

@@ -82,6 +82,11 @@ class Account:
     #: balance moved since it was read (a redemption) makes the batch decide again instead of clamping
     #: against a stale figure.
     stored_balance: int | None = None
+    #: The account's write counter as stored (None: none written yet). Every batch write bumps it and is
+    #: conditional on it, including a batch that only files a review claim and moves no points: a claim
+    #: and the purchase that pays it, decided at the same moment by the two agents, then meet on this
+    #: document, and the later one decides again and sees the other (no write skew).
+    stored_revision: int | None = None
     exists: bool = False
 
 

@@ -97,7 +97,8 @@ class MongoLoyaltyStore:
             final = replace(entry, points=points)
             ledger.insert_one(final.to_doc(), session=session)
             customers.update_one({"_id": final.customer_id},
-                                 {"$inc": {"balance": points}, "$max": {"last_activity_at": final.at}},
+                                 {"$inc": {"balance": points, "revision": 1},
+                                  "$max": {"last_activity_at": final.at}},
                                  upsert=True, session=session)
             return Applied(final, balance + points, created=True, tier=state.get("tier"))
 

@@ -24,7 +24,8 @@ def _account(customer_id: str, doc: Doc | None, profile: Doc | None = None, eras
         last_activity_at=doc.get("last_activity_at"), last_surprise_at=doc.get("last_surprise_at"),
         profile=Profile(profile.get("preferred_name"), profile.get("language")) if profile else None,
         erased_at=erasure["erased_at"] if erasure else None,
-        stored_balance=int(doc["balance"]) if "balance" in doc else None, exists=bool(doc),
+        stored_balance=int(doc["balance"]) if "balance" in doc else None,
+        stored_revision=int(doc["revision"]) if "revision" in doc else None, exists=bool(doc),
     )
 
 
@@ -70,13 +71,15 @@ class MongoAccountStore:
 
     def move(self, changes: Sequence[AccountChange], session: ClientSession) -> None:
         """One ``bulk_write`` for the batch: each account ``$inc``-ed by the sum of its new entries, only if
-        its balance is still the one decided on. A balance that moved (or an account created) since makes
-        the upsert collide on ``_id``, which aborts the transaction: nothing is written twice or lost."""
+        its balance and revision are still the ones decided on. A balance that moved, an account written
+        or created since makes the upsert collide on ``_id``, which aborts the transaction: nothing is
+        written twice or lost."""
         ops: list[UpdateOne] = []
         for change in changes:
             account = change.account
             stored: Any = account.stored_balance if account.stored_balance is not None else {"$exists": False}
-            update: Doc = {"$inc": {"balance": change.points}}
+            revision: Any = account.stored_revision if account.stored_revision is not None else {"$exists": False}
+            update: Doc = {"$inc": {"balance": change.points, "revision": 1}}
             latest = {k: v for k, v in (("last_activity_at", change.last_activity_at),
                                         ("last_surprise_at", change.last_surprise_at)) if v is not None}
             if latest:
@@ -84,6 +87,7 @@ class MongoAccountStore:
             if change.tier is not None:
                 update["$set"] = {"tier": change.tier, "tier_previous": change.tier_previous,
                                   "tier_cause": change.tier_cause}
-            ops.append(UpdateOne({"_id": account.customer_id, "balance": stored}, update, upsert=True))
+            ops.append(UpdateOne({"_id": account.customer_id, "balance": stored, "revision": revision}, update,
+                                 upsert=True))
         if ops:
             self.customers.bulk_write(ops, ordered=True, session=session)
