@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 #: Namespace for ids derived from other ids (uuid5), so a retried derivation gives the same id.
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3f0e-3b5e-4a51-9c8e-2f0a6d1d9b11")
@@ -34,6 +34,30 @@ Need = Literal[
     "reliability", "performance", "efficiency", "compatibility",
     "empathy", "fairness", "transparency", "control", "options", "information", "accessibility",
 ]
+
+#: Where the customer met the business (seed 000, L38-L47: "any situations, places and interfaces where a
+#: buyer is in contact with the business"), plus ``other``: a touch point a source names that is not on
+#: the list is kept as ``other``, never refused.
+TOUCH_POINTS: tuple[str, ...] = (
+    "advert", "store_sign", "catalogue", "store", "staff", "price_tags", "security", "product_display",
+    "consultants", "product_use", "other",
+)
+TouchPoint = Literal[
+    "advert", "store_sign", "catalogue", "store", "staff", "price_tags", "security", "product_display",
+    "consultants", "product_use", "other",
+]
+JourneyStage = Literal["pre_purchase", "purchase", "post_purchase"]
+
+
+def _touch_point(value: object) -> object:
+    """Unknown touch points are kept as ``other`` (TP-1); spelling ("Price tags", "price-tags") is forgiven."""
+    if value is None or not isinstance(value, str):
+        return value
+    slug = value.strip().lower().replace("-", "_").replace(" ", "_")[:64]
+    return slug if slug in TOUCH_POINTS else "other"
+
+
+KnownTouchPoint = Annotated[TouchPoint, BeforeValidator(_touch_point)]
 
 #: The longest feedback text accepted, in characters (long e-mails and scraped articles fit).
 MAX_TEXT_CHARS = 100_000
@@ -78,6 +102,33 @@ class Event(BaseModel):
         return None
 
 
+#: One other answer of a survey: question id → answer (bounded: a survey is not a document store).
+SurveyQuestions = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=128)],
+         Annotated[str, Field(max_length=2000)] | int | float | bool],
+    Field(max_length=50),
+]
+
+
+class SurveyScores(BaseModel):
+    """What a survey answer scored, carried on the feedback item its text became (kind ``survey``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    survey_id: Annotated[str, Field(min_length=1, max_length=128)]
+    #: Net Promoter: 0-10 (9-10 promoter, 7-8 passive, 0-6 detractor).
+    nps: Annotated[int, Field(ge=0, le=10)] | None = None
+    #: Customer satisfaction: 1-5.
+    csat: Annotated[int, Field(ge=1, le=5)] | None = None
+    questions: SurveyQuestions = Field(default_factory=dict)
+
+    @property
+    def nps_group(self) -> Literal["promoter", "passive", "detractor"] | None:
+        if self.nps is None:
+            return None
+        return "promoter" if self.nps >= 9 else "passive" if self.nps >= 7 else "detractor"
+
+
 class FeedbackFields(Event):
     """What a piece of feedback says, as received from any source."""
 
@@ -99,6 +150,11 @@ class FeedbackFields(Event):
     product_id: ShortText | None = None
     order_id: ShortText | None = None
     thread_id: ShortText | None = None
+    #: Where and when in the journey the customer met the business (additive; TP-1).
+    touch_point: KnownTouchPoint | None = None
+    journey_stage: JourneyStage | None = None
+    #: Kind ``survey`` only: the answer's scores (NPS, CSAT, other answers).
+    survey: SurveyScores | None = None
 
     def partition_key(self) -> str | None:
         return self.customer_id or self.author or f"{self.source}:{self.external_id}"
@@ -149,6 +205,26 @@ class FeedbackScored(FeedbackFields):
     #: complaint | suggestion | question | praise | comment (additive: absent on older events).
     feedback_type: ShortText | None = None
     model_version: str
+
+
+class SurveyAnswered(Event):
+    """A survey answer that carries no text (scores only), on ``surveys.answered.v1``. An answer with text
+    travels instead as ``FeedbackReceived`` of kind ``survey`` with its ``survey`` scores, so each answer
+    is on exactly one topic and NPS/CSAT read models count each once."""
+
+    event_type: Literal["survey.answered"] = "survey.answered"
+    source: Slug = "survey"
+    channel: Slug = "web"
+    #: The answer's id at the source (with ``source``, what makes a resend a duplicate).
+    external_id: Annotated[str, Field(min_length=1, max_length=256)]
+    customer_id: ShortText | None = None
+    language: ShortText | None = None
+    touch_point: KnownTouchPoint | None = None
+    journey_stage: JourneyStage | None = None
+    survey: SurveyScores
+
+    def partition_key(self) -> str | None:
+        return self.customer_id or f"{self.source}:{self.external_id}"
 
 
 class OrderLine(BaseModel):

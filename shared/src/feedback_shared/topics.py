@@ -25,6 +25,7 @@ from feedback_shared.events import (
     FeedbackReceived,
     FeedbackScored,
     PointsEvent,
+    SurveyAnswered,
 )
 
 M = TypeVar("M")
@@ -98,6 +99,13 @@ CUSTOMER_PROFILES: TopicSpec[CustomerProfileUpdated] = TopicSpec(
 CUSTOMER_NOTIFICATIONS: TopicSpec[Any] = TopicSpec(
     "customer.notifications.v1", TypeAdapter(CustomerNotification)
 )
+#: Scored feedback that is a suggestion (kind ``suggestion``, or a text the sentiment stage classed as one):
+#: for the product team (SEN-7). The same ``FeedbackScored`` as on ``feedback.scored.v1``.
+PRODUCT_SUGGESTIONS: TopicSpec[FeedbackScored] = TopicSpec(
+    "product.suggestions.v1", TypeAdapter(FeedbackScored)
+)
+#: Survey answers with scores and no text (see ``SurveyAnswered``).
+SURVEY_ANSWERS: TopicSpec[SurveyAnswered] = TopicSpec("surveys.answered.v1", TypeAdapter(SurveyAnswered))
 
 ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     FEEDBACK_RECEIVED,
@@ -108,6 +116,8 @@ ALL_TOPICS: Sequence[TopicSpec[Any]] = (
     CUSTOMER_ERASURE,
     CUSTOMER_PROFILES,
     CUSTOMER_NOTIFICATIONS,
+    PRODUCT_SUGGESTIONS,
+    SURVEY_ANSWERS,
 )
 
 

@@ -37,6 +37,7 @@ from feedback_shared.events import (
     FeedbackReceived,
     FeedbackScored,
     PointsEvent,
+    SurveyAnswered,
 )
 from feedback_shared.kafka import DLQ_MAX_VALUE_BYTES, DLQ_TRUNCATED_HEADER, MessageProcessor
 from feedback_shared.topics import (
@@ -53,6 +54,8 @@ from feedback_shared.topics import (
     FEEDBACK_RECEIVED,
     FEEDBACK_SCORED,
     LOYALTY_POINTS,
+    PRODUCT_SUGGESTIONS,
+    SURVEY_ANSWERS,
     TopicSpec,
 )
 from tests.unit.fuzz.fuzzing import FUZZ, deeply_nested, dumps, events, json_values, mutated_bytes, tried
@@ -72,6 +75,8 @@ TOPIC_MODELS: dict[str, tuple[type[Event], ...]] = {
     CUSTOMER_ERASURE.name: (CustomerErasureRequested,),
     CUSTOMER_PROFILES.name: (CustomerProfileUpdated,),
     CUSTOMER_NOTIFICATIONS.name: _members(CustomerNotification),
+    PRODUCT_SUGGESTIONS.name: (FeedbackScored,),
+    SURVEY_ANSWERS.name: (SurveyAnswered,),
 }
 TOPICS = {spec.name: spec for spec in ALL_TOPICS}
 #: (topic, model) for every event model on every topic.
