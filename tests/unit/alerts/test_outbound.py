@@ -110,7 +110,7 @@ class _Server:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 server.requests.append({"path": self.path, "headers": dict(self.headers),
-                                        "body": self.rfile.read(length)})
+                                        "body": self.rfile.read(length), "peer": self.client_address})
                 status, headers, body = answer
                 self.send_response(status)
                 for k, v in headers.items():
@@ -122,6 +122,7 @@ class _Server:
             def log_message(self, *_: Any) -> None:
                 pass
 
+        Handler.protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -147,6 +148,21 @@ def test_a_json_page_posts_apprises_payload_with_its_headers_and_basic_auth() ->
     assert request["headers"]["Idempotency-Key"] == "abc"
     assert request["headers"]["Authorization"] == "Basic " + base64.b64encode(b"bot:s3cret").decode()
     assert request["path"] == "/hook?team=cs"  # Apprise's own options (cto) are not passed on
+
+
+def test_pages_share_one_pooled_client_and_carry_no_cookie_from_an_earlier_answer() -> None:
+    """A client per page built a TLS context per page: most of the alerts service's CPU in a burst."""
+    from alerts.notifier import send_json
+
+    server = _Server((200, {"Set-Cookie": "session=from-receiver; Path=/"}, b"ok"))
+    try:
+        for n in range(3):
+            send_json(f"json://127.0.0.1:{server.port}/hook-{n}", "t", "b")
+    finally:
+        server.close()
+    assert len(server.requests) == 3
+    assert len({r["peer"] for r in server.requests}) == 1  # one connection, kept alive
+    assert not any("Cookie" in r["headers"] for r in server.requests)
 
 
 def test_a_json_page_follows_no_redirect_and_reads_a_bounded_answer() -> None:
