@@ -103,13 +103,20 @@ class FakeCases(Calls):
         return self.cases[alert_id]
 
     def act(self, alert_id: str, fields: dict[str, Any], entry: dict[str, Any], now: datetime,
-            from_statuses: tuple[str, ...] | None = None) -> Case | None:
+            from_statuses: tuple[str, ...] | None = None, *, once_per_item: str | None = None) -> Case | None:
         case = self.cases.get(alert_id)
         if case is None or (from_statuses is not None and case.status not in from_statuses):
+            return None
+        if once_per_item is not None and any(e.get("feedback_event_id") == once_per_item for e in case.history):
             return None
         self.cases[alert_id] = case.model_copy(update={**fields, "updated_at": now,
                                                        "history": [*case.history, entry]})
         return self.cases[alert_id]
+
+    def by_references(self, references: Iterable[str]) -> list[Case]:
+        self._call("by_references")
+        refs = tuple(references)
+        return [c for c in self.cases.values() if c.kind == "case" and c.id.startswith(refs)] if refs else []
 
     def customer_history(self, customer_id: str, limit: int = 20) -> list[Case]:
         mine = [c for c in self.cases.values() if c.customer_id == customer_id]

@@ -23,6 +23,8 @@ class AlertsMetrics:
     stalls: Counter
     findings_overridden: Counter
     replies: Counter
+    checkin_answers: Counter
+    silent_customers: Counter
     customer_messages: Counter
     followups_late: Counter
 
@@ -56,9 +58,17 @@ class AlertsMetrics:
                 "customer_messages", "Messages to customers (acknowledgement, delay notice, thank-you, follow-up, "
                 "check-in), by kind and outcome: sent (in the outbox), duplicate (there already), skipped_*.",
                 ["kind", "outcome"], registry=registry),
+            checkin_answers=Counter(
+                "checkin_answers", "Customers' answers to the check-in after resolution: reopen (not solved), "
+                "answered (recorded on the resolved case).", ["outcome"], registry=registry),
+            silent_customers=Counter(
+                "churn_risk_cases", "Low-priority churn-risk cases opened for active customers gone silent.",
+                registry=registry),
             followups_late=Counter("followups_late", "Purchase follow-ups put in the outbox after their due time.",
                                    registry=registry),
         )
+        for outcome in ("reopen", "answered"):
+            m.checkin_answers.labels(outcome=outcome)
         for p in PRIORITIES:
             m.raised.labels(priority=p)
         for kind in CONTACT_KINDS:

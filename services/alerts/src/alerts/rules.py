@@ -83,8 +83,13 @@ def needs_negative_first(scored: FeedbackScored) -> list[str]:
 
 
 def should_alert(scored: FeedbackScored) -> bool:
-    """One negative item is enough (seed 004: most customers leave after one bad experience)."""
-    return scored.sentiment.label == "negative"
+    """One negative item is enough (seed 004: most customers leave after one bad experience). A survey
+    answer that scores the business low says so whatever its words: a detractor (NPS 0-6) or a CSAT of
+    1-2 with a text opens a case like any negative item."""
+    if scored.sentiment.label == "negative":
+        return True
+    survey = scored.survey
+    return survey is not None and (survey.nps_group == "detractor" or (survey.csat is not None and survey.csat <= 2))
 
 
 def priority(scored: FeedbackScored, *, tier: str | None, earlier_cases: int,

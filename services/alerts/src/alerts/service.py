@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts.checkin import answer_for, reference_in
 from alerts.config import Settings
 from alerts.contacts import CustomerContacts
 from alerts.decide import (
     AlertEvent,
     BatchState,
+    CaseUpdate,
     Decisions,
     Routing,
     alert_event,
@@ -26,7 +28,7 @@ from alerts.decide import (
     pages,
     webhook_delivery,
 )
-from alerts.domain import Case, Delivery
+from alerts.domain import Case, Delivery, Snapshot
 from alerts.metrics import AlertsMetrics
 from alerts.replies import ReplyPlan
 from alerts.rules import AlertPolicy, resume_fields, should_alert
@@ -70,15 +72,49 @@ class AlertService:
 
     def handle_batch(self, batch: Sequence[FeedbackScored]) -> list[AlertEvent]:
         self.metrics.handled.inc(len(batch))
-        negatives = [scored for scored in batch if should_alert(scored)]
         now = self.clock()
-        events: list[AlertEvent] = []
+        events, answered = self.checkin_answers(batch, now)
+        negatives = [scored for scored in batch if should_alert(scored) and scored.feedback_event_id not in answered]
         if negatives:
             state = self.load(negatives)
-            events = self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
+            events += self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
         # The customers' timelines (the case page): every item with a customer, one write per batch.
         self.store.timeline.add([e for e in map(feedback_entry, batch) if e is not None])
         return events + self.resume_waiting(batch, now)
+
+    def checkin_answers(self, batch: Sequence[FeedbackScored], now: datetime) -> tuple[list[AlertEvent], set[Any]]:
+        """Items that answer a resolved case's check-in (see ``alerts.checkin``): "not solved" opens the
+        case again and pages its CSM; any other answer is recorded on it. The events, and the items
+        handled here (they open no case of their own)."""
+        refs = {ref for s in batch if (ref := reference_in(s))}
+        if not refs:
+            return [], set()
+        candidates = self.store.cases.by_references(refs)
+        events: list[AlertEvent] = []
+        handled: set[Any] = set()
+        for scored in batch:
+            answer = answer_for(scored, candidates, self.policy, now)
+            if answer is None:
+                continue
+            handled.add(scored.feedback_event_id)
+            item = str(scored.feedback_event_id)
+            cases = self.store.cases
+            cases.link([(item, answer.case.id)])
+            updated = cases.act(answer.case.id, answer.fields, answer.entry, now, ("resolved",), once_per_item=item)
+            if updated is None:
+                continue  # a redelivery: done the first time
+            self.metrics.checkin_answers.labels(outcome=answer.outcome).inc()
+            if answer.outcome == "reopen":
+                cases.add_items([CaseUpdate(updated.id, item, Snapshot.of(scored), now)])
+                csms = self.store.directory.csms_by_id([updated.csm_id])
+                urls = list(csms[updated.csm_id].notify) if updated.csm_id in csms else []
+                if urls:
+                    text = scored.text[:300]
+                    self.enqueue_pages(updated, urls, f"[{updated.priority}] Reopened: the customer says it is not solved",
+                                       text, cause=f"reopened:{item}")
+            events.append(self.announce(updated, f"{answer.entry['action']}:{item}", action=answer.entry["action"],
+                                        actor=scored.customer_id))
+        return events, handled
 
     def record_commerce(self, events: Sequence[PurchaseRecorded | OrderReturned]) -> int:
         return self.store.timeline.add([commerce_entry(e) for e in events if e.customer_id])

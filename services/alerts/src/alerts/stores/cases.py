@@ -154,13 +154,24 @@ class MongoCaseStore:
         return self.get(alert_id)
 
     def act(self, alert_id: str, fields: dict[str, Any], entry: dict[str, Any], now: datetime,
-            from_statuses: tuple[str, ...] | None = None) -> Case | None:
+            from_statuses: tuple[str, ...] | None = None, *, once_per_item: str | None = None) -> Case | None:
         """Set ``fields`` and record ``entry`` in the case's history, if its status is one of
-        ``from_statuses`` (any, when None). The case afterwards, or None when nothing matched."""
+        ``from_statuses`` (any, when None) and, with ``once_per_item``, no history entry is that item's
+        already (a redelivered item does it once). The case afterwards, or None when nothing matched."""
         query: Doc = {"_id": alert_id}
         if from_statuses is not None:
             query["status"] = {"$in": list(from_statuses)}
+        if once_per_item is not None:
+            query["history.feedback_event_id"] = {"$ne": once_per_item}
         return self._update_then_read(query, {"$set": {**fields, "updated_at": now}, "$push": {"history": entry}})
+
+    def by_references(self, references: Iterable[str]) -> list[Case]:
+        """Cases whose id starts with one of ``references`` (the 8 characters quoted to customers): a
+        range on ``_id`` each, so the primary index answers it."""
+        ranges = [{"_id": {"$gte": ref, "$lt": ref + "\uffff"}} for ref in sorted(set(references))]
+        if not ranges:
+            return []
+        return [Case.from_doc(d) for d in self.alerts.find({"$or": ranges, "kind": "case"})]
 
     def customer_history(self, customer_id: str, limit: int = 20) -> list[Case]:
         """The customer's cases, newest first, with their replies (the case page's earlier cases)."""
