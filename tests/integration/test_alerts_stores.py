@@ -221,3 +221,35 @@ def test_erasure_blanks_a_crisis_excerpt_quoting_the_customer_and_the_pages_bodi
     [page] = store.outbox.deliveries_for(crisis.id)
     doc = store.outbox.outbox.find_one({"_id": page["_id"]})  # type: ignore[attr-defined]
     assert "4111" not in doc["body"]
+
+
+def test_erasure_blanks_messages_to_the_customer_and_stops_those_not_sent(store: AlertsStore) -> None:
+    """Thank-yous, follow-ups and replies carry the address (in the URL) and the name (in the text)."""
+    outbox: MongoOutbox = store.outbox  # type: ignore[assignment]
+    to = "mailto://127.0.0.1:9?from=care@example.com&to=dana@example.org"
+    outbox.enqueue([Delivery(f"thanks-{n}", "apprise", f"customer-contact:{n}", to, title="Thank you, Dana",
+                             body="Dear Dana, 250 points", customer_id="cust-dana") for n in range(2)]
+                   + [Delivery("thanks-other", "apprise", "customer-contact:o", to.replace("dana", "omar"),
+                               title="Thank you, Omar", body="Dear Omar", customer_id="cust-omar")], T0)
+    outbox.mark_sent(["thanks-0"], T0)
+    store.erase_customer("cust-dana", T0, T0)
+    docs = {d["_id"]: d for d in outbox.outbox.find({})}
+    for n, status in ((0, "sent"), (1, "dead")):
+        doc = docs[f"thanks-{n}"]
+        assert (doc["status"], doc["url"], doc["title"]) == (status, "erased://", "[erased]")
+        assert "Dana" not in doc["body"] and "customer_id" not in doc
+    assert docs["thanks-other"]["title"] == "Thank you, Omar" and docs["thanks-other"]["status"] == "pending"
+
+
+def test_cases_are_found_by_the_reference_quoted_to_customers_and_an_answer_is_recorded_once(
+        store: AlertsStore) -> None:
+    cases = cases_of(store)
+    ids = ["1a2b3c4d-0000-5000-8000-000000000001", "1a2b3c4e-0000-5000-8000-000000000002",
+           "1a2b3c4c-0000-5000-8000-000000000003"]
+    cases.insert([case(i).model_copy(update={"status": "resolved"}) for i in ids])
+    assert [c.id for c in cases.by_references(["1a2b3c4d"])] == ids[:1]
+    assert sorted(c.id for c in cases.by_references(["1a2b3c4d", "1a2b3c4c", "ffffffff"])) == sorted([ids[0], ids[2]])
+    entry = {"action": "checkin_answered", "at": T0, "feedback_event_id": "f-1"}
+    assert cases.act(ids[0], {"checkin_answer": "positive"}, entry, T0, ("resolved",), once_per_item="f-1")
+    assert cases.act(ids[0], {"checkin_answer": "positive"}, entry, T0, ("resolved",), once_per_item="f-1") is None
+    assert len(cases.get(ids[0]).history) == 1  # type: ignore[union-attr]

@@ -231,6 +231,17 @@ class FakeOutbox(Calls):
                 requeued += 1
         return requeued
 
+    def erase_customer(self, customer_id: str, now: datetime) -> int:
+        erased = 0
+        for d in self.deliveries.values():
+            if d.get("customer_id") == customer_id:
+                if d["status"] in ("pending", "sending"):
+                    d.update(status="dead", last_error="erased at the customer's request")
+                d.update(title="[erased]", body="[erased at the customer's request]", payload="{}", url="erased://")
+                d.pop("customer_id")
+                erased += 1
+        return erased
+
     def erase_cases(self, case_ids: Sequence[str]) -> None:
         for d in self.deliveries.values():
             if d["alert_id"] in case_ids:

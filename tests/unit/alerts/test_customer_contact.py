@@ -257,6 +257,30 @@ def test_erasure_drops_the_customers_scheduled_messages() -> None:
     assert w.service.contacts.sweep() == 1 and [to_of(m["url"]) for m in w.mails] == ["john@example.com"]
 
 
+def test_erasure_blanks_the_thank_yous_and_follow_ups_already_in_the_outbox_and_stops_unsent_ones() -> None:
+    w = World()
+    w.service.contacts.notification(CustomerThanked(event_id=derived_id("thanks", "e1"), customer_id="c-ru",
+                                                    addressed_to="Анна", message="Спасибо!", reason="purchase",
+                                                    points=250))
+    w.service.contacts.notification(CustomerThanked(event_id=derived_id("thanks", "e2"), customer_id="c-en",
+                                                    addressed_to="John", message="Thanks!", reason="purchase",
+                                                    points=40))
+    outbox: FakeOutbox = w.store.outbox  # type: ignore[assignment]
+    [sent] = [d for d in outbox.deliveries.values() if "anna" in d["url"]]
+    sent["status"] = "sent"
+    w.service.contacts.notification(followup("c-ru", T))  # due now: enqueued by the sweep
+    w.service.contacts.sweep()
+    anna = [d for d in outbox.deliveries.values() if d.get("customer_id") == "c-ru"]
+    assert len(anna) == 2 and any(d["status"] == "pending" for d in anna)
+    w.service.erase_customer("c-ru", T)
+    left = [d for d in outbox.deliveries.values() if "anna" in d["url"] or "Анна" in d["body"] or "Анна" in d["title"]]
+    assert left == []
+    erased = [d for d in outbox.deliveries.values() if d["url"] == "erased://"]
+    assert len(erased) == 2 and {d["status"] for d in erased} == {"sent", "dead"}
+    assert all("customer_id" not in d for d in erased)
+    assert [to_of(m["url"]) for m in w.mails] == ["john@example.com"]  # another customer's stays
+
+
 def test_the_ack_route_sends_the_acknowledgement_through_the_service() -> None:
     settings = Settings(api_keys=["admin-key"], customer_mail_url=SecretStr(MAILBOX))
     app = create_app(settings, CollectorRegistry(), stream=False)

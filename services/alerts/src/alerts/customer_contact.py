@@ -179,5 +179,6 @@ def decide_contact(trigger: ContactTrigger, account: Account | None, case: Case 
                      order_id=trigger.order_id, case_ref=trigger.case_id[:8] if trigger.case_id else None)
     delivery = Delivery(delivery_id=contact_id(trigger), kind="apprise",
                         alert_id=trigger.case_id or f"customer-contact:{trigger.key}",
-                        url=mail_url(mailbox, account.email), title=message.subject, body=message.body)
+                        url=mail_url(mailbox, account.email), title=message.subject, body=message.body,
+                        customer_id=trigger.customer_id)
     return ContactDecision(trigger, "sent", [delivery])

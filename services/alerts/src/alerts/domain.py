@@ -144,9 +144,13 @@ class Delivery:
     msg_id: str | None = None
     payload: str | None = None
     feedback_ingested_at: datetime | None = None
+    #: The customer a message to a customer is for (thank-you, follow-up, reply): what their erasure blanks.
+    customer_id: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"kind": self.kind, "alert_id": self.alert_id, "url": self.url}
+        if self.customer_id:
+            doc["customer_id"] = self.customer_id
         if self.kind == "webhook":
             doc.update(msg_id=self.msg_id, payload=self.payload)
         else:

@@ -73,7 +73,7 @@ def plan_reply(case: Case, account: Account | None, text: str, channel: ReplyCha
         base = routing.customer_mail_url
         url = f"{base}{'&' if '?' in base else '?'}to={quote(account.email, safe='@')}"
         delivery = Delivery(delivery_id=rid, kind="apprise", alert_id=case.id, url=url,
-                            title=message.subject, body=message.body)
+                            title=message.subject, body=message.body, customer_id=customer_id)
     else:
         source = (case.latest.source if case.latest else None) or ""
         hook = routing.reply_webhooks.get(source)

@@ -48,6 +48,7 @@ class AlertsStore:
         account = self.directory.erase_customer(customer_id, requested_at)
         case_ids = self.cases.erase_customer(customer_id, now)
         self.outbox.erase_cases(case_ids)
+        self.outbox.erase_customer(customer_id, now)
         self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
         self.timeline.erase_customer(customer_id)
         return {"accounts": account, "cases": len(case_ids)}

@@ -23,6 +23,7 @@ class MongoOutbox:
     def ensure_indexes(self) -> None:
         self.outbox.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         self.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+        self.outbox.create_index([("customer_id", ASCENDING)], sparse=True)
 
     def enqueue(self, deliveries: Sequence[Delivery], now: datetime, *,
                 claim_for: timedelta | None = None) -> list[Doc]:
@@ -106,6 +107,17 @@ class MongoOutbox:
             query["_id"] = {"$in": list(delivery_ids)}
         return self.outbox.update_many(query, {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": now,
                                                         "requeued_at": now}}).modified_count
+
+    def erase_customer(self, customer_id: str, now: datetime) -> int:
+        """Blank every message to the customer (thank-yous, follow-ups, replies: their address is in the
+        URL, their name in the text), sent or not; one not sent yet is never sent (dead, with why)."""
+        self.outbox.update_many({"customer_id": customer_id, "status": {"$in": ["pending", "sending"]}},
+                                {"$set": {"status": "dead", "last_error": "erased at the customer's request",
+                                          "dead_at": now}})
+        return int(self.outbox.update_many(
+            {"customer_id": customer_id},
+            {"$set": {"title": "[erased]", "body": "[erased at the customer's request]", "payload": "{}",
+                      "url": "erased://"}, "$unset": {"customer_id": ""}}).modified_count)
 
     def erase_cases(self, case_ids: Sequence[str]) -> None:
         """Blank the texts of these cases' pages and webhook calls (an erasure)."""
