@@ -274,3 +274,12 @@ def test_nps_and_csat_are_observed_once_per_accepted_answer_by_touch_point(
     assert registry.get_sample_value(journey, {"kind": "suggestion", "touch_point": "none",
                                                "journey_stage": "none"}) == 0
     assert registry.get_sample_value("feedback_ingested_total", {"source": "survey", "kind": "survey"}) == 3
+
+
+def test_a_touch_point_longer_than_documented_is_refused(client: TestClient, publisher: FakePublisher) -> None:
+    resp = client.post("/v1/feedback", json={"customer_id": "c-1", "text": "Hm", "touch_point": "x" * 257},
+                       headers=AUTH)
+    assert resp.status_code == 422 and any("touch_point" in e["loc"] for e in resp.json()["detail"])
+    assert client.post("/v1/feedback", json={"customer_id": "c-1", "text": "Hm", "touch_point": "x" * 256},
+                       headers=AUTH).status_code == 202
+    assert publisher.sent[0][1].touch_point == "other"

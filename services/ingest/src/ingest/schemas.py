@@ -93,11 +93,22 @@ Amount = Annotated[
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Short = Annotated[str, Field(max_length=256)]
 
+TOUCH_POINT_MAX_CHARS = 256
+
+
+def _bounded_touch_point(value: Any) -> Any:
+    # Checked before the name is read: a longer value is refused, as documented, not kept as "other".
+    if isinstance(value, str) and len(value) > TOUCH_POINT_MAX_CHARS:
+        raise ValueError(f"a touch point is at most {TOUCH_POINT_MAX_CHARS} characters")
+    return value
+
+
 #: Where the customer met the business. Documented as a string, not an enum: a value not on the list is
 #: kept as ``other`` (TP-1), never refused, so a source's own names never cost it the item.
 TouchPointIn = Annotated[
     KnownTouchPoint,
-    WithJsonSchema({"type": "string", "maxLength": 256, "examples": ["store", "consultants"],
+    BeforeValidator(_bounded_touch_point),
+    WithJsonSchema({"type": "string", "maxLength": TOUCH_POINT_MAX_CHARS, "examples": ["store", "consultants"],
                     "description": "One of " + ", ".join(TOUCH_POINTS) + "; any other value is kept as "
                     "'other' (spelling is forgiven: 'Price tags' is price_tags)."}),
 ]
