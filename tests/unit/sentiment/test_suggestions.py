@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_shared.events import FeedbackReceived, NeedScore, SentimentResult, SurveyScores
+from feedback_shared.topics import FEEDBACK_SCORED
 from sentiment.agents import is_suggestion, scored_event
 from sentiment.model import Scored
 from sentiment.scoring import LanguageGuess
@@ -38,7 +39,6 @@ def test_survey_scores_touch_point_and_journey_stage_travel_onto_the_scored_even
     assert scored.feedback_event_id == item.event_id and scored.event_id != item.event_id
     assert scored.language == "ka" and scored.sentiment.label == "negative"
     # And they survive the wire: the scored topic's consumers read them back.
-    from feedback_shared.topics import FEEDBACK_SCORED
     again = FEEDBACK_SCORED.decode(FEEDBACK_SCORED.encode(scored))
     assert again.survey == scored.survey and again.touch_point == "consultants"
 
