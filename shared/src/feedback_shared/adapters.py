@@ -28,6 +28,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "title": ("title", "subject", "headline"),
 }
 KINDS = ("review", "mention", "complaint", "survey", "suggestion")
+#: Taken as they are, when present: where in the journey (any kind), and a survey's answers.
+JOURNEY_FIELDS = ("touch_point", "journey_stage")
+SURVEY_FIELDS = ("survey_id", "response_id", "nps", "csat", "questions")
+#: What a survey answer has of the generic fields (it has no author, rating, url or thread): a source's
+#: "score" is not taken as an NPS or a CSAT, which it could be either of.
+SURVEY_GENERIC_FIELDS = ("text", "occurred_at", "customer_id", "language", "product_id", "order_id")
 _DATETIME = TypeAdapter(datetime)
 
 
@@ -81,4 +87,26 @@ def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> di
         fields["occurred_at"] = _instant(fields["occurred_at"])
     if "is_public" in item:
         fields["is_public"] = item["is_public"]
+    for field in JOURNEY_FIELDS:
+        if item.get(field) not in (None, ""):
+            fields[field] = item[field]
+    if kind == "survey":
+        return _survey_item(item, fields)
+    if kind == "suggestion":
+        fields.pop("rating", None)  # stars on an idea say nothing the suggestion form takes
     return fields
+
+
+def _survey_item(item: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """A survey answer's fields: its own (survey_id, nps, csat, questions), and its id at the source as
+    ``response_id``."""
+    survey: dict[str, Any] = {"type": "survey"}
+    survey.update({k: v for k, v in fields.items() if k in SURVEY_GENERIC_FIELDS or k in JOURNEY_FIELDS})
+    if "external_id" in fields:
+        survey["response_id"] = fields["external_id"]
+    for field in SURVEY_FIELDS:
+        if item.get(field) not in (None, ""):
+            survey[field] = item[field]
+    if isinstance(survey.get("response_id"), int) and not isinstance(survey["response_id"], bool):
+        survey["response_id"] = str(survey["response_id"])
+    return survey

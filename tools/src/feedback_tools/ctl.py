@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,20 @@ def print_notification(request: dict[str, Any]) -> None:
     print(f"\n>>> CSM notification: {title}\n    {first_line[:200]}", flush=True)
 
 
+def demo_requests(lines: list[str], now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """(endpoint, body) for each line of the demo feed. A line's ``days_ago`` back-dates its item's
+    ``occurred_at`` from ``now``, so the feed always spans the last two weeks, whenever it is sent."""
+    requests = []
+    for line in lines:
+        item = json.loads(line)
+        body = dict(item["body"])
+        if "days_ago" in item:
+            occurred = now.astimezone(UTC) - timedelta(days=float(item["days_ago"]))
+            body["occurred_at"] = occurred.isoformat(timespec="seconds").replace("+00:00", "Z")
+        requests.append((str(item["endpoint"]), body))
+    return requests
+
+
 def send_demo(config: StackConfig, notify_url: str | None = None) -> tuple[int, int]:
     """Register a demo CSM and accounts, then post every demo item. Returns (accepted, failed)."""
     headers = {"Authorization": f"Bearer {config.api_key}"}
@@ -65,9 +80,8 @@ def send_demo(config: StackConfig, notify_url: str | None = None) -> tuple[int, 
                        json={"csm_id": "csm-demo", "tier": "silver"}).raise_for_status()
         accepted = failed = 0
         lines = files("feedback_tools").joinpath("demo_feed.jsonl").read_text("utf-8").splitlines()
-        for line in lines:
-            item = json.loads(line)
-            resp = client.post(f"{ingest}{item['endpoint']}", json=item["body"], headers=headers)
+        for endpoint, body in demo_requests(lines, datetime.now(UTC)):
+            resp = client.post(f"{ingest}{endpoint}", json=body, headers=headers)
             if resp.status_code in (200, 202):
                 accepted += 1
             else:
@@ -356,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     imp = sub.add_parser("import", help="import a JSONL or CSV file of feedback through the batch API")
     imp.add_argument("file", help="a .jsonl or .csv file")
     imp.add_argument("--source", help="source for rows that name none (e.g. trustpilot)")
-    imp.add_argument("--kind", default="review", choices=["review", "mention", "complaint"],
+    imp.add_argument("--kind", default="review", choices=["review", "mention", "complaint", "survey", "suggestion"],
                      help="kind for rows that name none")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     imp.set_defaults(func=cmd_import)

@@ -100,9 +100,17 @@ def to_item(row: dict[str, Any], *, source: str | None, kind: str) -> dict[str, 
         item["source"] = row["source"]
     elif source:
         item["source"] = source
-    rating = item.get("rating")
-    if isinstance(rating, str) and rating.isascii() and rating.isdigit() and len(rating) < 10:
-        item["rating"] = int(rating)
+    for number_field in ("rating", "nps", "csat"):
+        value = item.get(number_field)
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
+            item[number_field] = int(value)
+    questions = item.get("questions")
+    if isinstance(questions, str) and questions.lstrip().startswith("{"):
+        # A CSV cell holds a survey's other answers as a JSON object.
+        try:
+            item["questions"] = json.loads(questions)
+        except ValueError:
+            pass  # left as text, for validation to refuse with the field named
     return item
 
 

@@ -75,7 +75,7 @@ def create_app(
     app = FastAPI(
         title="Feedback ingest",
         version="1",
-        description="Reviews, mentions, complaints, purchases and returns in; events to Kafka out.",
+        description="Reviews, mentions, complaints, survey answers, suggestions, purchases and returns in; events to Kafka out.",
         lifespan=lifespan,
     )
 

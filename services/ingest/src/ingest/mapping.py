@@ -13,14 +13,31 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from feedback_shared.adapters import generic_item
-from feedback_shared.events import FeedbackReceived, OrderReturned, PurchaseRecorded, utcnow
+from feedback_shared.events import (
+    FeedbackReceived,
+    OrderReturned,
+    PurchaseRecorded,
+    SurveyAnswered,
+    SurveyScores,
+    utcnow,
+)
 from feedback_shared.pii import pseudonym
-from feedback_shared.topics import COMMERCE_EVENTS, FEEDBACK_RECEIVED
-from ingest.schemas import CommerceIn, ComplaintIn, MentionIn, PurchaseIn, ReturnIn, ReviewIn
+from feedback_shared.topics import COMMERCE_EVENTS, FEEDBACK_RECEIVED, SURVEY_ANSWERS
+from ingest.schemas import (
+    CommerceIn,
+    ComplaintIn,
+    MentionIn,
+    PurchaseIn,
+    ReturnIn,
+    ReviewIn,
+    SuggestionIn,
+    SurveyIn,
+)
 from ingest.service import Submission, normalise_text
 
 ITEM_MODELS: dict[str, type[BaseModel]] = {
-    "review": ReviewIn, "mention": MentionIn, "complaint": ComplaintIn, "purchase": PurchaseIn, "return": ReturnIn,
+    "review": ReviewIn, "mention": MentionIn, "complaint": ComplaintIn, "survey": SurveyIn,
+    "suggestion": SuggestionIn, "purchase": PurchaseIn, "return": ReturnIn,
 }
 SOCIAL_SOURCES = frozenset({"x", "twitter", "instagram", "facebook", "tiktok", "youtube", "reddit", "mastodon"})
 #: Items one webhook call may carry.
@@ -45,6 +62,56 @@ def _complaint_fields(body: ComplaintIn, pseudonym_key: bytes) -> dict[str, Any]
             "customer_id": customer_id, "external_id": external_id, **fields}
 
 
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _masked_questions(questions: dict[str, Any]) -> dict[str, Any]:
+    """Other answers are free text too: card numbers masked and NFC, like the main text."""
+    return {key: normalise_text(value)[0] if isinstance(value, str) else value for key, value in questions.items()}
+
+
+def survey_external_id(body: SurveyIn, text: str | None, questions: dict[str, Any]) -> str:
+    """The answer's id when the source gave none: the same answer sent again gets the same id, so it is
+    a duplicate. One answer per survey and customer; an anonymous answer is identified by what it says
+    (normalised: NFC, masked, runs of white space as one), so only an identical resend matches it."""
+    if body.response_id:
+        return body.response_id
+    if body.customer_id:
+        return "survey-" + _digest(body.survey_id, "customer", body.customer_id)
+    answer = {"nps": body.nps, "csat": body.csat, "text": " ".join(text.split()) if text else None,
+              "questions": questions, "touch_point": body.touch_point, "journey_stage": body.journey_stage}
+    return "survey-" + _digest(body.survey_id, "anonymous", json.dumps(answer, sort_keys=True, ensure_ascii=False))
+
+
+def _survey_submission(body: SurveyIn) -> Submission:
+    """With a text: a feedback item of kind ``survey`` (scored like a review), carrying its scores.
+    Without: ``survey.answered``, the scores alone. Either way one event, so each answer counts once."""
+    text, original = normalise_text(body.text) if body.text else (None, None)
+    questions = _masked_questions(body.questions or {})
+    scores = SurveyScores(survey_id=body.survey_id, nps=body.nps, csat=body.csat, questions=questions)
+    common: dict[str, Any] = {
+        "source": body.source, "channel": body.channel, "external_id": survey_external_id(body, text, questions),
+        "customer_id": body.customer_id, "language": body.language, "touch_point": body.touch_point,
+        "journey_stage": body.journey_stage, "occurred_at": body.occurred_at or utcnow(), "survey": scores,
+    }
+    if text is None:
+        answered = SurveyAnswered(**common)
+        return Submission(SURVEY_ANSWERS, answered, answered.source, answered.external_id, "survey")
+    event = FeedbackReceived(kind="survey", text=text, text_original=original, is_public=False,
+                             order_id=body.order_id, product_id=body.product_id, **common)
+    return Submission(FEEDBACK_RECEIVED, event, event.source, event.external_id, event.kind)
+
+
+def _suggestion_fields(body: SuggestionIn) -> dict[str, Any]:
+    """Without an id of its own, a suggestion is its author and its text: the same idea sent twice by
+    the same person is one item."""
+    who = body.customer_id or body.author or ""
+    external_id = body.external_id or "suggestion-" + _digest(who, " ".join(normalise_text(body.text)[0].split()))
+    return {"kind": "suggestion", **body.model_dump(exclude_none=True, exclude={"external_id"}),
+            "external_id": external_id}
+
+
 def _commerce_submission(body: CommerceIn, returned: bool) -> Submission:
     fields = body.model_dump(exclude_none=True)
     fields["occurred_at"] = fields.get("occurred_at") or utcnow()
@@ -61,6 +128,10 @@ def submission_for(item_type: str, body: BaseModel, *, pseudonym_key: bytes | No
         return _feedback_submission(_complaint_fields(body, pseudonym_key))
     if isinstance(body, CommerceIn):
         return _commerce_submission(body, returned=isinstance(body, ReturnIn))
+    if isinstance(body, SurveyIn):
+        return _survey_submission(body)
+    if isinstance(body, SuggestionIn):
+        return _feedback_submission(_suggestion_fields(body))
     return _feedback_submission({"kind": item_type, **body.model_dump(exclude_none=True)})
 
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 
 from feedback_shared.auth import Principal, current_principal, require
 from feedback_shared.errors import DependencyUnavailable
@@ -32,6 +31,8 @@ from ingest.schemas import (
     PurchaseIn,
     ReturnIn,
     ReviewIn,
+    SuggestionIn,
+    SurveyIn,
 )
 from ingest.service import IngestService, Outcome, Submission
 
@@ -47,10 +48,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body too large, or the event it makes is too large for the stream."},
     503: {"description": "Broker or database unreachable; retry after Retry-After seconds."},
 }
-ITEM_MODELS: dict[str, type[BaseModel]] = {
-    "review": ReviewIn, "mention": MentionIn, "complaint": ComplaintIn, "purchase": PurchaseIn, "return": ReturnIn,
-}
-SOCIAL_SOURCES = frozenset({"x", "twitter", "instagram", "facebook", "tiktok", "youtube", "reddit", "mastodon"})
 
 
 def get_service(request: Request) -> IngestService:
@@ -123,6 +120,24 @@ def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, p
     derived from it.
     """
     return _answer(response, service.accept(allowed(request, principal, submission_for("complaint", body, pseudonym_key=pseudonym_key(request)))))
+
+
+@router.post("/surveys", status_code=202, response_model=Accepted, responses=RESPONSES)
+def post_survey(body: SurveyIn, service: ServiceDep, response: Response, principal: WriterDep,
+                request: Request) -> Accepted:
+    """Accept a survey answer: ``nps`` (0-10), ``csat`` (1-5), a ``text`` and other ``questions``, at least
+    one of them. With a text it is scored, alerted on and rewarded like a review (kind ``survey``);
+    without one it goes to ``surveys.answered.v1``. The same answer again (its ``response_id``, else the
+    survey and customer, else the same anonymous answer) answers 200 with the first event_id."""
+    return _answer(response, service.accept(allowed(request, principal, submission_for("survey", body))))
+
+
+@router.post("/suggestions", status_code=202, response_model=Accepted, responses=RESPONSES)
+def post_suggestion(body: SuggestionIn, service: ServiceDep, response: Response, principal: WriterDep,
+                    request: Request) -> Accepted:
+    """Accept a suggestion for the product or the service; once scored it also goes to the product team
+    (``product.suggestions.v1``)."""
+    return _answer(response, service.accept(allowed(request, principal, submission_for("suggestion", body))))
 
 
 @router.post("/purchases", status_code=202, response_model=Accepted, responses=RESPONSES)

@@ -20,7 +20,15 @@ from pydantic import (
     model_validator,
 )
 
-from feedback_shared.events import MAX_TEXT_CHARS, Email, Slug
+from feedback_shared.events import (
+    MAX_TEXT_CHARS,
+    TOUCH_POINTS,
+    Email,
+    JourneyStage,
+    KnownTouchPoint,
+    Slug,
+    SurveyQuestions,
+)
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
@@ -85,12 +93,41 @@ Amount = Annotated[
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Short = Annotated[str, Field(max_length=256)]
 
+TOUCH_POINT_MAX_CHARS = 256
+
+
+def _bounded_touch_point(value: Any) -> Any:
+    # Checked before the name is read: a longer value is refused, as documented, not kept as "other".
+    if isinstance(value, str) and len(value) > TOUCH_POINT_MAX_CHARS:
+        raise ValueError(f"a touch point is at most {TOUCH_POINT_MAX_CHARS} characters")
+    return value
+
+
+#: Where the customer met the business. Documented as a string, not an enum: a value not on the list is
+#: kept as ``other`` (TP-1), never refused, so a source's own names never cost it the item.
+TouchPointIn = Annotated[
+    KnownTouchPoint,
+    BeforeValidator(_bounded_touch_point),
+    WithJsonSchema({"type": "string", "maxLength": TOUCH_POINT_MAX_CHARS, "examples": ["store", "consultants"],
+                    "description": "One of " + ", ".join(TOUCH_POINTS) + "; any other value is kept as "
+                    "'other' (spelling is forgiven: 'Price tags' is price_tags)."}),
+]
+NpsScore = Annotated[int, Field(ge=0, le=10, description="Net Promoter answer: 0-10.")]
+CsatScore = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction: 1-5.")]
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class ReviewIn(_Request):
+class _Journey(_Request):
+    """Where and when in the journey the customer met the business: optional on every feedback item."""
+
+    touch_point: TouchPointIn | None = None
+    journey_stage: JourneyStage | None = None
+
+
+class ReviewIn(_Journey):
     """A product or service review from a review site, an app store or the shop itself."""
 
     source: Slug = Field(examples=["google"])
@@ -109,7 +146,7 @@ class ReviewIn(_Request):
     occurred_at: Instant | None = None
 
 
-class MentionIn(_Request):
+class MentionIn(_Journey):
     """A social-media mention."""
 
     source: Slug = Field(examples=["x"])
@@ -132,7 +169,7 @@ ONE_CONTACT: dict[str, Any] = {"anyOf": [
 ]}
 
 
-class ComplaintIn(_Request):
+class ComplaintIn(_Journey):
     """The fast complaint form: the text and one way to reach or identify the customer."""
 
     model_config = ConfigDict(json_schema_extra=ONE_CONTACT)
@@ -153,6 +190,68 @@ class ComplaintIn(_Request):
         if not (self.customer_id or self.email or self.phone):
             raise ValueError("give one of customer_id, email or phone, so someone can get back to you")
         return self
+
+
+#: The survey's rule in the document too: at least one answer, present and not null or empty.
+ONE_ANSWER: dict[str, Any] = {"anyOf": [
+    {"required": ["nps"], "properties": {"nps": {"type": "integer"}}},
+    {"required": ["csat"], "properties": {"csat": {"type": "integer"}}},
+    {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+    {"required": ["questions"], "properties": {"questions": {"type": "object", "minProperties": 1}}},
+]}
+
+
+class SurveyIn(_Journey):
+    """One answer to a survey: scores (NPS, CSAT), a free text ("why?") and other answers.
+
+    With a text it becomes a feedback item of kind ``survey`` (scored, alerted on, rewarded like a
+    review); without one, a ``survey.answered`` event that carries the scores only.
+    """
+
+    model_config = ConfigDict(json_schema_extra=ONE_ANSWER)
+
+    survey_id: Annotated[str, Field(min_length=1, max_length=128, examples=["nps-2026-q4"])]
+    response_id: Id | None = Field(
+        default=None, description="The answer's id at the source; the same id twice is a duplicate. Without "
+        "it, the survey and customer (or, for an anonymous answer, the answer itself) identify it.")
+    customer_id: Short | None = None
+    nps: NpsScore | None = None
+    csat: CsatScore | None = None
+    text: Text | None = None
+    questions: SurveyQuestions | None = Field(
+        default=None, description="Other answers: question id to answer (text, number or yes/no).")
+    language: Short | None = None
+    source: Slug = "survey"
+    channel: Slug = "web"
+    order_id: Short | None = None
+    product_id: Short | None = None
+    occurred_at: Instant | None = None
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Self:
+        if self.nps is None and self.csat is None and not self.text and not self.questions:
+            raise ValueError("an answer needs at least one of nps, csat, text or questions")
+        return self
+
+
+class SuggestionIn(_Journey):
+    """An idea for the product or the service (routed to the product team, SEN-7)."""
+
+    text: Text
+    source: Slug = Field(default="web_form", examples=["web_form"])
+    external_id: Id | None = Field(
+        default=None, description="Your id for this suggestion; resubmitting it is a duplicate. Without it, "
+        "the customer (or author) and the text identify it.")
+    customer_id: Short | None = None
+    author: Short | None = None
+    language: Short | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    product_id: Short | None = None
+    order_id: Short | None = None
+    thread_id: Short | None = None
+    channel: Slug = "web"
+    is_public: bool = False
+    occurred_at: Instant | None = None
 
 
 class OrderLineIn(BaseModel):
@@ -183,7 +282,8 @@ class ReturnIn(CommerceIn):
 
 
 class BatchIn(BaseModel):
-    """Up to 1,000 mixed items, each with a ``type``: review, mention, complaint, purchase or return.
+    """Up to 1,000 mixed items, each with a ``type``: review, mention, complaint, survey, suggestion,
+    purchase or return.
 
     Items are validated one by one: a bad item is rejected with its errors, the others go ahead.
     """

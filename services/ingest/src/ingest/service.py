@@ -124,6 +124,7 @@ class IngestService:
                 continue
             self.metrics.publish_seconds.observe(result)
             self.metrics.ingested.labels(source=self.metrics.source_label(sub.source), kind=sub.kind).inc()
+            self.metrics.observe_accepted(sub.kind, sub.event)
             logger.info("accepted event_id=%s kind=%s topic=%s trace_id=%s",
                         sub.event.event_id, sub.kind, sub.spec.name, sub.event.trace_id)
             results[i] = Outcome(sub.event.event_id, duplicate=False)

@@ -1,4 +1,5 @@
-"""The stream side: ``feedback.received.v1`` in, ``feedback.scored.v1`` out, in batches."""
+"""The stream side: ``feedback.received.v1`` in, ``feedback.scored.v1`` out, in batches; suggestions
+also to ``product.suggestions.v1`` (SEN-7)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from feedback_shared.events import (
     utcnow,
 )
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
-from feedback_shared.topics import CUSTOMER_ERASURE, FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from feedback_shared.topics import CUSTOMER_ERASURE, FEEDBACK_RECEIVED, FEEDBACK_SCORED, PRODUCT_SUGGESTIONS
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
 from sentiment.model import Scored, SentimentModel
@@ -37,11 +38,17 @@ def scored_event(received: FeedbackReceived, result: Scored, model_version: str)
     )
 
 
+def is_suggestion(event: FeedbackScored) -> bool:
+    """Whether the product team gets ``event`` too: sent as a suggestion, or read as one (SEN-7)."""
+    return event.kind == "suggestion" or event.feedback_type == "suggestion"
+
+
 def register_agents(
     app: faust.App, settings: Settings, model: SentimentModel, metrics: SentimentMetrics
 ) -> None:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
     sink = EventSink(app, FEEDBACK_SCORED)
+    suggestion_sink = EventSink(app, PRODUCT_SUGGESTIONS)
 
     async def score_batch(batch: list[FeedbackReceived]) -> None:
         loop = asyncio.get_running_loop()
@@ -51,7 +58,10 @@ def register_agents(
         events = [
             scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)
         ]
-        await sink.send_all(events)
+        suggestions = [event for event in events if is_suggestion(event)]
+        # Both acknowledged before the input's offsets are: a crash between them republishes both,
+        # under the same event ids.
+        await asyncio.gather(sink.send_all(events), suggestion_sink.send_all(suggestions))
         now = utcnow()
         metrics.batch_size.observe(len(events))
         for event in events:
@@ -61,6 +71,8 @@ def register_agents(
                 # Each need by its own polarity: "great food, awful prices" counts price as negative.
                 metrics.needs.labels(need=need.need, label=need.sentiment).inc()
             metrics.feedback_to_score.observe(max(0.0, (now - event.ingested_at).total_seconds()))
+        for event in suggestions:
+            metrics.suggestions.labels(kind=event.kind).inc()
 
     register_batch_agent(
         app,
