@@ -51,7 +51,7 @@ def test_a_detractor_with_text_is_scored_with_its_survey_fields_and_opens_a_case
 
 
 def test_an_answer_without_text_goes_to_surveys_answered(api: Api, stack: EmbeddedStack) -> None:
-    answer = {"survey_id": uid("csat"), "csat": 4, "nps": 8, "touch_point": "Price tags",
+    answer = {"survey_id": uid("csat"), "response_id": uid("resp"), "csat": 4, "nps": 8, "touch_point": "Price tags",
               "questions": {"would_buy_again": True}}
     resp = api("ingest").post("/v1/surveys", json=answer)
     assert resp.status_code == 202, resp.text

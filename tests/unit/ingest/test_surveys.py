@@ -163,6 +163,15 @@ def test_an_anonymous_answer_is_a_duplicate_only_when_it_says_the_same(
     assert len(publisher.sent) == 3
 
 
+def test_an_anonymous_answer_with_scores_only_needs_its_own_id(client: TestClient, publisher: FakePublisher) -> None:
+    """Two people can give the same scores: without an id, the second would be taken for a resend."""
+    scores = {"survey_id": "nps-q4", "nps": 9, "touch_point": "store"}
+    refused = client.post("/v1/surveys", json=scores, headers=AUTH)
+    assert refused.status_code == 422 and "response_id" in refused.text
+    answers = [client.post("/v1/surveys", json={**scores, "response_id": f"r-{n}"}, headers=AUTH) for n in (1, 2)]
+    assert [a.status_code for a in answers] == [202, 202] and len(publisher.sent) == 2
+
+
 # ---- who may write them ---------------------------------------------------------------------------------
 def test_an_integration_token_writes_surveys_only_for_its_own_sources() -> None:
     publisher = FakePublisher()
@@ -218,7 +227,7 @@ def test_reviews_mentions_and_complaints_take_a_touch_point_and_journey_stage(
 
 # ---- batch, webhook and import -------------------------------------------------------------------------------
 def test_a_batch_takes_survey_answers_and_suggestions(client: TestClient, publisher: FakePublisher) -> None:
-    items = [{"type": "survey", **SURVEY}, {"type": "survey", "survey_id": "s", "csat": 4},
+    items = [{"type": "survey", **SURVEY}, {"type": "survey", "survey_id": "s", "csat": 4, "response_id": "r-4"},
              {"type": "suggestion", "text": "Open on Sundays", "customer_id": "c-1"},
              {"type": "survey", "survey_id": "s"}, {"type": "survey", **SURVEY}]
     resp = client.post("/v1/batch", json={"items": items}, headers=AUTH)
@@ -255,8 +264,9 @@ def test_nps_and_csat_are_observed_once_per_accepted_answer_by_touch_point(
 ) -> None:
     for _ in range(2):  # the second is a duplicate: not observed again
         client.post("/v1/surveys", json=SURVEY, headers=AUTH)
-    client.post("/v1/surveys", json={"survey_id": "s", "nps": 9, "touch_point": "consultants"}, headers=AUTH)
-    client.post("/v1/surveys", json={"survey_id": "s", "csat": 5}, headers=AUTH)
+    client.post("/v1/surveys", json={"survey_id": "s", "nps": 9, "touch_point": "consultants", "response_id": "r-1"},
+                headers=AUTH)
+    client.post("/v1/surveys", json={"survey_id": "s", "csat": 5, "response_id": "r-2"}, headers=AUTH)
 
     def nps(le: str, touch_point: str = "consultants") -> float | None:
         return registry.get_sample_value("feedback_nps_score_bucket", {"touch_point": touch_point, "le": le})

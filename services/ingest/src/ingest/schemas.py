@@ -231,6 +231,10 @@ class SurveyIn(_Journey):
     def _one_answer(self) -> Self:
         if self.nps is None and self.csat is None and not self.text and not self.questions:
             raise ValueError("an answer needs at least one of nps, csat, text or questions")
+        if not self.response_id and not self.customer_id and not self.text:
+            # Two people can give the same scores: without an id of its own, a second anonymous answer
+            # would be taken for a resend of the first and lost.
+            raise ValueError("an anonymous answer with no text needs response_id (the answer's id at the source)")
         return self
 
 
