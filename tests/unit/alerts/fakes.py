@@ -13,6 +13,7 @@ from typing import Any
 from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
+from alerts.silence import Activity
 from alerts.stores import AlertsStore
 
 
@@ -355,5 +356,36 @@ class FakeTimeline(Calls):
         return len(gone)
 
 
+class FakeActivity(Calls):
+    def __init__(self) -> None:
+        super().__init__()
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    def touch(self, interactions: Sequence[tuple[str, datetime]]) -> None:
+        self._call("touch")
+        for customer_id, at in interactions:
+            doc = self.docs.get(customer_id)
+            if doc is None:
+                self.docs[customer_id] = {"last_interaction_at": at}
+            elif doc["last_interaction_at"] < at:
+                self.docs[customer_id] = {"last_interaction_at": at}  # the mark goes with the older date
+
+    def silent(self, since: datetime, before: datetime, limit: int = 500) -> list[Activity]:
+        self._call("silent")
+        found = sorted((d["last_interaction_at"], c) for c, d in self.docs.items()
+                       if "flagged_for" not in d and since <= d["last_interaction_at"] < before)
+        return [Activity(c, at) for at, c in found[:limit]]
+
+    def flag(self, flagged: Sequence[tuple[str, datetime]]) -> None:
+        for customer_id, at in flagged:
+            doc = self.docs.get(customer_id)
+            if doc is not None and doc["last_interaction_at"] == at:
+                doc["flagged_for"] = at
+
+    def erase_customer(self, customer_id: str) -> int:
+        return 1 if self.docs.pop(customer_id, None) is not None else 0
+
+
 def fake_store() -> AlertsStore:
-    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline())
+    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline(),
+                       FakeActivity())

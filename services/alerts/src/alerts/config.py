@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 
 from alerts.rules import AlertPolicy, load_policy
+from alerts.silence import SilenceWindow
 from feedback_shared.config import (
     HttpSettings,
     KeyedServiceSettings,
@@ -59,6 +61,12 @@ class Settings(KeyedServiceSettings):
     customer_mail_url: SecretStr | None = None
     #: How often scheduled customer messages (delay notices, purchase follow-ups) are checked.
     contact_sweep_s: float = 5.0
+    #: Silent customers: an active customer (a purchase or feedback in the last ``active_days``) with
+    #: no interaction for ``silence_days`` gets one low-priority churn-risk case for their CSM, and no
+    #: second one until they interact again. Checked every ``silence_sweep_s``.
+    silence_days: int = Field(default=30, ge=1, le=3650)
+    active_days: int = Field(default=90, ge=1, le=3650)
+    silence_sweep_s: float = Field(default=3600.0, gt=0)
     #: How long before its due time a purchase follow-up goes out, so that a sweep sends it by then.
     followup_lead_s: float = 60.0
     #: Per source, the integration URL that posts a public reply where the customer wrote (signed).
@@ -66,12 +74,18 @@ class Settings(KeyedServiceSettings):
     #: The services' own addresses or networks (the pod and service CIDRs), never reached unless allowed.
     outbound_own_addresses: list[str] = Field(default_factory=list)
 
+    def silence_window(self) -> SilenceWindow:
+        return SilenceWindow(silence=timedelta(days=self.silence_days), active=timedelta(days=self.active_days))
+
     def outbound_policy(self) -> OutboundPolicy:
         return OutboundPolicy(allow_hosts=frozenset(self.outbound_allow_hosts),
                               own_addresses=frozenset(self.outbound_own_addresses))
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Self:
+        if self.silence_days >= self.active_days:
+            raise ValueError("ALERTS_SILENCE_DAYS must be less than ALERTS_ACTIVE_DAYS (an active customer "
+                             "is one who interacted within ALERTS_ACTIVE_DAYS)")
         if self.webhook_url and self.webhook_secret is None:
             # Unsigned, an integration cannot tell our events from anyone's.
             raise ValueError("ALERTS_WEBHOOK_SECRET must be set when ALERTS_WEBHOOK_URL is")

@@ -15,7 +15,8 @@ from feedback_shared.events import AlertPriority, AlertStatus, FeedbackScored
 
 OPEN_STATUSES: tuple[AlertStatus, ...] = ("open", "acknowledged", "responded", "waiting_on_customer")
 STATUSES: tuple[AlertStatus, ...] = get_args(AlertStatus)
-CaseKind = Literal["case", "crisis"]
+#: ``churn_risk``: an active customer gone silent (no message to the customer comes of it).
+CaseKind = Literal["case", "crisis", "churn_risk"]
 
 
 class Snapshot(BaseModel):

@@ -20,8 +20,10 @@ from alerts.notifier import Dispatcher
 from alerts.routes import router
 from alerts.service import AlertService
 from alerts.sessions import Sessions, cookie_principal
+from alerts.silence import SilenceMonitor
 from alerts.sla import SlaMonitor
 from alerts.stores import AlertsStore
+from feedback_shared.events import utcnow
 from feedback_shared.http import add_operational_endpoints, connect_token_store
 from feedback_shared.kafka import ConsumerLagCollector, EventSink, broker_reachable, create_faust_app
 from feedback_shared.mongo import CommandCounter, connect, database, ensure_indexes_when_up, reachable
@@ -60,11 +62,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
         monitor = SlaMonitor(store.cases, service, metrics, list(settings.manager_notify))
+        silence = SilenceMonitor(service, settings.silence_window(), clock=utcnow)
         async with faust_app_running(worker, stop_timeout=30):
             tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),
                      asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla"),
                      asyncio.create_task(service.contacts.run_forever(settings.contact_sweep_s, dispatcher.wake),
-                                         name="customer-contact")]
+                                         name="customer-contact"),
+                     asyncio.create_task(silence.run_forever(settings.silence_sweep_s, alert_sink.send_all),
+                                         name="silent-customers")]
             yield
             for task in tasks:
                 task.cancel()

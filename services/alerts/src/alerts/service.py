@@ -32,6 +32,7 @@ from alerts.domain import Case, Delivery, Snapshot
 from alerts.metrics import AlertsMetrics
 from alerts.replies import ReplyPlan
 from alerts.rules import AlertPolicy, resume_fields, should_alert
+from alerts.silence import interactions
 from alerts.stores import AlertsStore
 from alerts.timeline import commerce_entry, feedback_entry, points_entry, reply_entry
 from feedback_shared.events import FeedbackScored, OrderReturned, PurchaseRecorded, utcnow
@@ -78,8 +79,9 @@ class AlertService:
         if negatives:
             state = self.load(negatives)
             events += self.apply(decide(negatives, state, self.policy, self.routing, now), state, now)
-        # The customers' timelines (the case page): every item with a customer, one write per batch.
-        self.store.timeline.add([e for e in map(feedback_entry, batch) if e is not None])
+        # The customers' timelines (the case page) and when they last interacted (silent customers):
+        # every item with a customer, one write each per batch.
+        self.record_timeline([e for e in map(feedback_entry, batch) if e is not None])
         return events + self.resume_waiting(batch, now)
 
     def checkin_answers(self, batch: Sequence[FeedbackScored], now: datetime) -> tuple[list[AlertEvent], set[Any]]:
@@ -117,7 +119,15 @@ class AlertService:
         return events, handled
 
     def record_commerce(self, events: Sequence[PurchaseRecorded | OrderReturned]) -> int:
-        return self.store.timeline.add([commerce_entry(e) for e in events if e.customer_id])
+        return self.record_timeline([commerce_entry(e) for e in events if e.customer_id])
+
+    def record_timeline(self, entries: list[dict[str, Any]]) -> int:
+        added = self.store.timeline.add(entries)
+        self.store.activity.touch(interactions(entries))
+        return added
+
+    def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        self._enqueue(deliveries, self.clock())
 
     def record_points(self, event: Any) -> int:
         entry = points_entry(event)

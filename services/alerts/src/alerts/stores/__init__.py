@@ -8,7 +8,16 @@ from typing import Any
 
 from pymongo.database import Database
 
-from alerts.ports import CaseStore, Directory, Outbox, ScheduledContacts, SpikeCounter, Timeline
+from alerts.ports import (
+    ActivityStore,
+    CaseStore,
+    Directory,
+    Outbox,
+    ScheduledContacts,
+    SpikeCounter,
+    Timeline,
+)
+from alerts.stores.activity import MongoActivity
 from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
 from alerts.stores.outbox import MongoOutbox
@@ -25,14 +34,16 @@ class AlertsStore:
     spikes: SpikeCounter
     scheduled: ScheduledContacts
     timeline: Timeline
+    activity: ActivityStore
 
     @classmethod
     def mongo(cls, db: Database[dict[str, Any]]) -> AlertsStore:
         return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db),
-                   MongoScheduledContacts(db), MongoTimeline(db))
+                   MongoScheduledContacts(db), MongoTimeline(db), MongoActivity(db))
 
     def ensure_indexes(self) -> None:
-        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline):
+        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline,
+                      self.activity):
             ensure = getattr(store, "ensure_indexes", None)
             if ensure is not None:
                 ensure()
@@ -51,4 +62,5 @@ class AlertsStore:
         self.outbox.erase_customer(customer_id, now)
         self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
         self.timeline.erase_customer(customer_id)
+        self.activity.erase_customer(customer_id)
         return {"accounts": account, "cases": len(case_ids)}
