@@ -197,3 +197,38 @@ def test_form_and_xml_pages_are_posted_directly_too() -> None:
     assert parse_qs(form["body"].decode())["message"] == ["Body <b>"]
     assert form["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert b"<Subject>Title &amp; co</Subject>" in xml["body"] and b"<Message>Body &lt;b&gt;</Message>" in xml["body"]
+
+
+def test_an_e_mail_keeps_its_line_breaks() -> None:
+    """Messages to customers are written in paragraphs (the answer-by time on a line of its own)."""
+    import socket
+    import time as _time
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    from alerts.notifier import send_with_apprise
+
+    received: list[Any] = []
+
+    class Keep(Message):
+        def handle_message(self, message: Any) -> None:
+            received.append(message)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        send_with_apprise(f"mailto://127.0.0.1:{port}?from=care@example.com&to=dana@example.org&mode=insecure",
+                          "Your request", "Dear Dana,\n\nWe will answer by 14:00.\nCase reference: 1a2b3c4d")
+        deadline = _time.monotonic() + 5
+        while not received and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+    finally:
+        controller.stop()
+    [message] = received
+    [plain] = [p for p in message.walk() if p.get_content_type() == "text/plain"]
+    lines = plain.get_payload(decode=True).decode().splitlines()
+    assert lines[:4] == ["Dear Dana,", "", "We will answer by 14:00.", "Case reference: 1a2b3c4d"]

@@ -176,7 +176,9 @@ def send_with_apprise(url: str, title: str, body: str) -> None:
     notifier = apprise.Apprise()
     if not notifier.add(with_send_timeouts(url)):
         raise ValueError(f"not a notification URL Apprise understands ({channel_of(url)}://…)")
-    if not notifier.notify(title=title, body=body):
+    # Every body here is plain text. Undeclared, Apprise takes it for HTML: an e-mail's text part came out
+    # as one line (its line breaks folded) and its HTML part showed none either.
+    if not notifier.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT):
         raise ConnectionError(f"{channel_of(url)} delivery failed")
 
 
