@@ -68,3 +68,33 @@ def test_inbox_lists_the_case_by_priority_and_acknowledges_it(api: Api, stack: E
     after = api("alerts").get(f"/v1/alerts/{case['alert_id']}").json()
     assert after["status"] == "acknowledged"
     assert after["acknowledged_at"]
+
+
+def test_a_csm_token_checks_a_draft_reply_without_sending_it(api: Api, stack: EmbeddedStack) -> None:
+    """Black-box, as the issue states it: a token from ``feedbackctl tokens create --role csm``."""
+    csm, customer = f"csm-{uuid.uuid4().hex[:8]}", f"cust-{uuid.uuid4().hex[:8]}"
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Aigerim"}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm, "email": f"{customer}@example.org"}
+                      ).raise_for_status()
+    api("ingest").post("/v1/reviews", json={"source": "google", "external_id": f"r-{uuid.uuid4().hex}",
+                                            "customer_id": customer, "rating": 1,
+                                            "text": "The order is two weeks late and nobody answers!"}).raise_for_status()
+    [case] = eventually(lambda: list(api("alerts").get("/v1/alerts", params={"csm": csm}).json()), timeout_s=30)
+    token = csm_token(stack, csm)
+    with httpx.Client(base_url=stack.config.service_url("alerts"), headers={"Authorization": f"Bearer {token}"},
+                      timeout=30) as alerts:
+        def codes(text: str) -> list[str]:
+            resp = alerts.post(f"/v1/alerts/{case['alert_id']}/replies", json={"text": text, "channel": "email",
+                                                                              "send": False})
+            assert resp.status_code == 200, resp.text
+            findings = resp.json()["findings"]
+            assert all({"code", "start", "end", "hint"} <= set(f) for f in findings)
+            return [f["code"] for f in findings]
+
+        assert "calm_down" in codes("Please calm down, sir.")
+        assert "calm_down" in codes("Успокойтесь, пожалуйста.")
+        assert "blame" in codes("This is your fault.")
+        assert codes("We are sorry the order is late. We can refund the delivery fee or send a replacement "
+                     "today; we will write to you by 15:00 on 4 December.") == []
+        after = alerts.get(f"/v1/alerts/{case['alert_id']}").json()
+        assert after["status"] == "open" and not after.get("replies")  # nothing was sent
