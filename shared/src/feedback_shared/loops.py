@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +27,15 @@ async def every(interval_s: float, tick: Callable[[], Awaitable[object]], *, nam
         except Exception:
             logger.exception(f"{name}_failed", extra={"loop": name})
         await asyncio.sleep(interval_s)
+
+
+async def check_and_publish(interval_s: float, check: Callable[[], list[T]],
+                            publish: Callable[[list[T]], Awaitable[object]], *, name: str) -> NoReturn:
+    """Every ``interval_s``: run the blocking ``check`` in a thread, then ``publish`` what it returned (if
+    anything). The SLA clock and the silent-customer sweep are this."""
+    async def tick() -> None:
+        found = await asyncio.to_thread(check)
+        if found:
+            await publish(found)
+
+    await every(interval_s, tick, name=name)

@@ -11,7 +11,6 @@ interaction, hence a new id).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from alerts.decide import AlertEvent, Routing, alert_event, pages, webhook_deliv
 from alerts.domain import Account, Case, Csm, Delivery, Snapshot
 from alerts.rules import route
 from feedback_shared.events import derived_id
-from feedback_shared.loops import every
+from feedback_shared.loops import check_and_publish
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +122,7 @@ class SilenceMonitor:
         return events
 
     async def run_forever(self, interval_s: float, publish: Callable[[list[AlertEvent]], Any]) -> None:
-        async def tick() -> None:
-            events = await asyncio.to_thread(self.check)
-            if events:
-                await publish(events)
-
-        await every(interval_s, tick, name="silence_check")
+        await check_and_publish(interval_s, self.check, publish, name="silence_check")
 
 
 def interactions(entries: Sequence[dict[str, Any]]) -> list[tuple[str, datetime]]:

@@ -5,7 +5,6 @@ The clock is injected, so tests move time instead of waiting for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +16,7 @@ from alerts.ports import CaseStore
 from alerts.rules import sla_due
 from alerts.service import AlertService
 from feedback_shared.events import utcnow
-from feedback_shared.loops import every
+from feedback_shared.loops import check_and_publish
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +57,4 @@ class SlaMonitor:
         return events
 
     async def run_forever(self, interval_s: float, publish: Callable[[list[AlertEvent]], Any]) -> None:
-        async def tick() -> None:
-            events = await asyncio.to_thread(self.check)
-            if events:
-                await publish(events)
-
-        await every(interval_s, tick, name="sla_check")
+        await check_and_publish(interval_s, self.check, publish, name="sla_check")
