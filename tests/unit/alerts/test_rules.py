@@ -63,6 +63,16 @@ def test_notification_has_context_and_playbook_but_no_contact_details() -> None:
     assert "jane@example.com" not in body and "555 0199" not in body
 
 
+def test_a_survey_detractors_page_names_the_score_and_the_touch_point() -> None:
+    from feedback_shared.events import SurveyScores
+
+    answer = scored("neutral", 0.0, kind="survey", source="survey", touch_point="consultants",
+                    journey_stage="purchase", survey=SurveyScores(survey_id="nps-q4", nps=3))
+    title, body = notification_text(answer, priority_="normal", account=None, alert_id="a-2", inbox_url="http://inbox/")
+    assert title == "[normal] Low survey score (NPS 3) from a customer"
+    assert "Survey nps-q4: NPS 3/10 (detractor)" in body and "Touch point: consultants (purchase)" in body
+
+
 def test_delivery_backoff_is_exponential_and_capped() -> None:
     assert [backoff(n, 2.0, 60.0) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (2, 4, 8)]
     assert backoff(20, 2.0, 60.0) == timedelta(seconds=60)

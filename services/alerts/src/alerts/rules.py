@@ -171,7 +171,12 @@ def notification_text(
     """Title and body of the page. Contact details in the text are masked: the CSM reaches the
     customer through the account, not through what they typed."""
     who = (account.preferred_name if account and account.preferred_name else None) or scored.author or "a customer"
-    title = f"[{priority_}] Negative {scored.kind} from {who} on {scored.source}"
+    survey = scored.survey
+    if survey is not None and scored.sentiment.label != "negative":
+        score = f"NPS {survey.nps}" if survey.nps is not None else f"CSAT {survey.csat}/5"
+        title = f"[{priority_}] Low survey score ({score}) from {who}"
+    else:
+        title = f"[{priority_}] Negative {scored.kind} from {who} on {scored.source}"
     polarity: dict[str, str] = {n.need: n.sentiment for n in scored.needs}
     needs = ", ".join(f"{need} ({polarity[need]})" for need in needs_negative_first(scored)) or "none detected"
     lines = [
@@ -180,6 +185,13 @@ def notification_text(
     ]
     if scored.rating is not None:
         lines.append(f"Rating: {scored.rating}/5")
+    if survey is not None:
+        scores = [f"NPS {survey.nps}/10 ({survey.nps_group})" if survey.nps is not None else "",
+                  f"CSAT {survey.csat}/5" if survey.csat is not None else ""]
+        lines.append(f"Survey {survey.survey_id}: " + ", ".join(s for s in scores if s))
+    if scored.touch_point:
+        lines.append(f"Touch point: {scored.touch_point.replace('_', ' ')}"
+                     + (f" ({scored.journey_stage.replace('_', ' ')})" if scored.journey_stage else ""))
     if account and account.tier:
         lines.append(f"Customer tier: {account.tier}")
     if earlier_cases:
