@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
+from alerts.insights import InsightItem, ItemQuery, Period, RollupRow, increments
 from alerts.stores import AlertsStore
 
 
@@ -337,5 +338,46 @@ class FakeTimeline(Calls):
         return len(gone)
 
 
+class FakeInsights(Calls):
+    """The insights read model in memory: items once each, and the rollups their increments add up to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, InsightItem] = {}
+        self.rollups: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
+
+    def record(self, items: Sequence[InsightItem]) -> int:
+        self._call("record")
+        new = list({i.item_id: i for i in items if i.item_id not in self.items}.values())
+        self.items.update((i.item_id, i) for i in new)
+        inc = increments(new)
+        self.counts.update(inc.counts)
+        for key, counters in inc.rollups.items():
+            row = self.rollups.setdefault(key, {})
+            for name, value in counters.items():
+                row[name] = row.get(name, 0) + value
+        return len(new)
+
+    def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
+        return [RollupRow(date.fromisoformat(day), dim, value, dict(c)) for (day, dim, value), c in self.rollups.items()
+                if dim in dimensions and period.start.isoformat() <= day <= period.end.isoformat()]
+
+    def find(self, query: ItemQuery) -> list[InsightItem]:
+        found = [i for i in self.items.values() if query.matches(i)]
+        if query.order == "most_negative":
+            found.sort(key=lambda i: (i.score if i.score is not None else 2.0, -i.day.toordinal()))
+        else:
+            found.sort(key=lambda i: (-i.day.toordinal(), i.item_id))
+        return found[:query.limit]
+
+    def erase_customer(self, customer_id: str) -> int:
+        mine = [i for i in self.items.values() if i.customer_id == customer_id]
+        for item in mine:
+            self.items[item.item_id] = replace(item, customer_id=None, excerpt="")
+        return len(mine)
+
+
 def fake_store() -> AlertsStore:
-    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline())
+    return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline(),
+                       FakeInsights())

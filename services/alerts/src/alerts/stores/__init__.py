@@ -8,9 +8,18 @@ from typing import Any
 
 from pymongo.database import Database
 
-from alerts.ports import CaseStore, Directory, Outbox, ScheduledContacts, SpikeCounter, Timeline
+from alerts.ports import (
+    CaseStore,
+    Directory,
+    InsightsStore,
+    Outbox,
+    ScheduledContacts,
+    SpikeCounter,
+    Timeline,
+)
 from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
+from alerts.stores.insights import MongoInsights
 from alerts.stores.outbox import MongoOutbox
 from alerts.stores.scheduled import MongoScheduledContacts
 from alerts.stores.spikes import MongoSpikeCounter
@@ -25,14 +34,16 @@ class AlertsStore:
     spikes: SpikeCounter
     scheduled: ScheduledContacts
     timeline: Timeline
+    insights: InsightsStore
 
     @classmethod
     def mongo(cls, db: Database[dict[str, Any]]) -> AlertsStore:
         return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db),
-                   MongoScheduledContacts(db), MongoTimeline(db))
+                   MongoScheduledContacts(db), MongoTimeline(db), MongoInsights(db))
 
     def ensure_indexes(self) -> None:
-        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline):
+        for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline,
+                      self.insights):
             ensure = getattr(store, "ensure_indexes", None)
             if ensure is not None:
                 ensure()
@@ -50,4 +61,5 @@ class AlertsStore:
         self.outbox.erase_cases(case_ids)
         self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
         self.timeline.erase_customer(customer_id)
-        return {"accounts": account, "cases": len(case_ids)}
+        insight_items = self.insights.erase_customer(customer_id)  # the counts stay; they name no one
+        return {"accounts": account, "cases": len(case_ids), "insight_items": insight_items}

@@ -1,0 +1,120 @@
+"""The insights read model in MongoDB: items for the drill-down, and the aggregates the report reads.
+
+A batch is written in one transaction: the items not stored yet are inserted, and only theirs are added
+to the aggregates, so a redelivered batch (or one replayed after a crash between the write and the offset
+commit) counts nothing twice. Another replica writing the same item at the same moment (a rebalance)
+makes the insert fail its unique ``_id``, which aborts the transaction; the batch is then decided again
+against what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection as MongoCollection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from alerts.insights import (
+    InsightItem,
+    ItemQuery,
+    Period,
+    RollupRow,
+    increments,
+    item_doc,
+    item_from_doc,
+    rollup_rows,
+)
+
+Doc = dict[str, Any]
+ATTEMPTS = 3
+
+
+class MongoInsights:
+    def __init__(self, db: Database[Doc]) -> None:
+        self.client = db.client
+        self.items: MongoCollection[Doc] = db["insight_items"]
+        self.counts: MongoCollection[Doc] = db["insight_counts"]
+        self.scores: MongoCollection[Doc] = db["insight_scores"]
+        self.rollups: MongoCollection[Doc] = db["insight_rollups"]
+
+    def ensure_indexes(self) -> None:
+        self.items.create_index([("day", DESCENDING)])
+        self.items.create_index([("customer_id", ASCENDING)])
+        self.items.create_index([("need_sentiments", ASCENDING), ("day", DESCENDING)])
+        self.counts.create_index([("day", ASCENDING)])
+        self.scores.create_index([("day", ASCENDING)])
+        self.rollups.create_index([("dimension", ASCENDING), ("day", ASCENDING)])
+
+    def record(self, items: Sequence[InsightItem]) -> int:
+        """Store the items not stored yet and add them to the aggregates, in one transaction; how many were new."""
+        docs = list({d["_id"]: d for d in map(item_doc, items)}.values())
+        if not docs:
+            return 0
+        by_id = {i.item_id: i for i in items}
+
+        def write(session: ClientSession) -> int:
+            ids = [d["_id"] for d in docs]
+            stored = {d["_id"] for d in self.items.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)}
+            new = [d for d in docs if d["_id"] not in stored]
+            if not new:
+                return 0
+            self.items.insert_many(new, ordered=True, session=session)
+            inc = increments(by_id[d["_id"]] for d in new)
+            counts = [UpdateOne({"_id": "|".join(key)},
+                                {"$inc": {"count": n},
+                                 "$setOnInsert": dict(zip(("day", "need", "sentiment", "language", "source",
+                                                           "touch_point"), key, strict=True))}, upsert=True)
+                      for key, n in inc.counts.items()]
+            scores = [UpdateOne({"_id": "|".join(key)},
+                                {"$inc": counters, "$setOnInsert": dict(zip(("day", "source", "language",
+                                                                             "touch_point"), key, strict=True))},
+                                upsert=True) for key, counters in inc.scores.items() if counters]
+            rollups = [UpdateOne({"_id": "|".join(key)},
+                                 {"$inc": counters,
+                                  "$setOnInsert": dict(zip(("day", "dimension", "value"), key, strict=True))},
+                                 upsert=True) for key, counters in inc.rollups.items() if counters]
+            for collection, ops in ((self.counts, counts), (self.scores, scores), (self.rollups, rollups)):
+                if ops:
+                    collection.bulk_write(ops, ordered=False, session=session)
+            return len(new)
+
+        for attempt in range(ATTEMPTS):
+            try:
+                with self.client.start_session() as session:
+                    written: int = session.with_transaction(write)
+                    return written
+            except (DuplicateKeyError, BulkWriteError):
+                # Written meanwhile by another replica: decide again against what is stored now.
+                if attempt == ATTEMPTS - 1:
+                    raise
+        return 0  # pragma: no cover (the loop returns or raises)
+
+    def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
+        docs = self.rollups.find({"dimension": {"$in": list(dimensions)},
+                                  "day": {"$gte": period.start.isoformat(), "$lte": period.end.isoformat()}},
+                                 {"_id": 0})
+        return rollup_rows(docs)
+
+    def find(self, query: ItemQuery) -> list[InsightItem]:
+        flt: Doc = {"day": {"$gte": query.period.start.isoformat(), "$lte": query.period.end.isoformat()}}
+        for name in ("language", "source", "touch_point"):
+            if (value := getattr(query, name)) is not None:
+                flt[name] = value
+        if query.need is not None and query.sentiment is not None:
+            flt["need_sentiments"] = f"{query.need}:{query.sentiment}"
+        elif query.need is not None:
+            flt["need_names"] = query.need
+        elif query.sentiment is not None:
+            flt["sentiment"] = query.sentiment
+        order = [("score", ASCENDING), ("day", DESCENDING)] if query.order == "most_negative" \
+            else [("day", DESCENDING), ("_id", ASCENDING)]
+        return [item_from_doc(d) for d in self.items.find(flt).sort(order).limit(query.limit)]
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Blank the customer's id and the excerpts of their items; the counts stay (they name no one)."""
+        result = self.items.update_many({"customer_id": customer_id}, {"$set": {"customer_id": None, "excerpt": ""}})
+        return int(result.modified_count)
