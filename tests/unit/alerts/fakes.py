@@ -13,7 +13,7 @@ from typing import Any
 from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
-from alerts.insights import InsightItem, ItemQuery, Period, RollupRow, increments
+from alerts.insights import WORST_KEPT, InsightItem, ItemQuery, Period, RollupRow, increments
 from alerts.stores import AlertsStore
 
 
@@ -346,6 +346,7 @@ class FakeInsights(Calls):
         self.items: dict[str, InsightItem] = {}
         self.rollups: dict[tuple[str, str, str], dict[str, float]] = {}
         self.counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
+        self.worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
 
     def record(self, items: Sequence[InsightItem]) -> int:
         self._call("record")
@@ -357,18 +358,20 @@ class FakeInsights(Calls):
             row = self.rollups.setdefault(key, {})
             for name, value in counters.items():
                 row[name] = row.get(name, 0) + value
+        for key, pairs in inc.worst.items():
+            self.worst[key] = sorted(self.worst.get(key, []) + pairs, key=lambda pair: pair[1])[:WORST_KEPT]
         return len(new)
 
     def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
-        return [RollupRow(date.fromisoformat(day), dim, value, dict(c)) for (day, dim, value), c in self.rollups.items()
+        return [RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.worst.get((day, dim, value), [])))
+                for (day, dim, value), c in self.rollups.items()
                 if dim in dimensions and period.start.isoformat() <= day <= period.end.isoformat()]
 
+    def by_ids(self, ids: Sequence[str]) -> dict[str, InsightItem]:
+        return {i: self.items[i] for i in ids if i in self.items}
+
     def find(self, query: ItemQuery) -> list[InsightItem]:
-        found = [i for i in self.items.values() if query.matches(i)]
-        if query.order == "most_negative":
-            found.sort(key=lambda i: (i.score if i.score is not None else 2.0, -i.day.toordinal()))
-        else:
-            found.sort(key=lambda i: (-i.day.toordinal(), i.item_id))
+        found = sorted((i for i in self.items.values() if query.matches(i)), key=lambda i: (-i.day.toordinal(), i.item_id))
         return found[:query.limit]
 
     def erase_customer(self, customer_id: str) -> int:

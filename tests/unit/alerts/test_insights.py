@@ -23,7 +23,6 @@ from alerts.insights import (
     item_of_survey,
     period_of,
     report,
-    top_items_query,
 )
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, SurveyAnswered, SurveyScores
 from tests.unit.alerts.fakes import FakeInsights
@@ -58,8 +57,8 @@ def item(day: date = START, *, sentiment: str | None = "negative", score: float 
                        needs=tuple(NeedMention(n, s, 0.8) for n, s in needs), nps=nps, csat=csat, **fields)
 
 
-def no_items(_group: str, _period: Period) -> list[InsightItem]:
-    return []
+def no_items(_ids: list[str]) -> dict[str, InsightItem]:
+    return {}
 
 
 def test_a_scored_item_keeps_its_dimensions_scores_and_a_short_excerpt() -> None:
@@ -117,7 +116,7 @@ def test_the_report_gives_weekly_negative_share_nps_and_csat() -> None:
         item(week2, sentiment="positive", score=0.5, needs=(("reliability", "positive"),), nps=10),
     ])
     out = report(store.rollup(Period(PERIOD.previous().start, PERIOD.end), ["need", "all"]), PERIOD, "need",
-                 lambda g, p: store.find(top_items_query("need", g, p)))
+                 store.by_ids)
     assert out["weeks"] == ["2026-11-02", "2026-11-09"]
     series = {s["group"]: s["negative_share"] for s in out["series"]}
     assert series == {"price": [0.5, None], "reliability": [None, 0.5]}
@@ -136,7 +135,7 @@ def test_rising_groups_are_measured_against_the_previous_period_with_their_most_
                   item(START, score=-0.5, needs=(("empathy", "negative"),)),
                   item(START, needs=(("price", "negative"),))])
     out = report(store.rollup(Period(PERIOD.previous().start, PERIOD.end), ["need", "all"]), PERIOD, "need",
-                 lambda g, p: store.find(top_items_query("need", g, p)))
+                 store.by_ids)
     assert [(r["group"], r["negative"], r["previous_negative"], r["delta"]) for r in out["rising"]] == [
         ("empathy", 3, 1, 2)]  # price fell from 2 to 1: not rising
     tops = out["rising"][0]["top_items"]

@@ -6,8 +6,9 @@ Pure logic over typed records; the store (``alerts.stores.insights``) keeps thre
   it comes from, so a redelivery is never counted twice;
 * *counts* per day × need × sentiment × language × source × touch point (the read model's grain), and
   *scores* per day × source × language × touch point (NPS groups, CSAT sum and count, net sentiment);
-* *rollups* per day × dimension × value with the same counters, which is what ``GET /v1/insights``
-  reads: a few thousand small documents for a year, whatever the number of items.
+* *rollups* per day × dimension × value with the same counters, and the ids of the day's most negative
+  items for that value (``worst``), which is what ``GET /v1/insights`` reads: a few thousand small
+  documents for a year, whatever the number of items (the report never scans the items).
 
 An item with no need counts under need ``none``. A need's own polarity (``NeedScore.sentiment``) is
 what counts for that need: "great food, awful prices" is negative for price, not for the food.
@@ -35,6 +36,8 @@ MAX_RANGE_DAYS = 400
 DEFAULT_WEEKS = 8
 RISING_GROUPS = 5
 TOP_ITEMS = 3
+#: How many of a day's most negative items each rollup keeps (the top items of a rising group).
+WORST_KEPT = TOP_ITEMS
 
 #: The counters every score row and rollup row carries. ``items``: items with a sentiment (text);
 #: ``answers``: answers with an NPS; ``csat_count``: answers with a CSAT.
@@ -149,6 +152,14 @@ class Increments:
     counts: dict[CountKey, int] = field(default_factory=lambda: defaultdict(int))
     scores: dict[ScoreKey, dict[str, float]] = field(default_factory=dict)
     rollups: dict[RollupKey, dict[str, float]] = field(default_factory=dict)
+    #: Per rollup, the batch's most negative items for it (id, score), lowest first, at most WORST_KEPT.
+    worst: dict[RollupKey, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def keep_worst(self, key: RollupKey, item_id: str, score: float) -> None:
+        kept = self.worst.setdefault(key, [])
+        kept.append((item_id, score))
+        kept.sort(key=lambda pair: pair[1])
+        del kept[WORST_KEPT:]
 
 
 def _add(into: dict[Any, dict[str, float]], key: Any, counters: dict[str, float]) -> None:
@@ -186,10 +197,15 @@ def increments(items: Iterable[InsightItem]) -> Increments:
         _add(inc.scores, (day, item.source, item.language, item.touch_point), whole)
         _add(inc.rollups, (day, ALL, ALL), whole)
         for dimension in ("language", "source", "touch_point"):
-            _add(inc.rollups, (day, dimension, getattr(item, dimension)), whole)
+            key = (day, dimension, getattr(item, dimension))
+            _add(inc.rollups, key, whole)
+            if item.sentiment == "negative":
+                inc.keep_worst(key, item.item_id, item.score or 0.0)
         # Per need, the need's own polarity; the NPS counters say which needs detractors mention.
         for need, sentiment in polarities:
             _add(inc.rollups, (day, "need", need), _counters(item, sentiment))
+            if sentiment == "negative":
+                inc.keep_worst((day, "need", need), item.item_id, item.score or 0.0)
     return inc
 
 
@@ -200,6 +216,8 @@ class RollupRow:
     dimension: str
     value: str
     counters: dict[str, float]
+    #: The day's most negative items for this value: (id, score).
+    worst: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,10 +280,10 @@ def _sum(rows: Iterable[RollupRow]) -> dict[str, float]:
 
 
 def report(rows: Sequence[RollupRow], period: Period, by: Dimension,
-           top_items: Callable[[str, Period], list[InsightItem]]) -> dict[str, Any]:
+           lookup: Callable[[list[str]], dict[str, InsightItem]]) -> dict[str, Any]:
     """``GET /v1/insights``' answer from the rollups of ``period`` and the one before it (dimension ``by``,
-    ``need`` for the drivers, and ``all``). ``top_items(group, period)``: a rising group's most negative
-    items."""
+    ``need`` for the drivers, and ``all``). ``lookup(ids)``: the stored items of those ids (the rising
+    groups' most negative items, for their excerpts)."""
     weeks = period.weeks()
     previous = period.previous()
 
@@ -309,10 +327,14 @@ def report(rows: Sequence[RollupRow], period: Period, by: Dimension,
 
     now_neg, before_neg = negatives(current), negatives(before)
     deltas = sorted(((g, now_neg[g] - before_neg.get(g, 0)) for g in now_neg), key=lambda gd: (-gd[1], gd[0]))
+    risen = [(g, d) for g, d in deltas[:RISING_GROUPS] if d > 0]
+    worst_of = {g: sorted({pair for r in current if r.dimension == by and r.value == g for pair in r.worst},
+                          key=lambda pair: (pair[1], pair[0]))[:TOP_ITEMS] for g, _ in risen}
+    found = lookup(sorted({i for pairs in worst_of.values() for i, _ in pairs})) if risen else {}
     rising = [{"group": g, "negative": now_neg[g], "previous_negative": before_neg.get(g, 0), "delta": d,
-               "top_items": [{"id": i.item_id, "day": i.day.isoformat(), "score": i.score, "excerpt": i.excerpt}
-                             for i in top_items(g, period)]}
-              for g, d in deltas[:RISING_GROUPS] if d > 0]
+               "top_items": [{"id": i, "day": found[i].day.isoformat(), "score": score, "excerpt": found[i].excerpt}
+                             for i, score in worst_of[g] if i in found]}
+              for g, d in risen]
 
     # Drivers: which needs detractors mention, against promoters.
     whole = _sum(r for r in current if r.dimension == ALL)
@@ -346,8 +368,6 @@ class ItemQuery:
     touch_point: str | None = None
     sentiment: str | None = None
     limit: int = 50
-    #: ``most_negative``: lowest score first (a rising group's top items); else newest first.
-    order: Literal["newest", "most_negative"] = "newest"
 
     def matches(self, item: InsightItem) -> bool:
         """The same filter the store applies: a need with a sentiment is that need with that polarity."""
@@ -364,15 +384,10 @@ class ItemQuery:
         return self.sentiment is None or item.sentiment == self.sentiment
 
 
-def top_items_query(by: Dimension, group: str, period: Period, limit: int = TOP_ITEMS) -> ItemQuery:
-    """A rising group's most negative items (for a need: negative about that need)."""
-    return ItemQuery(period=period, sentiment="negative", limit=limit, order="most_negative",
-                     **{by: group})  # type: ignore[arg-type]
-
-
 def rollup_rows(docs: Iterable[dict[str, Any]]) -> list[RollupRow]:
     return [RollupRow(date.fromisoformat(d["day"]), d["dimension"], d["value"],
-                      {k: d[k] for k in COUNTERS if k in d}) for d in docs]
+                      {k: d[k] for k in COUNTERS if k in d},
+                      tuple((w["id"], w["score"]) for w in d.get("worst", ()))) for d in docs]
 
 
 def rollup_dimensions(by: Dimension) -> list[str]:

@@ -27,7 +27,6 @@ from alerts.insights import (
     period_of,
     report,
     rollup_dimensions,
-    top_items_query,
 )
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
@@ -56,7 +55,7 @@ def _period(start: date | None, end: date | None) -> Period:
 
 def insights_report(store: AlertsStore, period: Period, by: Dimension) -> dict[str, Any]:
     rows = store.insights.rollup(Period(period.previous().start, period.end), rollup_dimensions(by))
-    return report(rows, period, by, lambda group, p: store.insights.find(top_items_query(by, group, p)))
+    return report(rows, period, by, store.insights.by_ids)
 
 
 @insights_router.get("/v1/insights", responses=BAD_RANGE)
