@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,34 @@ def test_a_reader_sees_insights_drawn_from_two_weeks_of_feedback(api: Api, stack
         finally:
             browser.close()
     assert (OUTPUT / "insights.png").stat().st_size > 10_000
+
+
+def test_the_mongo_store_counts_each_item_once_and_erasure_blanks_the_customer(stack: EmbeddedStack) -> None:
+    from pymongo import MongoClient
+
+    from alerts.insights import ALL, ItemQuery, Period, item_of_scored
+    from alerts.stores.insights import MongoInsights
+
+    client: MongoClient[dict[str, Any]] = MongoClient(stack.config.mongo_url, retryWrites=False, tz_aware=True)
+    try:
+        store = MongoInsights(client[f"it-insights-{uuid.uuid4().hex[:8]}"])
+        store.ensure_indexes()
+        when = datetime(2026, 11, 2, 9, tzinfo=UTC)
+        items = [replace(item_of_scored(scored("shop", when, "negative", -round((i + 1) / 250, 3), [("price", "negative")],
+                                               f"text {i}")), customer_id="c-erase" if i % 2 else "c-keep")
+                 for i in range(250)]  # over two $in chunks
+        assert store.record(items[:150]) == 150
+        assert store.record(items) == 100  # a redelivery with more: only the new ones count
+        period = Period(when.date(), when.date())
+        [all_row] = store.rollup(period, [ALL])
+        assert all_row.counters["items"] == 250 and all_row.counters["negative"] == 250
+        [price] = store.rollup(period, ["need"])
+        assert [score for _, score in price.worst] == [-1.0, -0.996, -0.992]  # the day's three most negative
+        assert set(store.by_ids([i for i, _ in price.worst])) == {i for i, _ in price.worst}
+        assert store.erase_customer("c-erase") == 125
+        left = store.find(ItemQuery(period, limit=500))
+        assert len(left) == 250
+        assert {(i.customer_id, bool(i.excerpt)) for i in left} == {(None, False), ("c-keep", True)}
+        assert store.rollup(period, [ALL])[0].counters["items"] == 250
+    finally:
+        client.close()

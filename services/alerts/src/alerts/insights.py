@@ -249,7 +249,12 @@ def period_of(start: date | None, end: date | None, today: date) -> Period:
         raise BadRange("from is after to")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
         raise BadRange(f"the range is over {MAX_RANGE_DAYS} days")
-    return Period(start, end)
+    period = Period(start, end)
+    try:  # the report compares with the period before: it must be a date too (not before year 1)
+        period.previous()
+    except OverflowError:
+        raise BadRange("the range starts too early") from None
+    return period
 
 
 def _ratio(part: float, whole: float) -> float | None:

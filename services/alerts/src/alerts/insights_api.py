@@ -11,7 +11,7 @@ import asyncio
 import html
 from datetime import date
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -30,7 +30,7 @@ from alerts.insights import (
 )
 from alerts.stores import AlertsStore
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
-from feedback_shared.events import NEEDS, TOUCH_POINTS, SentimentLabel, utcnow
+from feedback_shared.events import Need, SentimentLabel, TouchPoint, utcnow
 
 insights_router = APIRouter(tags=["insights"], responses=AUTH_RESPONSES, dependencies=[Depends(current_principal)])
 insights_pages = APIRouter(include_in_schema=False)
@@ -75,19 +75,15 @@ async def get_insight_items(
     request: Request, _: InsightsReader,
     start: Annotated[Day, Query(alias="from")] = None,
     end: Annotated[Day, Query(alias="to")] = None,
-    need: Annotated[str | None, Query(max_length=32)] = None,
+    need: Need | Literal["none"] | None = None,
     language: Annotated[str | None, Query(max_length=16)] = None,
     source: Annotated[str | None, Query(max_length=64)] = None,
-    touch_point: Annotated[str | None, Query(max_length=32)] = None,
+    touch_point: TouchPoint | Literal["unknown"] | None = None,
     sentiment: SentimentLabel | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
     """The items behind a number, newest first. With ``need`` and ``sentiment``: the items with that
     polarity about that need; need ``none`` is the items that named no need."""
-    if need is not None and need not in (*NEEDS, "none"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"unknown need {need!r}")
-    if touch_point is not None and touch_point not in (*TOUCH_POINTS, "unknown"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"unknown touch point {touch_point!r}")
     store: AlertsStore = request.app.state.store
     query = ItemQuery(period=_period(start, end), need=need, language=language, source=source,
                       touch_point=touch_point, sentiment=sentiment, limit=limit)

@@ -86,7 +86,7 @@
     if (!drivers.length) { target.appendChild(el("p", "No NPS answers with text in this range.", { class: "muted" })); return; }
     // One bar pair per need: x is the need's position, labelled with its name.
     const names = drivers.map((d) => d.need);
-    const bars = uPlot.paths.bars({ size: [0.35, 40], align: 0 });
+    const bars = uPlot.paths.bars({ size: [0.3, 40], align: -1 });
     const opts = {
       width: width(target), height: 260,
       scales: { x: { time: false, range: [-0.7, names.length - 0.3] }, y: { range: [0, 1] } },
@@ -97,7 +97,7 @@
         { label: "share of detractors", stroke: "#c0392b", fill: "rgba(192,57,43,0.6)", paths: bars, points: { show: false },
           value: (u, v) => pct(v) },
         { label: "share of promoters", stroke: "#229954", fill: "rgba(34,153,84,0.6)",
-          paths: uPlot.paths.bars({ size: [0.35, 40], align: 1 }), points: { show: false }, value: (u, v) => pct(v) },
+          paths: uPlot.paths.bars({ size: [0.3, 40], align: 1 }), points: { show: false }, value: (u, v) => pct(v) },
       ],
     };
     new uPlot(opts, [names.map((_, i) => i), drivers.map((d) => d.detractor_share || 0),
