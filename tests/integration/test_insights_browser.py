@@ -149,6 +149,9 @@ def test_the_mongo_store_counts_each_item_once_and_erasure_blanks_the_customer(s
         [price] = store.rollup(period, ["need"])
         assert [score for _, score in price.worst] == [-1.0, -0.996, -0.992]  # the day's three most negative
         assert set(store.by_ids([i for i, _ in price.worst])) == {i for i, _ in price.worst}
+        # The whole ISO week (Monday 2 November to Sunday 8) is read from the weekly rollup.
+        [week] = store.rollup(Period(when.date(), when.date() + timedelta(days=6)), [ALL])
+        assert week.counters["items"] == 250
         assert store.erase_customer("c-erase") == 125
         left = store.find(ItemQuery(period, limit=500))
         assert len(left) == 250

@@ -347,6 +347,8 @@ class FakeInsights(Calls):
         self.rollups: dict[tuple[str, str, str], dict[str, float]] = {}
         self.counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
         self.worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+        self.weekly: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.weekly_worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
 
     def record(self, items: Sequence[InsightItem]) -> int:
         self._call("record")
@@ -360,12 +362,23 @@ class FakeInsights(Calls):
                 row[name] = row.get(name, 0) + value
         for key, pairs in inc.worst.items():
             self.worst[key] = sorted(self.worst.get(key, []) + pairs, key=lambda pair: pair[1])[:WORST_KEPT]
+        for key, counters in inc.weekly.items():
+            row = self.weekly.setdefault(key, {})
+            for name, value in counters.items():
+                row[name] = row.get(name, 0) + value
+        for key, pairs in inc.weekly_worst.items():
+            self.weekly_worst[key] = sorted(self.weekly_worst.get(key, []) + pairs,
+                                            key=lambda pair: pair[1])[:WORST_KEPT]
         return len(new)
 
     def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
-        return [RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.worst.get((day, dim, value), [])))
-                for (day, dim, value), c in self.rollups.items()
-                if dim in dimensions and period.start.isoformat() <= day <= period.end.isoformat()]
+        # As the Mongo store reads: whole weeks from the weekly rollups, the edges' days from the daily ones.
+        full_weeks, loose_days = period.plan()
+        weeks, days = {w.isoformat() for w in full_weeks}, {d.isoformat() for d in loose_days}
+        return ([RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.weekly_worst.get((day, dim, value), [])))
+                 for (day, dim, value), c in self.weekly.items() if dim in dimensions and day in weeks]
+                + [RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.worst.get((day, dim, value), [])))
+                   for (day, dim, value), c in self.rollups.items() if dim in dimensions and day in days])
 
     def by_ids(self, ids: Sequence[str]) -> dict[str, InsightItem]:
         return {i: self.items[i] for i in ids if i in self.items}

@@ -12,10 +12,12 @@ import pytest
 from alerts.insights import (
     EXCERPT_CHARS,
     BadRange,
+    Dimension,
     InsightItem,
     ItemQuery,
     NeedMention,
     Period,
+    RollupRow,
     increments,
     item_doc,
     item_from_doc,
@@ -23,6 +25,7 @@ from alerts.insights import (
     item_of_survey,
     period_of,
     report,
+    rollup_dimensions,
 )
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, SurveyAnswered, SurveyScores
 from tests.unit.alerts.fakes import FakeInsights
@@ -55,6 +58,11 @@ def item(day: date = START, *, sentiment: str | None = "negative", score: float 
                        source=fields.pop("source", "google"), language=fields.pop("language", "en"),
                        touch_point=fields.pop("touch_point", "store"), sentiment=sentiment, score=score,
                        needs=tuple(NeedMention(n, s, 0.8) for n, s in needs), nps=nps, csat=csat, **fields)
+
+
+def rows_for(store: FakeInsights, period: Period, by: Dimension) -> list[RollupRow]:
+    """What ``GET /v1/insights`` reads: the period's rollups, and the period before's for ``by``."""
+    return store.rollup(period, rollup_dimensions(by)) + store.rollup(period.previous(), [by])
 
 
 def no_items(_ids: list[str]) -> dict[str, InsightItem]:
@@ -115,7 +123,7 @@ def test_the_report_gives_weekly_negative_share_nps_and_csat() -> None:
         item(week2, needs=(("reliability", "negative"),), nps=9),
         item(week2, sentiment="positive", score=0.5, needs=(("reliability", "positive"),), nps=10),
     ])
-    out = report(store.rollup(Period(PERIOD.previous().start, PERIOD.end), ["need", "all"]), PERIOD, "need",
+    out = report(rows_for(store, PERIOD, "need"), PERIOD, "need",
                  store.by_ids)
     assert out["weeks"] == ["2026-11-02", "2026-11-09"]
     series = {s["group"]: s["negative_share"] for s in out["series"]}
@@ -134,7 +142,7 @@ def test_rising_groups_are_measured_against_the_previous_period_with_their_most_
     store.record([worst, item(START, score=-0.3, needs=(("empathy", "negative"),)),
                   item(START, score=-0.5, needs=(("empathy", "negative"),)),
                   item(START, needs=(("price", "negative"),))])
-    out = report(store.rollup(Period(PERIOD.previous().start, PERIOD.end), ["need", "all"]), PERIOD, "need",
+    out = report(rows_for(store, PERIOD, "need"), PERIOD, "need",
                  store.by_ids)
     assert [(r["group"], r["negative"], r["previous_negative"], r["delta"]) for r in out["rising"]] == [
         ("empathy", 3, 1, 2)]  # price fell from 2 to 1: not rising
@@ -175,8 +183,8 @@ def test_the_drill_down_filters_a_need_by_its_own_polarity() -> None:
 
 
 def test_the_range_defaults_to_eight_weeks_and_refuses_reversed_or_huge_ranges() -> None:
-    today = date(2026, 12, 3)
-    assert period_of(None, None, today) == Period(date(2026, 10, 9), today)
+    today = date(2026, 12, 3)  # a Thursday: this week and the 7 before it, from a Monday
+    assert period_of(None, None, today) == Period(date(2026, 10, 12), today)
     assert len(period_of(None, None, today).weeks()) == 8
     with pytest.raises(BadRange):
         period_of(date(2026, 12, 4), date(2026, 12, 1), today)
@@ -193,3 +201,33 @@ def test_erasure_blanks_the_customer_and_the_excerpts_but_keeps_the_counts() -> 
     texts = {(i.customer_id, i.excerpt) for i in store.items.values()}
     assert texts == {(None, ""), ("c-8", "other")}
     assert store.rollups[(START.isoformat(), "all", "all")]["items"] == 2
+
+
+def test_a_range_reads_whole_weeks_weekly_and_its_edges_daily() -> None:
+    period = Period(date(2026, 11, 4), date(2026, 11, 24))  # Wednesday to Tuesday
+    full, loose = period.plan()
+    assert full == [date(2026, 11, 9), date(2026, 11, 16)]
+    assert loose == [date(2026, 11, 4), date(2026, 11, 5), date(2026, 11, 6), date(2026, 11, 7), date(2026, 11, 8),
+                     date(2026, 11, 23), date(2026, 11, 24)]
+    assert period.weeks() == [date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)]
+
+
+def test_the_weekly_rollups_sum_the_days_and_keep_the_weeks_worst() -> None:
+    inc = increments([item(date(2026, 11, 3), item_id="a", score=-0.2), item(date(2026, 11, 6), item_id="b", score=-0.9),
+                      item(date(2026, 11, 10), item_id="c")])
+    assert inc.weekly[("2026-11-02", "all", "all")]["items"] == 2
+    assert inc.weekly[("2026-11-09", "all", "all")]["items"] == 1
+    assert inc.weekly_worst[("2026-11-02", "need", "price")] == [("b", -0.9), ("a", -0.2)]
+
+
+def test_a_report_over_part_weeks_counts_every_day_once() -> None:
+    store = FakeInsights()
+    days = [date(2026, 11, 2) + timedelta(days=d) for d in range(28)]
+    store.record([item(day, sentiment="negative" if day.day % 2 else "positive", score=-0.5 if day.day % 2 else 0.5,
+                       needs=(("price", "negative" if day.day % 2 else "positive"),)) for day in days])
+    period = Period(date(2026, 11, 4), date(2026, 11, 24))  # mid-week to mid-week: 21 days
+    out = report(rows_for(store, period, "need"), period, "need", no_items)
+    assert out["totals"]["items"] == 21
+    [price] = out["series"]
+    assert price["items"] == [5, 7, 7, 2]  # Wed-Sun, two whole weeks, Mon-Tue
+    assert sum(price["negative"]) == sum(1 for d in days if period.start <= d <= period.end and d.day % 2)

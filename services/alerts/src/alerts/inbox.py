@@ -60,7 +60,8 @@ def login_page(error: str | None = None, *, status_code: int = status.HTTP_401_U
                next_path: str = "/") -> HTMLResponse:
     message = f'<p class="error">{html.escape(error)}</p>' if error else ""
     back = f'<input type="hidden" name="next" value="{html.escape(next_path)}">' if next_path in AFTER_LOGIN[1:] else ""
-    response = page("Sign in", f"""<h1>CSM inbox</h1>{message}
+    heading = "Insights" if next_path == "/insights" else "CSM inbox"
+    response = page("Sign in", f"""<h1>{heading}</h1>{message}
 <form method="post" action="/login">{back}<label>Access token <input name="token" type="password" autocomplete="off"
  required maxlength="512" size="40"></label> <button type="submit">Sign in</button></form>
 <p class="muted">Ask an administrator for a token (<code>feedbackctl tokens create --role csm --csm-id …</code>).</p>""",

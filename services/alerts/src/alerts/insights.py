@@ -7,8 +7,11 @@ Pure logic over typed records; the store (``alerts.stores.insights``) keeps thre
 * *counts* per day × need × sentiment × language × source × touch point (the read model's grain), and
   *scores* per day × source × language × touch point (NPS groups, CSAT sum and count, net sentiment);
 * *rollups* per day × dimension × value with the same counters, and the ids of the day's most negative
-  items for that value (``worst``), which is what ``GET /v1/insights`` reads: a few thousand small
-  documents for a year, whatever the number of items (the report never scans the items).
+  items for that value (``worst``); and the same per ISO week. ``GET /v1/insights`` reads the weekly
+  rollups of the weeks wholly inside its range and the daily ones of the days at its edges: a few hundred
+  small documents, whatever the number of items (the report never scans the items).
+
+Weeks run Monday to Sunday; the first and last week of a range may be partial.
 
 An item with no need counts under need ``none``. A need's own polarity (``NeedScore.sentiment``) is
 what counts for that need: "great food, awful prices" is negative for price, not for the food.
@@ -154,9 +157,12 @@ class Increments:
     rollups: dict[RollupKey, dict[str, float]] = field(default_factory=dict)
     #: Per rollup, the batch's most negative items for it (id, score), lowest first, at most WORST_KEPT.
     worst: dict[RollupKey, list[tuple[str, float]]] = field(default_factory=dict)
+    #: The same two per ISO week, keyed by its Monday.
+    weekly: dict[RollupKey, dict[str, float]] = field(default_factory=dict)
+    weekly_worst: dict[RollupKey, list[tuple[str, float]]] = field(default_factory=dict)
 
-    def keep_worst(self, key: RollupKey, item_id: str, score: float) -> None:
-        kept = self.worst.setdefault(key, [])
+    def keep_worst(self, key: RollupKey, item_id: str, score: float, *, weekly: bool = False) -> None:
+        kept = (self.weekly_worst if weekly else self.worst).setdefault(key, [])
         kept.append((item_id, score))
         kept.sort(key=lambda pair: pair[1])
         del kept[WORST_KEPT:]
@@ -206,6 +212,13 @@ def increments(items: Iterable[InsightItem]) -> Increments:
             _add(inc.rollups, (day, "need", need), _counters(item, sentiment))
             if sentiment == "negative":
                 inc.keep_worst((day, "need", need), item.item_id, item.score or 0.0)
+    # The same per ISO week (keyed by its Monday), summed from the days.
+    for (day, dimension, value), counters in inc.rollups.items():
+        _add(inc.weekly, (monday_of(date.fromisoformat(day)).isoformat(), dimension, value), counters)
+    for (day, dimension, value), pairs in inc.worst.items():
+        key = (monday_of(date.fromisoformat(day)).isoformat(), dimension, value)
+        for item_id, score in pairs:
+            inc.keep_worst(key, item_id, score, weekly=True)
     return inc
 
 
@@ -233,8 +246,22 @@ class Period:
         return Period(self.start - timedelta(days=self.days), self.start - timedelta(days=1))
 
     def weeks(self) -> list[date]:
-        """The start of each week of the period, counted from its first day."""
-        return [self.start + timedelta(days=7 * i) for i in range((self.days + 6) // 7)]
+        """The Monday of each week the period touches."""
+        first = monday_of(self.start)
+        return [first + timedelta(days=7 * i) for i in range((self.end - first).days // 7 + 1)]
+
+    def plan(self) -> tuple[list[date], list[date]]:
+        """What to read for the period: the Mondays of the weeks wholly inside it (weekly rollups), and the
+        days at its edges outside those weeks (daily rollups)."""
+        full = [w for w in self.weeks() if w >= self.start and w + timedelta(days=6) <= self.end]
+        covered = {w + timedelta(days=d) for w in full for d in range(7)}
+        loose = [self.start + timedelta(days=d) for d in range(self.days)
+                 if self.start + timedelta(days=d) not in covered]
+        return full, loose
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 class BadRange(ValueError):
@@ -242,9 +269,10 @@ class BadRange(ValueError):
 
 
 def period_of(start: date | None, end: date | None, today: date) -> Period:
-    """The range asked for: by default the last 8 weeks up to today; refused when reversed or over a year."""
+    """The range asked for: by default the last 8 weeks (this one and the 7 before it) up to today; refused
+    when reversed or over a year."""
     end = end or today
-    start = start or end - timedelta(days=7 * DEFAULT_WEEKS - 1)
+    start = start or monday_of(end) - timedelta(days=7 * (DEFAULT_WEEKS - 1))
     if start > end:
         raise BadRange("from is after to")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
@@ -293,7 +321,7 @@ def report(rows: Sequence[RollupRow], period: Period, by: Dimension,
     previous = period.previous()
 
     def week_of(day: date) -> int:
-        return (day - period.start).days // 7
+        return (day - weeks[0]).days // 7
 
     current = [r for r in rows if period.start <= r.day <= period.end]
     before = [r for r in rows if previous.start <= r.day <= previous.end]

@@ -54,7 +54,8 @@ def _period(start: date | None, end: date | None) -> Period:
 
 
 def insights_report(store: AlertsStore, period: Period, by: Dimension) -> dict[str, Any]:
-    rows = store.insights.rollup(Period(period.previous().start, period.end), rollup_dimensions(by))
+    # The period before is read only for what rose (dimension ``by``).
+    rows = store.insights.rollup(period, rollup_dimensions(by)) + store.insights.rollup(period.previous(), [by])
     return report(rows, period, by, store.insights.by_ids)
 
 
@@ -65,7 +66,8 @@ async def get_insights(request: Request, _: InsightsReader,
                        by: Dimension = "need") -> dict[str, Any]:
     """Weekly negative share per group (``by``), NPS and CSAT per week, the groups whose negative count
     rose most against the previous period of the same length (with their most negative items), the needs
-    detractors mention against promoters', and totals. By default the last 8 weeks."""
+    detractors mention against promoters', and totals. Weeks run Monday to Sunday; by default this week
+    and the 7 before it."""
     store: AlertsStore = request.app.state.store
     return await asyncio.to_thread(insights_report, store, _period(start, end), by)
 

@@ -44,6 +44,7 @@ class MongoInsights:
         self.counts: MongoCollection[Doc] = db["insight_counts"]
         self.scores: MongoCollection[Doc] = db["insight_scores"]
         self.rollups: MongoCollection[Doc] = db["insight_rollups"]
+        self.weekly: MongoCollection[Doc] = db["insight_rollups_weekly"]
 
     def ensure_indexes(self) -> None:
         # Few indexes on the items: each costs every insert (SecantusDB: a multikey index on the needs
@@ -53,6 +54,7 @@ class MongoInsights:
         self.counts.create_index([("day", ASCENDING)])
         self.scores.create_index([("day", ASCENDING)])
         self.rollups.create_index([("dimension", ASCENDING), ("day", ASCENDING)])
+        self.weekly.create_index([("dimension", ASCENDING), ("day", ASCENDING)])
 
     def record(self, items: Sequence[InsightItem]) -> int:
         """Store the items not stored yet and add them to the aggregates, in one transaction; how many were new."""
@@ -82,7 +84,10 @@ class MongoInsights:
                                 upsert=True) for key, counters in inc.scores.items() if counters]
             rollups = [UpdateOne({"_id": "|".join(key)}, self._rollup_update(key, counters, inc.worst.get(key, [])),
                                  upsert=True) for key, counters in inc.rollups.items() if counters]
-            for collection, ops in ((self.counts, counts), (self.scores, scores), (self.rollups, rollups)):
+            weekly = [UpdateOne({"_id": "|".join(key)}, self._rollup_update(key, counters, inc.weekly_worst.get(key, [])),
+                                upsert=True) for key, counters in inc.weekly.items() if counters]
+            for collection, ops in ((self.counts, counts), (self.scores, scores), (self.rollups, rollups),
+                                    (self.weekly, weekly)):
                 if ops:
                     collection.bulk_write(ops, ordered=False, session=session)
             return len(new)
@@ -108,10 +113,18 @@ class MongoInsights:
         return update
 
     def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
-        docs = self.rollups.find({"dimension": {"$in": list(dimensions)},
-                                  "day": {"$gte": period.start.isoformat(), "$lte": period.end.isoformat()}},
-                                 {"_id": 0})
-        return rollup_rows(docs)
+        """The weekly rollups of the weeks wholly inside ``period`` and the daily ones of the days at its
+        edges (each row's ``day`` is its first day)."""
+        full_weeks, loose_days = period.plan()
+        rows = []
+        if full_weeks:
+            rows += rollup_rows(self.weekly.find({"dimension": {"$in": list(dimensions)},
+                                                  "day": {"$gte": full_weeks[0].isoformat(),
+                                                          "$lte": full_weeks[-1].isoformat()}}, {"_id": 0}))
+        if loose_days:
+            rows += rollup_rows(self.rollups.find({"dimension": {"$in": list(dimensions)},
+                                                   "day": {"$in": [d.isoformat() for d in loose_days]}}, {"_id": 0}))
+        return rows
 
     def by_ids(self, ids: Sequence[str]) -> dict[str, InsightItem]:
         return {d["_id"]: item_from_doc(d) for start in range(0, len(ids), IN_CHUNK)
