@@ -10,6 +10,7 @@ against what is stored.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -31,6 +32,17 @@ from alerts.insights import (
 )
 
 Doc = dict[str, Any]
+
+
+def contiguous(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days: (first, last) each."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day - runs[-1][1] == timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 ATTEMPTS = 3
 #: Ids per ``$in`` lookup: SecantusDB's cost grows with the square of an ``$in`` list (2,000 ids: 7 s;
 #: 20 lookups of 100: 0.3 s).
@@ -116,22 +128,24 @@ class MongoInsights:
         """The weekly rollups of the weeks wholly inside ``period`` and the daily ones of the days at its
         edges (each row's ``day`` is its first day)."""
         full_weeks, loose_days = period.plan()
-        rows = []
-        if full_weeks:
-            rows += rollup_rows(self.weekly.find({"dimension": {"$in": list(dimensions)},
-                                                  "day": {"$gte": full_weeks[0].isoformat(),
-                                                          "$lte": full_weeks[-1].isoformat()}}, {"_id": 0}))
-        if loose_days:
-            rows += rollup_rows(self.rollups.find({"dimension": {"$in": list(dimensions)},
-                                                   "day": {"$in": [d.isoformat() for d in loose_days]}}, {"_id": 0}))
-        return rows
+        reads = [(self.weekly, full_weeks[0], full_weeks[-1])] if full_weeks else []
+        reads += [(self.rollups, first, last) for first, last in contiguous(loose_days)]
+        # One query per dimension and run of days: SecantusDB walks the (dimension, day) index for an
+        # equality and a range, but scans the collection for a $in on the dimension (10 ms against 75).
+        return [row for collection, first, last in reads for dimension in dimensions
+                for row in rollup_rows(collection.find(
+                    {"dimension": dimension, "day": {"$gte": first.isoformat(), "$lte": last.isoformat()}},
+                    {"_id": 0}))]
 
     def by_ids(self, ids: Sequence[str]) -> dict[str, InsightItem]:
         return {d["_id"]: item_from_doc(d) for start in range(0, len(ids), IN_CHUNK)
                 for d in self.items.find({"_id": {"$in": list(ids[start:start + IN_CHUNK])}})}
 
     def find(self, query: ItemQuery) -> list[InsightItem]:
-        flt: Doc = {"day": {"$gte": query.period.start.isoformat(), "$lte": query.period.end.isoformat()}}
+        """Newest first: one day at a time from the period's last, until the page is full. SecantusDB
+        answers an equality on the day index at once, but fetches a whole range before a limit (8 weeks of
+        50,000 items: seconds)."""
+        flt: Doc = {}
         for name in ("language", "source", "touch_point"):
             if (value := getattr(query, name)) is not None:
                 flt[name] = value
@@ -141,8 +155,13 @@ class MongoInsights:
             flt["need_names"] = query.need
         elif query.sentiment is not None:
             flt["sentiment"] = query.sentiment
-        order = [("day", DESCENDING), ("_id", ASCENDING)]
-        return [item_from_doc(d) for d in self.items.find(flt).sort(order).limit(query.limit)]
+        found: list[InsightItem] = []
+        day = query.period.end
+        while day >= query.period.start and len(found) < query.limit:
+            found += [item_from_doc(d) for d in self.items.find({**flt, "day": day.isoformat()}).sort("_id", ASCENDING)
+                      .limit(query.limit - len(found))]
+            day -= timedelta(days=1)
+        return found
 
     def erase_customer(self, customer_id: str) -> int:
         """Blank the customer's id and the excerpts of their items; the counts stay (they name no one)."""
