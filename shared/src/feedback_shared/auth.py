@@ -44,7 +44,8 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "manager": frozenset({"cases.read", "cases.read_all", "cases.act", "escalations", "loyalty.read",
                           "loyalty.redeem", "score", "insights.read", "metrics.read"}),
-    "csm": frozenset({"cases.read", "cases.act", "loyalty.read", "score", "insights.read"}),
+    # Not insights.read: the drill-down quotes every customer, and a CSM sees only its own cases.
+    "csm": frozenset({"cases.read", "cases.act", "loyalty.read", "score"}),
     "integration": frozenset({"ingest.write", "loyalty.read", "loyalty.redeem", "score"}),
     "reader": frozenset({"insights.read", "metrics.read"}),
 }

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
+from alerts.insights import WORST_KEPT, InsightItem, ItemQuery, Period, RollupRow, increments
 from alerts.silence import Activity
 from alerts.stores import AlertsStore
 
@@ -386,6 +387,62 @@ class FakeActivity(Calls):
         return 1 if self.docs.pop(customer_id, None) is not None else 0
 
 
+class FakeInsights(Calls):
+    """The insights read model in memory: items once each, and the rollups their increments add up to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, InsightItem] = {}
+        self.rollups: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
+        self.worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+        self.weekly: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.weekly_worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+
+    def record(self, items: Sequence[InsightItem]) -> int:
+        self._call("record")
+        new = list({i.item_id: i for i in items if i.item_id not in self.items}.values())
+        self.items.update((i.item_id, i) for i in new)
+        inc = increments(new)
+        self.counts.update(inc.counts)
+        for key, counters in inc.rollups.items():
+            row = self.rollups.setdefault(key, {})
+            for name, value in counters.items():
+                row[name] = row.get(name, 0) + value
+        for key, pairs in inc.worst.items():
+            self.worst[key] = sorted(self.worst.get(key, []) + pairs, key=lambda pair: pair[1])[:WORST_KEPT]
+        for key, counters in inc.weekly.items():
+            row = self.weekly.setdefault(key, {})
+            for name, value in counters.items():
+                row[name] = row.get(name, 0) + value
+        for key, pairs in inc.weekly_worst.items():
+            self.weekly_worst[key] = sorted(self.weekly_worst.get(key, []) + pairs,
+                                            key=lambda pair: pair[1])[:WORST_KEPT]
+        return len(new)
+
+    def rollup(self, period: Period, dimensions: Collection[str]) -> list[RollupRow]:
+        # As the Mongo store reads: whole weeks from the weekly rollups, the edges' days from the daily ones.
+        full_weeks, loose_days = period.plan()
+        weeks, days = {w.isoformat() for w in full_weeks}, {d.isoformat() for d in loose_days}
+        return ([RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.weekly_worst.get((day, dim, value), [])))
+                 for (day, dim, value), c in self.weekly.items() if dim in dimensions and day in weeks]
+                + [RollupRow(date.fromisoformat(day), dim, value, dict(c), tuple(self.worst.get((day, dim, value), [])))
+                   for (day, dim, value), c in self.rollups.items() if dim in dimensions and day in days])
+
+    def by_ids(self, ids: Sequence[str]) -> dict[str, InsightItem]:
+        return {i: self.items[i] for i in ids if i in self.items}
+
+    def find(self, query: ItemQuery) -> list[InsightItem]:
+        found = sorted((i for i in self.items.values() if query.matches(i)), key=lambda i: (-i.day.toordinal(), i.item_id))
+        return found[:query.limit]
+
+    def erase_customer(self, customer_id: str) -> int:
+        mine = [i for i in self.items.values() if i.customer_id == customer_id]
+        for item in mine:
+            self.items[item.item_id] = replace(item, customer_id=None, excerpt="")
+        return len(mine)
+
+
 def fake_store() -> AlertsStore:
     return AlertsStore(FakeCases(), FakeOutbox(), FakeDirectory(), FakeSpikes(), FakeScheduled(), FakeTimeline(),
-                       FakeActivity())
+                       FakeActivity(), FakeInsights())

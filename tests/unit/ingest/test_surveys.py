@@ -119,7 +119,9 @@ def test_an_answer_with_nothing_answered_is_422_saying_so(
 
 def test_the_document_states_the_one_answer_rule(client: TestClient) -> None:
     schema = client.app.openapi()["components"]["schemas"]["SurveyIn"]  # type: ignore[attr-defined]
-    assert sorted(rule["required"][0] for rule in schema["anyOf"]) == ["csat", "nps", "questions", "text"]
+    one_answer, identified = schema["allOf"]
+    assert sorted(rule["required"][0] for rule in one_answer["anyOf"]) == ["csat", "nps", "questions", "text"]
+    assert sorted(rule["required"][0] for rule in identified["anyOf"]) == ["customer_id", "response_id", "text"]
     # Documented as a string: a touch point not on the list is kept as "other", not refused.
     touch_point = json.dumps(schema["properties"]["touch_point"])
     assert "enum" not in touch_point and "product_use" in touch_point

@@ -88,7 +88,8 @@ def test_static_tokens_are_admins() -> None:
 @pytest.mark.parametrize(("role", "allowed", "refused"), [
     ("admin", ["directory.write", "tokens", "erasure", "cases.read_all", "ingest.write"], []),
     ("manager", ["cases.read_all", "cases.act", "insights.read"], ["directory.write", "tokens", "ingest.write"]),
-    ("csm", ["cases.read", "cases.act", "score"], ["cases.read_all", "directory.write", "ingest.write", "erasure"]),
+    ("csm", ["cases.read", "cases.act", "score"], ["cases.read_all", "directory.write", "ingest.write", "erasure",
+                                              "insights.read"]),
     ("integration", ["ingest.write", "score"], ["cases.read", "directory.write", "insights.read"]),
     ("reader", ["insights.read", "metrics.read"], ["cases.read", "ingest.write", "score", "cases.act"]),
 ])

@@ -10,7 +10,8 @@ It starts its own embedded stack (free ports, a temporary data directory) and me
    end-to-end run;
 4. the broker's own pass-through of the same payloads (aiokafka produce, then consume): the ceiling;
 5. p50/p95/p99 of ``feedback_to_score`` and ``feedback_to_alert`` at half the measured capacity;
-6. the peak memory (VmHWM) of every service.
+6. the peak memory (VmHWM) of every service;
+7. ``GET /v1/insights`` over 100,000 stored items (``BENCH_INSIGHT_ITEMS``): p95 of 30 calls, target < 500 ms.
 
 ``BENCH_EVENTS`` sets the size (default 20,000). Results: ``build/bench/results.json`` and a chart,
 ``build/bench/results.png``.
@@ -497,6 +498,9 @@ def run(n: int) -> dict[str, Any]:
         results["peak_rss_mb"] = {name: peak_rss_mb(child.popen.pid) for name, child in stack.children.items()
                                   if name in {n for n, _, _ in SERVICES}}
         results["cpu_seconds"] = {name: cpu_seconds(child.popen.pid) for name, child in stack.children.items()}
+        insight_n = int(os.environ.get("BENCH_INSIGHT_ITEMS", "100000"))
+        print(f"Insights: {insight_n:,} items through the read model's write path, then GET /v1/insights …", flush=True)
+        results.update(insights_speed(config.mongo_url, url("alerts"), config.api_key, insight_n))
         client.close()
     finally:
         stack.stop()
@@ -505,6 +509,70 @@ def run(n: int) -> dict[str, Any]:
     results["other_cpu_seconds"] = max(0.0, other)
     results["other_cpu_share"] = max(0.0, other) / ((time.monotonic() - wall_before) * (os.cpu_count() or 1))
     return results
+
+
+# ---- insights -------------------------------------------------------------------------------------
+def insight_items(n: int, days: int = 112, seed: int = 5) -> list[Any]:
+    """``n`` insight items over the last ``days`` days: the mix a store sees (needs with their own polarity,
+    a third of them survey answers, a few without text), for the read model's own write path."""
+    from datetime import timedelta
+
+    from alerts.insights import InsightItem, NeedMention
+    from feedback_shared.events import NEEDS, TOUCH_POINTS, utcnow
+
+    rng = random.Random(seed)
+    today = utcnow().date()
+    languages, sources = ("en", "ru", "ka", "kk", "tr", "de"), ("google", "trustpilot", "email", "survey", "x")
+    items = []
+    for i in range(n):
+        label = rng.choices(("negative", "neutral", "positive"), (3, 2, 5))[0]
+        score = {"negative": -rng.uniform(0.3, 1), "neutral": rng.uniform(-0.3, 0.3), "positive": rng.uniform(0.3, 1)}[label]
+        needs = tuple(NeedMention(need, rng.choice((label, label, "neutral")), 0.8)
+                      for need in rng.sample(NEEDS, rng.choice((0, 1, 1, 2, 3))))
+        nps = rng.choice((None, None, rng.randint(0, 10)))
+        text = rng.random() > 0.05
+        items.append(InsightItem(
+            item_id=f"bench:{seed}:{i}", day=today - timedelta(days=rng.randrange(days)), kind="survey" if nps else "review",
+            source=rng.choice(sources), language=rng.choice(languages), touch_point=rng.choice(TOUCH_POINTS),
+            sentiment=label if text else None, score=round(score, 3) if text else None, needs=needs if text else (),
+            nps=nps, csat=rng.randint(1, 5) if nps is not None else None,
+            excerpt=f"bench item {i}: {label}" if text else "", customer_id=f"bench-{i % 5000}"))
+    # In the order they happened, as the stream delivers them.
+    return sorted(items, key=lambda item: item.day)
+
+
+def insights_speed(mongo_url: str, alerts_url: str, api_key: str, n: int, calls: int = 30,
+                   database: str = "alerts") -> dict[str, Any]:
+    """Seed ``n`` items through the insights store's write path (batches of 5,000, one transaction each),
+    then time ``GET /v1/insights`` (the default 8 weeks, by need) ``calls`` times after one warm-up call."""
+    from pymongo import MongoClient
+
+    from alerts.stores.insights import MongoInsights
+
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, retryWrites=False, tz_aware=True)
+    try:
+        store = MongoInsights(client[database])
+        store.ensure_indexes()
+        items = insight_items(n)
+        started = time.perf_counter()
+        for start in range(0, n, 5000):
+            store.record(items[start:start + 5000])
+        seeded_s = time.perf_counter() - started
+    finally:
+        client.close()
+    timings: list[float] = []
+    with httpx.Client(base_url=alerts_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as http:
+        http.get("/v1/insights").raise_for_status()
+        for by in ("need", "language", "source", "touch_point") * (calls // 4 + 1):
+            if len(timings) == calls:
+                break
+            t0 = time.perf_counter()
+            http.get("/v1/insights", params={"by": by}).raise_for_status()
+            timings.append((time.perf_counter() - t0) * 1000)
+    timings.sort()
+    return {"insight_items": n, "insight_seed_items_per_s": n / seeded_s,
+            "insights_p50_ms": timings[len(timings) // 2],
+            "insights_p95_ms": timings[min(len(timings) - 1, round(0.95 * len(timings)) - 1)]}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -548,6 +616,8 @@ def report(results: dict[str, Any]) -> str:
             f"{k} {v:.2f}" for k, v in r["db_round_trips_per_event"].items()) + "   (target alerts <= 2)",
         "  database commands per event of the mixed load (end-to-end run): " + ", ".join(
             f"{k} {v:.2f}" for k, v in r["db_round_trips_per_event_mixed"].items()),
+        f"  GET /v1/insights over {r.get('insight_items', 0):,} items: p50 {f(r.get('insights_p50_ms'), ' ms')}"
+        f"  p95 {f(r.get('insights_p95_ms'), ' ms')}   (target p95 < 500 ms)",
         "",
         "  peak RSS: " + ", ".join(f"{k} {f(v, ' MB')}" for k, v in r["peak_rss_mb"].items()),
         "  CPU used: " + ", ".join(f"{k} {f(v, ' s')}" for k, v in r["cpu_seconds"].items()),

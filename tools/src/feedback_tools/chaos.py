@@ -65,7 +65,8 @@ OUT = Path("build/chaos")
 #: topic (alerts.events.v1) is an output for systems outside the pipeline.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "feedback.received.v1": ("sentiment.score_feedback",),
-    "feedback.scored.v1": ("alerts.handle_scored", "loyalty.review_bonus"),
+    "feedback.scored.v1": ("alerts.handle_scored", "alerts.insights", "loyalty.review_bonus"),
+    "surveys.answered.v1": ("alerts.insights_surveys",),
     "commerce.events.v1": ("loyalty.handle_commerce", "alerts.timeline_commerce"),
     "loyalty.points.v1": ("alerts.tiers",),
     "customer.erasure.v1": ("alerts.erase_customer", "loyalty.anonymise_customer", "sentiment.forget_customer"),

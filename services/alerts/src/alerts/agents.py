@@ -1,5 +1,6 @@
 """The stream side: scored feedback in (a batch at a time); cases, outbox deliveries and
-``alerts.events.v1`` out. Also keeps alerts' own view of loyalty tiers, and acts on erasure requests."""
+``alerts.events.v1`` out. Also keeps alerts' own view of loyalty tiers, the insights read model (scored
+items and text-less survey answers), and acts on erasure requests."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import faust
 
 from alerts.decide import AlertEvent
+from alerts.insights import item_of_scored, item_of_survey
 from alerts.metrics import AlertsMetrics
 from alerts.service import AlertService
 from feedback_shared.events import (
@@ -20,6 +22,7 @@ from feedback_shared.events import (
     FollowUpDue,
     OrderReturned,
     PurchaseRecorded,
+    SurveyAnswered,
 )
 from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
 from feedback_shared.topics import (
@@ -29,6 +32,7 @@ from feedback_shared.topics import (
     CUSTOMER_NOTIFICATIONS,
     FEEDBACK_SCORED,
     LOYALTY_POINTS,
+    SURVEY_ANSWERS,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,12 @@ def register_agents(
         events: list[AlertEvent] = await asyncio.to_thread(service.handle_batch, batch)
         on_enqueued()
         await sink.send_all(events)
+
+    async def on_insight_items(batch: list[FeedbackScored]) -> None:
+        await asyncio.to_thread(service.store.insights.record, [item_of_scored(s) for s in batch])
+
+    async def on_survey_answers(batch: list[SurveyAnswered]) -> None:
+        await asyncio.to_thread(service.store.insights.record, [item_of_survey(a) for a in batch])
 
     async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
         await asyncio.to_thread(service.record_commerce, batch)
@@ -77,6 +87,11 @@ def register_agents(
     register_batch_agent(
         app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
     )
+    # The insights read model: its own consumers, so a slow aggregate write never holds up a case.
+    register_batch_agent(app, FEEDBACK_SCORED, "alerts.insights", on_insight_items, metrics.dlq,
+                         stalls=metrics.stalls, batch_size=500)
+    register_batch_agent(app, SURVEY_ANSWERS, "alerts.insights_surveys", on_survey_answers, metrics.dlq,
+                         stalls=metrics.stalls, batch_size=500)
     register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
     # Purchases and returns, for the customer's timeline on the case page.
     register_batch_agent(app, COMMERCE_EVENTS, "alerts.timeline_commerce", on_commerce, metrics.dlq,

@@ -8,6 +8,7 @@ actions post with the page's CSRF token.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from importlib.resources import files
 from typing import Annotated, Any
@@ -40,19 +41,28 @@ td,th{border-bottom:1px solid #ddd;padding:.45rem;text-align:left;vertical-align
 
 
 def page(title: str, body: str, *, status_code: int = 200, csrf: str | None = None,
-         script: bool = False) -> HTMLResponse:
+         script: bool = False, scripts: Sequence[str] = ()) -> HTMLResponse:
+    """A page; ``script``: with the inbox's script; ``scripts``: these (same-origin paths), in order."""
     meta = f'<meta name="csrf-token" content="{html.escape(csrf)}">' if csrf else ""
-    tail = '<script src="/static/inbox.js"></script>' if script else ""
+    tail = "".join(f'<script src="{html.escape(src)}"></script>'
+                   for src in (["/static/inbox.js"] if script else []) + list(scripts))
     document = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}{STYLE}</head>'
                 f"<body>{body}{tail}</body></html>")
     return HTMLResponse(document, status_code=status_code, headers=PAGE_HEADERS)
 
 
-def login_page(error: str | None = None, *, status_code: int = status.HTTP_401_UNAUTHORIZED) -> HTMLResponse:
+#: Where signing in may lead back to (never a URL from the form as such: no open redirect).
+AFTER_LOGIN = ("/", "/insights")
+
+
+def login_page(error: str | None = None, *, status_code: int = status.HTTP_401_UNAUTHORIZED,
+               next_path: str = "/") -> HTMLResponse:
     message = f'<p class="error">{html.escape(error)}</p>' if error else ""
-    response = page("Sign in", f"""<h1>CSM inbox</h1>{message}
-<form method="post" action="/login"><label>Access token <input name="token" type="password" autocomplete="off"
+    back = f'<input type="hidden" name="next" value="{html.escape(next_path)}">' if next_path in AFTER_LOGIN[1:] else ""
+    heading = "Insights" if next_path == "/insights" else "CSM inbox"
+    response = page("Sign in", f"""<h1>{heading}</h1>{message}
+<form method="post" action="/login">{back}<label>Access token <input name="token" type="password" autocomplete="off"
  required maxlength="512" size="40"></label> <button type="submit">Sign in</button></form>
 <p class="muted">Ask an administrator for a token (<code>feedbackctl tokens create --role csm --csm-id …</code>).</p>""",
                     status_code=status_code)
@@ -60,16 +70,18 @@ def login_page(error: str | None = None, *, status_code: int = status.HTTP_401_U
     return response
 
 
-def page_principal(request: Request) -> Principal | HTMLResponse:
-    """A page's principal, or the sign-in form (401) when there is none; 403 for a role without cases."""
+def page_principal(request: Request, permission: str = "cases.read", *,
+                   next_path: str = "/") -> Principal | HTMLResponse:
+    """A page's principal, or the sign-in form (401) when there is none; 403 for a role without
+    ``permission`` (cases for the inbox's pages)."""
     try:
         principal = current_principal(request)
     except HTTPException as exc:
         if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            return login_page()
+            return login_page(next_path=next_path)
         raise
-    if not principal.can("cases.read"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} has no inbox")
+    if not principal.can(permission):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {principal.role!r} may not see this page")
     return principal
 
 
@@ -93,13 +105,19 @@ async def log_in(request: Request, sessions: Annotated[Sessions, Depends(get_ses
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=f"sign-in form over {MAX_LOGIN_BODY} bytes")
-    token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
+    form = parse_qs(body.decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    wanted = (form.get("next") or ["/"])[0]
     authenticator: Authenticator = request.app.state.authenticator
     principal = authenticator.authenticate(token) if token else None
     if principal is None:
-        return login_page("That token was not accepted (unknown or revoked).")
+        return login_page("That token was not accepted (unknown or revoked).", next_path=wanted)
     cookie, _ = sessions.issue(hash_token(token))
-    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    # Back where they came from (one of the known pages), and a role with no inbox to the insights.
+    target = wanted if wanted in AFTER_LOGIN else "/"
+    if not principal.can("cases.read") and principal.can("insights.read"):
+        target = "/insights"
+    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(COOKIE, cookie, max_age=sessions.max_age_s, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
     return response
@@ -217,6 +235,15 @@ def _timeline_item(entry: dict[str, Any]) -> str:
     return f'<li class="tl-{html.escape(kind)}"><span class="muted">{_when(entry.get("at"))}</span> {what}</li>'
 
 
+def _satisfaction(index: dict[str, Any] | None) -> str:
+    if not index:
+        return '<span class="muted">Satisfaction index: no scored feedback yet.</span>'
+    value = float(index["index"])
+    mood = "negative" if value <= -0.2 else "positive" if value >= 0.2 else "mixed"
+    return (f'Satisfaction index <b class="sat-{mood}">{value:+.2f}</b> <span class="muted">(mean of the last '
+            f'{int(index["scores"])} sentiment scores, -1 to 1)</span>')
+
+
 @inbox_router.get("/cases/{alert_id}", response_class=HTMLResponse)
 def case_page(alert_id: str, request: Request) -> HTMLResponse:
     """One case, whole: the customer, their timeline across channels, earlier cases and what was
@@ -254,6 +281,7 @@ def case_page(alert_id: str, request: Request) -> HTMLResponse:
  · language {html.escape(str(customer.get("language") or "-"))} · prefers {html.escape(str(customer.get("preferred_channel") or "-"))}
  · tier {html.escape(str(customer.get("tier") or "-"))} · first name {"yes" if consent.get("first_name") else "no"}
  · marketing {"yes" if consent.get("marketing") else "no"}</p>
+<p id="satisfaction">{_satisfaction(case.get("satisfaction"))}</p>
 <p>What they said: {html.escape(str(latest.get("text", ""))[:600])}</p>
 <p class="muted">Priority {html.escape(case["priority"])} · needs {html.escape(", ".join(case.get("needs", [])))}
  · promised by {_when(case.get("promised_by"))}</p></section>

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from alerts.agents import register_agents
 from alerts.config import Settings
 from alerts.inbox import inbox_router
+from alerts.insights_api import insights_pages, insights_router
 from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher
 from alerts.routes import router
@@ -87,6 +88,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
     app.state.outbound_policy = settings.outbound_policy()
     app.include_router(router)
     app.include_router(inbox_router)
+    app.include_router(insights_router)
+    app.include_router(insights_pages)  # after the inbox's: its /static/inbox.js is matched first
     add_operational_endpoints(app, registry, {
         "broker": lambda: broker_reachable(settings.kafka),
         "database": lambda: reachable(app.state.mongo),

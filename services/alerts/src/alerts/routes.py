@@ -17,6 +17,7 @@ from alerts.replies import ReplyChannel, ReplyRefused, ReplyRouting, plan_reply
 from alerts.reply_check import check_reply
 from alerts.service import AlertService
 from alerts.stores import AlertsStore
+from alerts.timeline import satisfaction_index
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
 from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, Need, utcnow
 from feedback_shared.http import BODY_RESPONSES
@@ -134,8 +135,13 @@ def whole_case(store: AlertsStore, case: Case) -> dict[str, Any]:
         "preferred_channel": account.preferred_channel, "email": account.email, "time_zone": account.time_zone,
         "tier": account.tier, "consent": {"first_name": account.first_name_permitted,
                                           "marketing": account.marketing_consent}}
+    entries = store.timeline.of(case.customer_id, 100) if case.customer_id else []
     out["timeline"] = [{"entry_id": e["_id"], **{k: v for k, v in e.items() if k not in ("_id", "customer_id")}}
-                       for e in (store.timeline.of(case.customer_id, 100) if case.customer_id else [])]
+                       for e in entries]
+    # How the customer has felt lately: the mean of their last 10 scores (also for one with no account).
+    out["satisfaction"] = satisfaction_index(entries)
+    if out["customer"] is not None:
+        out["customer"]["satisfaction_index"] = out["satisfaction"]["index"] if out["satisfaction"] else None
     earlier = store.cases.customer_history(case.customer_id) if case.customer_id else []
     out["earlier_cases"] = [
         {"alert_id": c.id, "status": c.status, "created_at": c.created_at, "priority": c.priority,

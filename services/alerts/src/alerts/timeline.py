@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from feedback_shared.events import FeedbackScored, OrderReturned, PurchaseRecorded
@@ -42,3 +43,18 @@ def points_entry(event: Any) -> Entry | None:
 def reply_entry(customer_id: str, case_id: str, reply: dict[str, Any]) -> Entry:
     return {"_id": f"reply:{reply['reply_id']}", "customer_id": customer_id, "at": reply["at"], "kind": "reply",
             "case_id": case_id, "channel": reply["channel"], "text": reply["text"][:1000]}
+
+
+#: How many of the customer's latest scores the satisfaction index averages.
+SATISFACTION_WINDOW = 10
+
+
+def satisfaction_index(entries: Sequence[Entry], window: int = SATISFACTION_WINDOW) -> dict[str, Any] | None:
+    """The rolling mean of the customer's last ``window`` sentiment scores (-1..1), from their timeline's
+    feedback entries; None before their first scored item."""
+    scores = [e["score"] for e in sorted((e for e in entries if e.get("kind") == "feedback"
+                                          and isinstance(e.get("score"), int | float)),
+                                         key=lambda e: e["at"], reverse=True)[:window]]
+    if not scores:
+        return None
+    return {"index": round(sum(scores) / len(scores), 3), "scores": len(scores), "window": window}

@@ -199,6 +199,13 @@ ONE_ANSWER: dict[str, Any] = {"anyOf": [
     {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
     {"required": ["questions"], "properties": {"questions": {"type": "object", "minProperties": 1}}},
 ]}
+#: And one way to tell it from another answer: its id, its customer or its text (two anonymous answers
+#: with the same scores and no id would otherwise be one).
+IDENTIFIED: dict[str, Any] = {"anyOf": [
+    {"required": ["response_id"], "properties": {"response_id": {"type": "string", "minLength": 1}}},
+    {"required": ["customer_id"], "properties": {"customer_id": {"type": "string", "minLength": 1}}},
+    {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+]}
 
 
 class SurveyIn(_Journey):
@@ -208,7 +215,7 @@ class SurveyIn(_Journey):
     review); without one, a ``survey.answered`` event that carries the scores only.
     """
 
-    model_config = ConfigDict(json_schema_extra=ONE_ANSWER)
+    model_config = ConfigDict(json_schema_extra={"allOf": [ONE_ANSWER, IDENTIFIED]})
 
     survey_id: Annotated[str, Field(min_length=1, max_length=128, examples=["nps-2026-q4"])]
     response_id: Id | None = Field(

@@ -12,6 +12,7 @@ from alerts.ports import (
     ActivityStore,
     CaseStore,
     Directory,
+    InsightsStore,
     Outbox,
     ScheduledContacts,
     SpikeCounter,
@@ -20,6 +21,7 @@ from alerts.ports import (
 from alerts.stores.activity import MongoActivity
 from alerts.stores.cases import MongoCaseStore
 from alerts.stores.directory import MongoDirectory
+from alerts.stores.insights import MongoInsights
 from alerts.stores.outbox import MongoOutbox
 from alerts.stores.scheduled import MongoScheduledContacts
 from alerts.stores.spikes import MongoSpikeCounter
@@ -35,15 +37,16 @@ class AlertsStore:
     scheduled: ScheduledContacts
     timeline: Timeline
     activity: ActivityStore
+    insights: InsightsStore
 
     @classmethod
     def mongo(cls, db: Database[dict[str, Any]]) -> AlertsStore:
         return cls(MongoCaseStore(db), MongoOutbox(db), MongoDirectory(db), MongoSpikeCounter(db),
-                   MongoScheduledContacts(db), MongoTimeline(db), MongoActivity(db))
+                   MongoScheduledContacts(db), MongoTimeline(db), MongoActivity(db), MongoInsights(db))
 
     def ensure_indexes(self) -> None:
         for store in (self.cases, self.outbox, self.directory, self.spikes, self.scheduled, self.timeline,
-                      self.activity):
+                      self.activity, self.insights):
             ensure = getattr(store, "ensure_indexes", None)
             if ensure is not None:
                 ensure()
@@ -63,4 +66,5 @@ class AlertsStore:
         self.scheduled.erase_customer(customer_id)  # a delay notice or follow-up would quote the account
         self.timeline.erase_customer(customer_id)
         self.activity.erase_customer(customer_id)
-        return {"accounts": account, "cases": len(case_ids)}
+        insight_items = self.insights.erase_customer(customer_id)  # the counts stay; they name no one
+        return {"accounts": account, "cases": len(case_ids), "insight_items": insight_items}
