@@ -98,3 +98,13 @@ def test_a_stale_or_malformed_head_is_refused() -> None:
         parse_needs_head({**needs, "thresholds": [0.5] * 3})
     with pytest.raises(ValueError, match="scales"):
         parse_needs_head({**needs, "calibration": {**needs["calibration"], "scale": [-1.0] * len(NEEDS)}})
+    with pytest.raises(ValueError, match="top_threshold"):
+        parse_needs_head({**needs, "top_threshold": 1.2})
+
+
+def test_the_top_needs_threshold_is_read_and_is_optional() -> None:
+    _, needs = _documents()
+    assert parse_needs_head({**needs, "top_threshold": 0.2}).top_threshold == 0.2
+    without = {k: v for k, v in needs.items() if k != "top_threshold"}
+    assert parse_needs_head(without).top_threshold is None
+    assert load_needs_head().top_threshold == needs.get("top_threshold")

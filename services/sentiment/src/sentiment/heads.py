@@ -25,8 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
-SENTIMENT_HEAD_VERSION = "sentiment-lr5"
-NEEDS_HEAD_VERSION = "needs-ovr5"
+SENTIMENT_HEAD_VERSION = "sentiment-lr6"
+NEEDS_HEAD_VERSION = "needs-ovr6"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"
@@ -89,7 +89,8 @@ class SentimentHead:
 @dataclass(frozen=True)
 class NeedsHead:
     """One-vs-rest logistic classifiers, one per need, each followed by its own calibration (Platt scaling
-    fitted on out-of-fold scores) and its own decision threshold; at most ``max_needs`` needs per text."""
+    fitted on out-of-fold scores) and its own decision threshold; at most ``max_needs`` needs per text, the
+    most likely one kept from ``top_threshold`` instead of its own threshold when the head has one."""
 
     version: str
     needs: tuple[str, ...]
@@ -103,6 +104,9 @@ class NeedsHead:
     thresholds: FloatArray  # (16,)
     max_needs: int
     training_sha256: str
+    #: The most likely need is kept from this threshold instead of its own (None: from its own). Most
+    #: feedback is about something, and a text left with no need at all was the commonest miss.
+    top_threshold: float | None = None
 
     def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike) -> FloatArray:
         """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order."""
@@ -178,6 +182,9 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
     max_needs = int(data["max_needs"])
     if not ((thresholds > 0.0) & (thresholds < 1.0)).all() or not 1 <= max_needs <= 3:
         raise ValueError(f"{NEEDS_HEAD_FILE}: bad thresholds {thresholds.tolist()} or max_needs {max_needs}")
+    top_threshold = None if data.get("top_threshold") is None else float(data["top_threshold"])
+    if top_threshold is not None and not 0.0 < top_threshold < 1.0:
+        raise ValueError(f"{NEEDS_HEAD_FILE}: bad top_threshold {top_threshold}")
     scale = _matrix(calibration["scale"], (len(NEEDS),), "needs calibration scale")
     if not (scale > 0).all():
         # A calibration must keep the classifier's order: a higher score never means a lower probability.
@@ -194,6 +201,7 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         thresholds=thresholds,
         max_needs=max_needs,
         training_sha256=str(data["training_data"]["sha256"]),
+        top_threshold=top_threshold,
     )
 
 

@@ -239,7 +239,8 @@ class SentimentModel:
             languages.append(language)
             sentiments.append(sentiment)
             needs.append(needs_from_probabilities(
-                need_probabilities[i], threshold=self._needs_head.thresholds, max_needs=self._needs_head.max_needs,
+                need_probabilities[i], threshold=self._needs_head.thresholds,
+                top_threshold=self._needs_head.top_threshold, max_needs=self._needs_head.max_needs,
                 sentiment=sentiment.label,
             ))
         self._add_need_polarities(encoder_texts, clause_embeddings, sentiments, needs)

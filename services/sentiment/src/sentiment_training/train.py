@@ -16,7 +16,8 @@ Steps:
    thresholds), compared in the same CV with the prototype approach (centroids of the training items of
    each need, z-score rule). Then, on the chosen setting's out-of-fold scores: each need's scores are
    calibrated (Platt scaling), and each need gets its own threshold by coordinate ascent on the mean
-   out-of-fold micro-F1, with at most 3 needs per text.
+   out-of-fold micro-F1, with at most 3 needs per text; then the most likely need of a text gets a
+   threshold of its own, ascended together with the others and kept only where it raises the score.
 4. A nested CV (the whole selection re-run inside each outer fold) estimates the sentiment accuracy of
    the procedure itself, since the inner CV score is optimistic after choosing among many settings.
 5. Refit the chosen models on all of train.jsonl and write ``sentiment_head.json`` and ``needs_head.json``.
@@ -368,6 +369,8 @@ class NeedsCalibration:
     cv_micro_f1: float  # mean out-of-fold micro-F1 with these thresholds
     shared_threshold: float  # the best single threshold on the calibrated scores, where the ascent began
     shared_cv_micro_f1: float
+    top_threshold: float | None  # the most likely need's threshold (None: its own)
+    per_need_cv_micro_f1: float  # the per-need thresholds alone, before the top threshold was added
 
 
 def fit_calibration(
@@ -418,37 +421,67 @@ def lexical_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
     return oof
 
 
-def per_need_mask(ranks: IntArray, scores: FloatArray, thresholds: FloatArray, max_needs: int = MAX_NEEDS) -> BoolArray:
+def per_need_mask(ranks: IntArray, scores: FloatArray, thresholds: FloatArray, max_needs: int = MAX_NEEDS,
+                  top_threshold: float | None = None) -> BoolArray:
     """The runtime rule (``scoring.needs_from_probabilities`` with per-need thresholds) on a whole matrix:
-    of the ``max_needs`` highest needs of a row, those that reach their own threshold. ``ranks`` are the
-    needs' ranks in each row (precomputed: they do not depend on the thresholds)."""
-    return np.asarray((ranks < max_needs) & (scores >= thresholds[None, :]), dtype=bool)
+    of the ``max_needs`` highest needs of a row, those that reach their own threshold, the highest one from
+    ``top_threshold`` instead when it is given. ``ranks`` are the needs' ranks in each row (precomputed:
+    they do not depend on the thresholds)."""
+    own = scores >= thresholds[None, :]
+    if top_threshold is not None:
+        own = np.where(ranks == 0, scores >= top_threshold, own)
+    return np.asarray((ranks < max_needs) & own, dtype=bool)
 
 
-def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> tuple[FloatArray, float, float, float]:
-    """(thresholds, mean OOF micro-F1, best shared threshold, its micro-F1): the best single threshold
-    first, then each need's own by coordinate ascent over the grid (a change must raise the score)."""
+@dataclass(frozen=True)
+class ThresholdChoice:
+    thresholds: FloatArray  # (16,)
+    top_threshold: float | None
+    cv_micro_f1: float
+    shared: float
+    shared_cv_micro_f1: float
+    per_need_cv_micro_f1: float  # per-need thresholds alone (no top threshold)
+
+
+def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> ThresholdChoice:
+    """The best single threshold first, then each need's own by coordinate ascent over the grid (a change
+    must raise the mean OOF micro-F1); then a threshold for the most likely need of each text, ascended
+    together with the per-need ones. It is kept only where it raises the score."""
     ranks = [np.argsort(np.argsort(-p, axis=1, kind="stable"), axis=1, kind="stable") for p in oof]
 
-    def score(thresholds: FloatArray) -> float:
-        return round(float(np.mean([micro_f1_matrix(truth, per_need_mask(r, p, thresholds))
+    def score(thresholds: FloatArray, top: float | None = None) -> float:
+        return round(float(np.mean([micro_f1_matrix(truth, per_need_mask(r, p, thresholds, top_threshold=top))
                                     for r, p in zip(ranks, oof, strict=True)])), 9)
+
+    def ascend(thresholds: FloatArray, top: float | None, best: float) -> tuple[FloatArray, float | None, float]:
+        for _ in range(THRESHOLD_PASSES):
+            improved = False
+            for j in range(n):
+                for t in PER_NEED_THRESHOLD_GRID:
+                    trial = thresholds.copy()
+                    trial[j] = t
+                    value = score(trial, top)
+                    if value > best:
+                        thresholds, best, improved = trial, value, True
+            if top is not None:
+                for t in PER_NEED_THRESHOLD_GRID:
+                    value = score(thresholds, t)
+                    if value > best:
+                        top, best, improved = t, value, True
+            if not improved:
+                break
+        return thresholds, top, best
 
     n = truth.shape[1]
     shared_score, shared = max((score(np.full(n, t)), t) for t in PER_NEED_THRESHOLD_GRID)
-    thresholds, best = np.full(n, shared), shared_score
-    for _ in range(THRESHOLD_PASSES):
-        improved = False
-        for j in range(n):
-            for t in PER_NEED_THRESHOLD_GRID:
-                trial = thresholds.copy()
-                trial[j] = t
-                value = score(trial)
-                if value > best:
-                    thresholds, best, improved = trial, value, True
-        if not improved:
-            break
-    return thresholds, best, shared, shared_score
+    per_need, _, per_need_score = ascend(np.full(n, shared), None, shared_score)
+    # The top threshold alone may not help until the needs' own thresholds move with it (a need whose
+    # threshold was lowered to catch its low-scoring single mentions can go back up), so ascend together.
+    top_score, top = max((score(per_need, t), t) for t in PER_NEED_THRESHOLD_GRID)
+    thresholds, chosen_top, best = ascend(per_need, top, top_score)
+    if best <= per_need_score:
+        return ThresholdChoice(per_need, None, per_need_score, shared, shared_score, per_need_score)
+    return ThresholdChoice(thresholds, chosen_top, best, shared, shared_score, per_need_score)
 
 
 def calibrate_needs(data: TrainingSet, splits: Splits, choice: NeedsChoice) -> NeedsCalibration:
@@ -456,10 +489,11 @@ def calibrate_needs(data: TrainingSet, splits: Splits, choice: NeedsChoice) -> N
     oof = needs_oof(data, np.arange(len(data.items), dtype=np.int64), splits, choice.c, choice.class_weight)
     lexical_oof = lexical_needs_oof(data, splits)
     scale, lexical_scale, offset = fit_calibration(oof, lexical_oof, data.needs)
-    thresholds, score, shared, shared_score = choose_per_need_thresholds(
+    chosen = choose_per_need_thresholds(
         [calibrated(p, z, scale, lexical_scale, offset) for p, z in zip(oof, lexical_oof, strict=True)],
         data.needs.astype(bool))
-    return NeedsCalibration(scale, lexical_scale, offset, thresholds, score, shared, shared_score)
+    return NeedsCalibration(scale, lexical_scale, offset, chosen.thresholds, chosen.cv_micro_f1, chosen.shared,
+                            chosen.shared_cv_micro_f1, chosen.top_threshold, chosen.per_need_cv_micro_f1)
 
 
 def select_needs_prototypes(data: TrainingSet, splits: Splits) -> tuple[float, float]:
@@ -613,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  chosen: {best.as_dict()}")
         calibration = calibrate_needs(data, splits, best)
         print(f"  calibrated (Platt per need); one shared threshold {calibration.shared_threshold}: CV micro-F1 "
-              f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.cv_micro_f1:.4f}")
+              f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.per_need_cv_micro_f1:.4f}; "
+              f"with the top need's threshold {calibration.top_threshold}: CV micro-F1 {calibration.cv_micro_f1:.4f}")
         print("  thresholds: " + ", ".join(f"{n} {t:.3f}" for n, t in zip(NEEDS, calibration.thresholds, strict=True)))
         nested_needs = None
         if not args.skip_nested:
@@ -679,14 +714,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "scale": rounded(calibration.scale), "lexical_scale": rounded(calibration.lexical_scale),
                         "offset": rounded(calibration.offset)},
         "thresholds": rounded(calibration.thresholds),
+        "top_threshold": calibration.top_threshold,
         "max_needs": MAX_NEEDS,
-        "rule": "the 3 needs with the highest calibrated probability, each kept if it reaches its own threshold",
+        "rule": "the 3 needs with the highest calibrated probability, each kept if it reaches its own threshold; "
+                "the highest from top_threshold instead (when given)",
         "hyperparameters": {"C": best.c, "class_weight": best.class_weight, "penalty": "l2", "solver": "lbfgs"},
         "selection": {
             "procedure": "same folds as the sentiment head; grid over C and class weighting (with the best "
                          "two shared thresholds); then Platt scaling per need on the chosen setting's OOF "
-                         "scores, and per-need thresholds (step 0.025) by coordinate ascent on mean OOF micro-F1",
+                         "scores, and per-need thresholds (step 0.025) by coordinate ascent on mean OOF micro-F1, then the "
+                         "top need's threshold ascended with them (kept only where it raises the score)",
             "per_need_thresholds": {"cv_micro_f1": round(calibration.cv_micro_f1, 4),
+                                    "without_top_threshold_cv_micro_f1": round(calibration.per_need_cv_micro_f1, 4),
                                     "shared_threshold": calibration.shared_threshold,
                                     "shared_cv_micro_f1": round(calibration.shared_cv_micro_f1, 4),
                                     "passes_at_most": THRESHOLD_PASSES},
