@@ -172,8 +172,9 @@ def fuzz(service: str, operation: Any, mode: schemathesis.GenerationMode, exampl
             found = [_describe(failure)]
         except Exception as exc:  # in-process, an unhandled error arrives here instead of as a 500
             found = [f"unhandled {type(exc).__name__}: {str(exc)[:160]}"]
+        example = f"query={case.query!r} body={case.body!r}"[:300]
         for description in found:
-            failures.setdefault(f"{operation.label}: {description}", label)
+            failures.setdefault(f"{operation.label}: {description}", f"{label}; e.g. {example}")
 
     try:
         run()
