@@ -198,12 +198,14 @@ class MongoCaseStore:
         return int(result.modified_count)
 
     def unresolved_due(self, now: datetime, limit: int = 200) -> list[Case]:
-        # Two indexed queries rather than an $or, which the embedded dev database answers with a scan.
-        unresolved = {"status": {"$in": list(OPEN_STATUSES)}}
-        due = {d["_id"]: d for d in self.alerts.find(
-            {**unresolved, "internal_target": {"$lte": now}, "escalated_at": None}).limit(limit)}
-        for doc in self.alerts.find({**unresolved, "promised_by": {"$lte": now}, "breached_at": None}).limit(limit):
-            due.setdefault(doc["_id"], doc)
+        # One indexed query per status and clock, not an $or nor a status $in: the embedded dev database
+        # answers either with a scan of every case (300 ms at 20,000 cases, every SLA tick: the cost of an
+        # incident grew with the cases it had opened), and an equality and a range with the index (1 ms).
+        due: dict[str, Doc] = {}
+        for status in OPEN_STATUSES:
+            for clock, mark in (("internal_target", "escalated_at"), ("promised_by", "breached_at")):
+                for doc in self.alerts.find({"status": status, clock: {"$lte": now}, mark: None}).limit(limit):
+                    due.setdefault(doc["_id"], doc)
         return [Case.from_doc(d) for d in list(due.values())[:limit]]
 
     def mark_once(self, alert_id: str, field: str, now: datetime) -> Case | None:
