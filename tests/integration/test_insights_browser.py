@@ -1,7 +1,7 @@
 """Insights end to end: scored items and text-less survey answers over two weeks go onto their topics (each
 twice, as a producer's retry would put them), alerts' read model counts each once, ``GET /v1/insights``
 shows the needs and NPS, and a reader signs in to ``/insights`` in Debian's Chromium, where uPlot draws
-negative share by need with one series per need. The screenshot is kept in build/test-output/insights.png."""
+negative share by need with one series per need, over the demo feed and the test's own items. The screenshot is kept in build/test-output/insights.png."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, SurveyAnswered, SurveyScores
 from feedback_shared.topics import FEEDBACK_SCORED, SURVEY_ANSWERS
+from feedback_tools.ctl import send_demo
 from feedback_tools.devstack import EmbeddedStack
 from tests.helpers import eventually
 from tests.integration.test_inbox_browser import CHROMIUM_ARGS
@@ -65,6 +66,10 @@ async def publish_twice(bootstrap: str, records: list[tuple[str, bytes]]) -> Non
 def test_a_reader_sees_insights_drawn_from_two_weeks_of_feedback(api: Api, stack: EmbeddedStack) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "Debian's chromium is needed for the browser test"
+    # The demo feed as ``make run`` sends it (surveys across touch points, two weeks), and items of the
+    # test's own, published straight to the topics, that it can count exactly.
+    accepted, failed = send_demo(stack.config)
+    assert failed == 0 and accepted >= 60
     source = f"it-{uuid.uuid4().hex[:8]}"
     today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
     events: list[FeedbackScored] = []
