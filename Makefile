@@ -60,7 +60,7 @@ bench: install ## Throughput and latency on the embedded stack, beside the broke
 	$(BIN)/python -m feedback_tools.bench
 
 fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; schemathesis (every check) on each service's OpenAPI document (at most 200 per operation); counts per decoder
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
 
 chaos: install ## Kill every worker, pause broker and database, poison every topic; audit lost=0, duplicated=0 (CHAOS_EVENTS=3000, CHAOS_REPLICAS=2 kills one of two replicas of each stream worker)
 	$(BIN)/python -m feedback_tools.chaos
