@@ -295,3 +295,15 @@ def test_a_touch_point_longer_than_documented_is_refused(client: TestClient, pub
     assert client.post("/v1/feedback", json={"customer_id": "c-1", "text": "Hm", "touch_point": "x" * 256},
                        headers=AUTH).status_code == 202
     assert publisher.sent[0][1].touch_point == "other"
+
+
+def test_a_tiny_negative_amount_is_refused_not_rounded_to_zero() -> None:
+    """Found by schemathesis: -2.2e-313 rounded to 0.0000 and passed, though the document says minimum 0."""
+    import pytest
+    from pydantic import ValidationError
+
+    from ingest.schemas import PurchaseIn
+
+    with pytest.raises(ValidationError, match="not negative"):
+        PurchaseIn.model_validate({"customer_id": "c", "amount": -2.2250738585e-313, "currency": "EUR", "order_id": "o"})
+    assert str(PurchaseIn.model_validate({"customer_id": "c", "amount": 0.0, "currency": "EUR", "order_id": "o"}).amount) == "0.0000"

@@ -72,6 +72,8 @@ def _amount(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("an amount is a finite number")
+        if value < 0:  # before rounding: -1e-300 would round to 0 and pass as a price
+            raise ValueError("an amount is not negative")
         exact = Decimal(repr(value))
         return exact.quantize(_CENT_FRACTION, ROUND_HALF_EVEN) if abs(exact) <= AMOUNT_MAX else exact
     if isinstance(value, str) and not re.fullmatch(AMOUNT_PATTERN, value):
