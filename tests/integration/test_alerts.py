@@ -76,7 +76,10 @@ def test_one_email_and_one_signed_webhook_per_alert_and_no_second_page_in_the_co
     [case] = eventually(lambda: alerts_for(api, customer), timeout_s=30)
     [mail] = eventually(lambda: mailbox.to(address), timeout_s=30)
     assert "Negative review from Mr. Beridze on google" in mail["Subject"]
-    body = mail.get_payload(0).get_payload(decode=True).decode()  # type: ignore[union-attr]
+    # Plain text: one part, its line breaks kept.
+    [text_part] = [p for p in mail.walk() if p.get_content_type() == "text/plain"]
+    body = text_part.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "\n" in body.strip()
     assert "heater broke" in body and "Playbook" in body and "Recommended channel" in body
 
     def raised() -> list[dict[str, Any]]:
@@ -250,7 +253,7 @@ def test_items_from_before_an_erasure_that_arrive_after_it_open_no_case(
 
     store.directory.put_account(customer, {"csm_id": "csm-a", "preferred_name": "Ms. Aliyeva"})
     [opened] = service.handle(item("Before the request, and handled before the erasure", requested - timedelta(seconds=9)))
-    assert store.erase_customer(customer, clock.now, requested) == {"accounts": 1, "cases": 1}
+    assert store.erase_customer(customer, clock.now, requested) == {"accounts": 1, "cases": 1, "insight_items": 0}
     # The same item redelivered into its erased case brings nothing back.
     redelivered = item("Before the request, and handled before the erasure", requested - timedelta(seconds=9))
     redelivered = redelivered.model_copy(update={"feedback_event_id": store.cases.get(opened.alert_id).first_feedback_event_id})  # type: ignore[union-attr]
