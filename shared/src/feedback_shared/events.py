@@ -105,7 +105,9 @@ class Event(BaseModel):
 #: One other answer of a survey: question id → answer (bounded: a survey is not a document store).
 SurveyQuestions = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=128)],
-         Annotated[str, Field(max_length=2000)] | int | float | bool],
+         # Numbers JSON carries exactly everywhere: a huge int or an infinite float would not decode again.
+         Annotated[str, Field(max_length=2000)] | Annotated[int, Field(ge=-(2**53), le=2**53)]
+         | Annotated[float, Field(allow_inf_nan=False)] | bool],
     Field(max_length=50),
 ]
 

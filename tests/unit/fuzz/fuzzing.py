@@ -152,7 +152,8 @@ def strategy_for(annotation: Any, metadata: list[Any] | None = None) -> st.Searc
         return st.integers(min_value=c.get("ge"), max_value=c.get("le")) | st.sampled_from(
             [v for v in (2**63 - 1, -(2**63), 10**20) if c.get("ge", v) <= v <= c.get("le", v)] or [c.get("ge", 0)])
     if annotation is float:
-        return st.floats(min_value=c.get("ge"), max_value=c.get("le"))
+        # Finite only: JSON carries no infinity (event models that take floats refuse it, or bound them).
+        return st.floats(min_value=c.get("ge"), max_value=c.get("le"), allow_nan=False, allow_infinity=False)
     if annotation is Decimal:
         places = c.get("decimal_places", 4)
         top = Decimal(10) ** (c.get("max_digits", 14) - places) - 1
