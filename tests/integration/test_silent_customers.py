@@ -43,7 +43,8 @@ def world(stack: EmbeddedStack) -> Iterator[dict[str, Any]]:
     store.directory.put_account("c-kk", {"csm_id": "csm-kk", "language": "kk"})
     store.directory.put_account("c-ru", {"language": "ru"})
     yield {"store": store, "service": service, "clock": clock,
-           "monitor": SilenceMonitor(service, settings.silence_window(), clock=lambda: clock["now"])}
+           "monitor": SilenceMonitor(store, service, service.metrics, settings.silence_window(),
+                                      clock=lambda: clock["now"])}
     client.drop_database(name)
     client.close()
 

@@ -14,7 +14,7 @@ from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
 from alerts.insights import WORST_KEPT, InsightItem, ItemQuery, Period, RollupRow, increments
-from alerts.silence import Activity
+from alerts.silence import Activity, is_silent
 from alerts.stores import AlertsStore
 
 
@@ -374,7 +374,7 @@ class FakeActivity(Calls):
     def silent(self, since: datetime, before: datetime, limit: int = 500) -> list[Activity]:
         self._call("silent")
         found = sorted((d["last_interaction_at"], c) for c, d in self.docs.items()
-                       if "flagged_for" not in d and since <= d["last_interaction_at"] < before)
+                       if is_silent(Activity(c, d["last_interaction_at"], d.get("flagged_for")), since, before))
         return [Activity(c, at) for at, c in found[:limit]]
 
     def flag(self, flagged: Sequence[tuple[str, datetime]]) -> None:

@@ -37,7 +37,8 @@ class World:
         self.service = AlertService(self.store, Settings(fallback_notify=["json://93.184.215.14/queue"]),
                                     AlertsMetrics.create(self.registry), AlertPolicy(), clock=lambda: self.now,
                                     handoff=self.handed.append)
-        self.monitor = SilenceMonitor(self.service, WINDOW, clock=lambda: self.now)
+        self.monitor = SilenceMonitor(self.service.store, self.service, self.service.metrics, WINDOW,
+                                      clock=lambda: self.now)
 
     def buys(self, customer: str, at: datetime) -> None:
         self.service.record_commerce([PurchaseRecorded(order_id=uuid.uuid4().hex, customer_id=customer,
@@ -53,10 +54,10 @@ class World:
 
 def test_the_window_is_active_and_silent_and_unflagged() -> None:
     now = T0 + timedelta(days=40)
-    assert is_silent(Activity("c", T0), now, WINDOW)
-    assert not is_silent(Activity("c", T0 + timedelta(days=20)), now, WINDOW)  # not silent long enough
-    assert not is_silent(Activity("c", now - timedelta(days=91)), now, WINDOW)  # no longer active
-    assert not is_silent(Activity("c", T0, flagged_for=T0), now, WINDOW)  # its case is open already
+    assert is_silent(Activity("c", T0), *WINDOW.bounds(now))
+    assert not is_silent(Activity("c", T0 + timedelta(days=20)), *WINDOW.bounds(now))  # not silent long enough
+    assert not is_silent(Activity("c", now - timedelta(days=91)), *WINDOW.bounds(now))  # no longer active
+    assert not is_silent(Activity("c", T0, flagged_for=T0), *WINDOW.bounds(now))  # its case is open already
 
 
 def test_a_silent_customer_gets_one_low_priority_case_for_their_csm_in_their_language() -> None:

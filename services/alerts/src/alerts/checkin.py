@@ -55,12 +55,10 @@ class CheckinAnswer:
     entry: dict[str, Any]
 
 
-def answer_for(scored: FeedbackScored, candidates: list[Case], policy: AlertPolicy, now: datetime) -> CheckinAnswer | None:
-    """The answer ``scored`` gives to a resolved case of its customer it names, or None (no such case:
-    the item goes the usual way)."""
-    ref = reference_in(scored)
-    if ref is None:
-        return None
+def answer_for(scored: FeedbackScored, ref: str, candidates: list[Case], policy: AlertPolicy,
+               now: datetime) -> CheckinAnswer | None:
+    """The answer ``scored`` gives to the resolved case of its customer that ``ref`` (its
+    ``reference_in``) names, or None (no such case: the item goes the usual way)."""
     case = next((c for c in candidates if case_reference(c.id) == ref and c.customer_id == scored.customer_id
                  and c.kind == "case"), None)
     if case is None or case.status != "resolved":

@@ -63,7 +63,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         app.state.profile_sink = EventSink(worker, CUSTOMER_PROFILES)
         app.state.alert_sink = alert_sink = EventSink(worker, ALERT_EVENTS)
         monitor = SlaMonitor(store.cases, service, metrics, list(settings.manager_notify))
-        silence = SilenceMonitor(service, settings.silence_window(), clock=utcnow)
+        silence = SilenceMonitor(store, service, metrics, settings.silence_window(), clock=utcnow)
         async with faust_app_running(worker, stop_timeout=30):
             tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox-dispatcher"),
                      asyncio.create_task(monitor.run_forever(settings.sla_poll_s, alert_sink.send_all), name="sla"),

@@ -88,14 +88,14 @@ class AlertService:
         """Items that answer a resolved case's check-in (see ``alerts.checkin``): "not solved" opens the
         case again and pages its CSM; any other answer is recorded on it. The events, and the items
         handled here (they open no case of their own)."""
-        refs = {ref for s in batch if (ref := reference_in(s))}
-        if not refs:
+        answering = [(s, ref) for s in batch if (ref := reference_in(s))]
+        if not answering:
             return [], set()
-        candidates = self.store.cases.by_references(refs)
+        candidates = self.store.cases.by_references({ref for _, ref in answering})
         events: list[AlertEvent] = []
         handled: set[Any] = set()
-        for scored in batch:
-            answer = answer_for(scored, candidates, self.policy, now)
+        for scored, ref in answering:
+            answer = answer_for(scored, ref, candidates, self.policy, now)
             if answer is None:
                 continue
             handled.add(scored.feedback_event_id)

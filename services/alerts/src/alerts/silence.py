@@ -15,13 +15,18 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.decide import AlertEvent, Routing, alert_event, pages, webhook_delivery
 from alerts.domain import Account, Case, Csm, Delivery, Snapshot
 from alerts.rules import route
 from feedback_shared.events import derived_id
 from feedback_shared.loops import check_and_publish
+
+if TYPE_CHECKING:  # the service imports ``interactions`` from here
+    from alerts.metrics import AlertsMetrics
+    from alerts.service import AlertService
+    from alerts.stores import AlertsStore
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +50,9 @@ class SilenceWindow:
         return now - self.active, now - self.silence
 
 
-def is_silent(activity: Activity, now: datetime, window: SilenceWindow) -> bool:
-    since, before = window.bounds(now)
+def is_silent(activity: Activity, since: datetime, before: datetime) -> bool:
+    """The rule the activity store's ``silent`` query applies (``SilenceWindow.bounds`` gives the bounds):
+    the last interaction in [since, before), and no churn-risk case opened for it yet."""
     return since <= activity.last_interaction_at < before and activity.flagged_for != activity.last_interaction_at
 
 
@@ -91,19 +97,22 @@ def churn_risk(activity: Activity, account: Account | None, csms: dict[str, Csm]
 class SilenceMonitor:
     """The sweep: finds silent customers and opens their churn-risk cases (see the module's doc)."""
 
-    def __init__(self, service: Any, window: SilenceWindow, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: AlertsStore, service: AlertService, metrics: AlertsMetrics, window: SilenceWindow,
+                 clock: Callable[[], datetime]) -> None:
+        self.store = store
         self.service = service
+        self.metrics = metrics
         self.window = window
         self.clock = clock
 
     def check(self, limit: int = 500) -> list[AlertEvent]:
-        store, now = self.service.store, self.clock()
+        store, now = self.store, self.clock()
         since, before = self.window.bounds(now)
-        silent = [a for a in store.activity.silent(since, before, limit) if is_silent(a, now, self.window)]
+        silent = store.activity.silent(since, before, limit)  # the store applies ``is_silent``
         if not silent:
             return []
         accounts = store.directory.accounts_by_id({a.customer_id for a in silent})
-        routing: Routing = self.service.routing
+        routing = self.service.routing
         csm_ids = {route(accounts.get(a.customer_id), routing.fallback_csm_id) for a in silent}
         csms = store.directory.csms_by_id(csm_ids)
         risks = [churn_risk(a, accounts.get(a.customer_id), csms, routing, now) for a in silent
@@ -114,7 +123,7 @@ class SilenceMonitor:
         events: list[AlertEvent] = []
         for risk in risks:
             if risk.case.id in inserted:
-                self.service.metrics.silent_customers.inc()
+                self.metrics.silent_customers.inc()
                 logger.info("churn_risk_case alert_id=%s csm=%s", risk.case.id, risk.case.csm_id)
                 self.service.enqueue_deliveries(risk.deliveries)
                 events.append(risk.event)
