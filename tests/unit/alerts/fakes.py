@@ -196,12 +196,16 @@ class FakeOutbox(Calls):
                      attempts=d["attempts"] + 1)
         return [dict(d) for d in due]
 
-    def renew_lease(self, delivery_id: str, lease_until: datetime, new_until: datetime) -> bool:
-        d = self.deliveries.get(delivery_id)
-        if d is None or d["status"] != "sending" or d.get("lease_until") != lease_until:
-            return False
-        d["lease_until"] = new_until
-        return True
+    def renew_leases(self, held: Sequence[tuple[str, datetime, int]], new_until: datetime) -> set[str]:
+        self._call("renew_leases")
+        renewed = set()
+        for delivery_id, lease_until, attempts in held:
+            d = self.deliveries.get(delivery_id)
+            if (d is not None and d["status"] == "sending" and d.get("lease_until") == lease_until
+                    and d["attempts"] == attempts):
+                d["lease_until"] = new_until
+                renewed.add(delivery_id)
+        return renewed
 
     def release(self, delivery_id: str, lease_until: datetime, now: datetime) -> bool:
         d = self.deliveries.get(delivery_id)

@@ -17,7 +17,9 @@ import html
 import http.cookiejar
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -250,6 +252,11 @@ class Dispatcher:
         # Deliveries claimed per query: the query reads every due delivery, so one per claim made a
         # backlog of n cost n reads each; a worker holding a few leases at once is harmless.
         self.claim_batch = 10
+        #: When this process last looked for due deliveries (monotonic seconds). Its own new deliveries
+        #: come handed over, so the claim query is only for retries, expired leases and what other
+        #: processes released: one look per poll interval for all the workers, not one per worker per
+        #: wake-up (in an incident burst those looks were half the database's commands).
+        self._claim_looked_at = -math.inf
 
     def _deliver(self, doc: dict[str, Any]) -> None:
         # Checked again at each send, not only when saved: DNS may point the name inward by now.
@@ -357,33 +364,45 @@ class Dispatcher:
         sent), so only a process that is gone lets its deliveries go. A delivery whose lease another
         worker has taken meanwhile (this one was cut off for longer than the lease) is given up: it is
         not sent from here. Returns (renewed, given up)."""
-        renewed = lost = 0
         with self._lease_lock:
-            for delivery_id, doc in list(self._held.items()):
-                until = self.clock() + timedelta(seconds=self.settings.delivery_lease_s)
-                if self.outbox.renew_lease(delivery_id, doc["lease_until"], until):
+            held = list(self._held.items())
+            until = self.clock() + timedelta(seconds=self.settings.delivery_lease_s)
+            renewed = self.outbox.renew_leases([(d, doc["lease_until"], doc["attempts"]) for d, doc in held], until)
+            lost = 0
+            for delivery_id, doc in held:
+                if delivery_id in renewed:
                     doc["lease_until"] = until
-                    renewed += 1
                 elif self._held.pop(delivery_id, None) is not None:
                     doc["lease_until"] = self.clock()  # past: _attempt leaves it (if not already sending)
                     lost += 1
                     logger.warning("delivery_lease_lost delivery=%s alert_id=%s", delivery_id, doc["alert_id"])
-        return renewed, lost
+        return len(renewed), lost
 
     def wake(self) -> None:
         """New deliveries are in the outbox: the workers look now rather than at their next poll. Call
         from the event loop's thread. (The poll stays, for retries, expired leases and other replicas.)"""
         self._wakeup.set()
 
+    def _claim_turn(self) -> bool:
+        """Whether this worker looks for due deliveries now (at most once per poll interval for the
+        process; called in the event loop, so two workers never both take the same turn)."""
+        now = time.monotonic()
+        if now - self._claim_looked_at < self.settings.delivery_poll_s:
+            return False
+        self._claim_looked_at = now
+        return True
+
     async def drain(self, max_items: int = 50) -> int:
         done = 0
         while done < max_items and self._handed_over:
             done += await asyncio.to_thread(self.deliver_handed_over, min(self.claim_batch, max_items - done))
-        while done < max_items:
-            claimed = await asyncio.to_thread(self.deliver_due, min(self.claim_batch, max_items - done))
-            if claimed == 0:
-                break
+        while done < max_items and self._claim_turn():
+            wanted = min(self.claim_batch, max_items - done)
+            claimed = await asyncio.to_thread(self.deliver_due, wanted)
             done += claimed
+            if claimed < wanted:
+                break  # nothing more is due: the next look is a poll interval away
+            self._claim_looked_at = -math.inf  # a backlog: look again at once
         return done
 
     async def _worker(self) -> None:

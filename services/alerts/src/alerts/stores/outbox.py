@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from alerts.domain import Delivery
-from alerts.stores._bulk import insert_new
+from alerts.stores._bulk import IN_CHUNK, insert_new
 
 Doc = dict[str, Any]
 
@@ -63,14 +63,27 @@ class MongoOutbox:
                                     "attempts": int(doc.get("attempts", 0)) + 1, "resumed": order == "lease_until"})
         return claimed
 
-    def renew_lease(self, delivery_id: str, lease_until: datetime, new_until: datetime) -> bool:
-        """Extend the caller's lease ``lease_until`` on a delivery it is still sending to ``new_until``.
-        False if the lease is no longer the caller's (another worker claimed the delivery once it ran
-        out) or the delivery is done."""
-        return self.outbox.update_one(
-            {"_id": delivery_id, "status": "sending", "lease_until": lease_until},
-            {"$set": {"lease_until": new_until}},
-        ).modified_count == 1
+    def renew_leases(self, held: Sequence[tuple[str, datetime, int]], new_until: datetime) -> set[str]:
+        """Extend the caller's leases (delivery id, its lease until, its attempts) to ``new_until``, in
+        one command; the ids renewed. One not renewed is no longer the caller's (another worker claimed it
+        once the lease ran out, counting an attempt) or is done."""
+        if not held:
+            return set()
+        result = self.outbox.bulk_write(
+            [UpdateOne({"_id": d, "status": "sending", "lease_until": until, "attempts": attempts},
+                       {"$set": {"lease_until": new_until}}) for d, until, attempts in held], ordered=False)
+        if result.modified_count == len(held):
+            return {d for d, _, _ in held}
+        # Some were not ours any more: the renewed ones now carry ``new_until`` and still our attempt
+        # count (a worker that took one over counted an attempt, even if its lease ends at the same time).
+        attempts_of = {d: attempts for d, _, attempts in held}
+        ids = list(attempts_of)
+        renewed: set[str] = set()
+        for start in range(0, len(ids), IN_CHUNK):
+            renewed |= {doc["_id"] for doc in self.outbox.find(
+                {"_id": {"$in": ids[start:start + IN_CHUNK]}, "status": "sending", "lease_until": new_until},
+                {"_id": 1, "attempts": 1}) if doc.get("attempts") == attempts_of[doc["_id"]]}
+        return renewed
 
     def release(self, delivery_id: str, lease_until: datetime, now: datetime) -> bool:
         """Give back a delivery claimed with the lease ``lease_until`` and not attempted: pending again,
