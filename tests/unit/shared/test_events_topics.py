@@ -18,7 +18,13 @@ from feedback_shared.events import (
     SurveyAnswered,
     SurveyScores,
 )
-from feedback_shared.topics import ALL_TOPICS, COMMERCE_EVENTS, FEEDBACK_RECEIVED, SURVEY_ANSWERS, all_topic_names
+from feedback_shared.topics import (
+    ALL_TOPICS,
+    COMMERCE_EVENTS,
+    FEEDBACK_RECEIVED,
+    SURVEY_ANSWERS,
+    all_topic_names,
+)
 
 
 def review(**overrides: object) -> FeedbackReceived:
