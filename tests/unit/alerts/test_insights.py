@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from alerts.config import Settings
 from alerts.insights import (
     EXCERPT_CHARS,
     BadRange,
@@ -28,8 +30,11 @@ from alerts.insights import (
     report,
     rollup_dimensions,
 )
+from alerts.metrics import AlertsMetrics
+from alerts.rules import AlertPolicy
+from alerts.service import AlertService
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, SurveyAnswered, SurveyScores
-from tests.unit.alerts.fakes import FakeInsights
+from tests.unit.alerts.fakes import FakeInsights, fake_store
 
 START = date(2026, 11, 2)  # a Monday; the period is the two weeks from it
 PERIOD = Period(START, START + timedelta(days=13))
@@ -299,3 +304,30 @@ def test_a_touch_point_rated_on_one_side_only_has_no_gap_and_comes_last() -> Non
 
 def test_every_report_reads_the_touch_point_rollups() -> None:
     assert all("touch_point" in rollup_dimensions(by) for by in ("need", "language", "source", "touch_point"))
+
+
+# ---- the consumers' metrics -------------------------------------------------------------------------------
+def test_recording_counts_new_and_duplicate_items_and_times_each_write() -> None:
+    registry = CollectorRegistry()
+    store = fake_store()
+    service = AlertService(store, Settings(), AlertsMetrics.create(registry), AlertPolicy())
+
+    def items(outcome: str, consumer: str = "alerts.insights") -> float | None:
+        return registry.get_sample_value("alerts_insight_items_total", {"consumer": consumer, "outcome": outcome})
+
+    def writes(consumer: str) -> float | None:
+        return registry.get_sample_value("alerts_insights_write_seconds_count", {"consumer": consumer})
+
+    # Pre-initialised: the series exist at zero before the first batch.
+    assert (items("recorded"), items("duplicate", "alerts.insights_surveys"), writes("alerts.insights")) == (0, 0, 0)
+    first, second = item(), item()
+    assert service.record_insights([first, second, first], "alerts.insights") == 2
+    assert (items("recorded"), items("duplicate")) == (2, 1)  # the same item twice in one batch
+    assert service.record_insights([second, item()], "alerts.insights") == 1  # a redelivery and a new one
+    assert (items("recorded"), items("duplicate")) == (3, 2)
+    assert writes("alerts.insights") == 2
+    answer = item_of_survey(SurveyAnswered(external_id="a-9", survey=SurveyScores(survey_id="s", nps=9)))
+    assert service.record_insights([answer], "alerts.insights_surveys") == 1
+    assert (items("recorded", "alerts.insights_surveys"), writes("alerts.insights_surveys")) == (1, 1)
+    assert items("recorded") == 3  # the other consumer's count did not move
+    assert len(store.insights.items) == 4  # type: ignore[attr-defined]
