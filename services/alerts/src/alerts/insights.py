@@ -8,9 +8,10 @@ Pure logic over typed records; the store (``alerts.stores.insights``) keeps thre
   *scores* per day × source × language × touch point (NPS groups, CSAT sum and count, net sentiment);
 * *rollups* per day × dimension × value with the same counters, and the ids of the day's most negative
   items for that value (``worst``); and the same per ISO week. The touch-point rollups also carry what
-  answers said they expected and perceived there (SUR-3), so the report gives each touch point's gap. ``GET /v1/insights`` reads the weekly
-  rollups of the weeks wholly inside its range and the daily ones of the days at its edges: a few hundred
-  small documents, whatever the number of items (the report never scans the items).
+  answers said they expected and perceived there (SUR-3), so the report gives each touch point's gap.
+  ``GET /v1/insights`` reads the weekly rollups of the weeks wholly inside its range and the daily ones
+  of the days at its edges: a few hundred small documents, whatever the number of items (the report
+  never scans the items).
 
 Weeks run Monday to Sunday; the first and last week of a range may be partial.
 
