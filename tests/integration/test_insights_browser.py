@@ -104,6 +104,8 @@ def test_a_reader_sees_insights_drawn_from_two_weeks_of_feedback(api: Api, stack
     by_need = alerts.get("/v1/insights").json()
     assert {"price", "reliability"} <= {s["group"] for s in by_need["series"]}
     assert by_need["totals"]["answers"] >= 31 and by_need["totals"]["nps"] is not None
+    # SUR-3: the demo feed's consultants fell short of what their customers expected.
+    assert any(g["touch_point"] == "consultants" and g["gap"] < 0 for g in by_need["expectations"])
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
@@ -125,6 +127,8 @@ def test_a_reader_sees_insights_drawn_from_two_weeks_of_feedback(api: Api, stack
             expect(chart.locator(".u-legend")).to_contain_text("reliability")
             expect(page.locator("#chart-scores canvas")).to_have_count(1)
             expect(page.locator("#drivers tbody tr").first).to_be_visible()
+            expect(page.locator("#chart-expectations canvas")).to_have_count(1)
+            expect(page.locator("#expectations tbody tr").first).to_be_visible()
             page.screenshot(path=str(OUTPUT / "insights.png"), full_page=True)
             assert errors == []
         finally:

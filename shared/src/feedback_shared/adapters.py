@@ -30,7 +30,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 KINDS = ("review", "mention", "complaint", "survey", "suggestion")
 #: Taken as they are, when present: where in the journey (any kind), and a survey's answers.
 JOURNEY_FIELDS = ("touch_point", "journey_stage")
-SURVEY_FIELDS = ("survey_id", "response_id", "nps", "csat", "questions")
+SURVEY_FIELDS = ("survey_id", "response_id", "nps", "csat", "expected", "perceived", "questions")
 #: What a survey answer has of the generic fields (it has no author, rating, url or thread): a source's
 #: "score" is not taken as an NPS or a CSAT, which it could be either of.
 SURVEY_GENERIC_FIELDS = ("text", "occurred_at", "customer_id", "language", "product_id", "order_id")
@@ -98,7 +98,7 @@ def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> di
 
 
 def _survey_item(item: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    """A survey answer's fields: its own (survey_id, nps, csat, questions), and its id at the source as
+    """A survey answer's fields: its own (survey_id, nps, csat, expected, perceived, questions), and its id at the source as
     ``response_id``."""
     survey: dict[str, Any] = {"type": "survey"}
     survey.update({k: v for k, v in fields.items() if k in SURVEY_GENERIC_FIELDS or k in JOURNEY_FIELDS})

@@ -122,7 +122,18 @@ class SurveyScores(BaseModel):
     nps: Annotated[int, Field(ge=0, le=10)] | None = None
     #: Customer satisfaction: 1-5.
     csat: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: SUR-3, at this answer's touch point: the feeling the customer expected (desired), 1-5 ...
+    expected: Annotated[int, Field(ge=1, le=5)] | None = None
+    #: ... and the one they had (perceived), 1-5. The insights report the gap, perceived minus expected.
+    perceived: Annotated[int, Field(ge=1, le=5)] | None = None
     questions: SurveyQuestions = Field(default_factory=dict)
+
+    @property
+    def expectation_gap(self) -> int | None:
+        """Perceived minus expected (negative: it fell short), when the answer rated both."""
+        if self.expected is None or self.perceived is None:
+            return None
+        return self.perceived - self.expected
 
     @property
     def nps_group(self) -> Literal["promoter", "passive", "detractor"] | None:

@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from alerts.config import Settings
 from alerts.insights import (
     EXCERPT_CHARS,
     BadRange,
@@ -18,6 +20,7 @@ from alerts.insights import (
     NeedMention,
     Period,
     RollupRow,
+    expectation_gaps,
     increments,
     item_doc,
     item_from_doc,
@@ -27,8 +30,11 @@ from alerts.insights import (
     report,
     rollup_dimensions,
 )
+from alerts.metrics import AlertsMetrics
+from alerts.rules import AlertPolicy
+from alerts.service import AlertService
 from feedback_shared.events import FeedbackScored, NeedScore, SentimentResult, SurveyAnswered, SurveyScores
-from tests.unit.alerts.fakes import FakeInsights
+from tests.unit.alerts.fakes import FakeInsights, fake_store
 
 START = date(2026, 11, 2)  # a Monday; the period is the two weeks from it
 PERIOD = Period(START, START + timedelta(days=13))
@@ -231,3 +237,97 @@ def test_a_report_over_part_weeks_counts_every_day_once() -> None:
     [price] = out["series"]
     assert price["items"] == [5, 7, 7, 2]  # Wed-Sun, two whole weeks, Mon-Tue
     assert sum(price["negative"]) == sum(1 for d in days if period.start <= d <= period.end and d.day % 2)
+
+
+# ---- SUR-3: expected vs perceived at each touch point ------------------------------------------------------
+def test_an_answer_keeps_what_it_expected_and_perceived() -> None:
+    with_text = item_of_scored(scored(nps=3, survey=SurveyScores(survey_id="s", nps=3, expected=5, perceived=2)))
+    without = item_of_survey(SurveyAnswered(external_id="a-2", touch_point="catalogue",
+                                            survey=SurveyScores(survey_id="s", expected=3, perceived=4)))
+    assert (with_text.expected, with_text.perceived) == (5, 2)
+    assert (without.expected, without.perceived, without.touch_point) == (3, 4, "catalogue")
+    assert item_from_doc(item_doc(with_text)) == with_text
+    # A stored item from before SUR-3 has neither.
+    old = item_doc(item())
+    del old["expected"], old["perceived"]
+    assert (item_from_doc(old).expected, item_from_doc(old).perceived) == (None, None)
+
+
+def test_each_touch_point_adds_up_expected_perceived_and_the_gap_of_answers_that_rated_both() -> None:
+    inc = increments([item(touch_point="staff", expected=5, perceived=2), item(touch_point="staff", expected=4, perceived=4),
+                      item(touch_point="staff", perceived=1), item(touch_point="store", expected=2, perceived=5)])
+    staff = inc.rollups[(START.isoformat(), "touch_point", "staff")]
+    assert {k: v for k, v in staff.items() if k.startswith(("expected", "perceived", "gap"))} == {
+        "expected_sum": 9, "expected_count": 2, "perceived_sum": 7, "perceived_count": 3, "gap_sum": -3, "gap_count": 2}
+    assert inc.weekly[(START.isoformat(), "touch_point", "store")]["gap_sum"] == 3
+
+
+def test_the_report_gives_each_touch_points_mean_expected_perceived_and_gap() -> None:
+    store = FakeInsights()
+    week2 = START + timedelta(days=8)
+    store.record([item(START, touch_point="consultants", expected=5, perceived=1),
+                  item(week2, touch_point="consultants", expected=4, perceived=3),
+                  item(week2, touch_point="consultants", perceived=2),  # expected not rated: no gap of its own
+                  item(START, touch_point="product_use", expected=3, perceived=5),
+                  item(START, touch_point="advert", nps=9),  # no feeling rated: not listed
+                  item(START - timedelta(days=1), touch_point="product_use", expected=5, perceived=1)])  # before
+    out = report(rows_for(store, PERIOD, "need"), PERIOD, "need", no_items)
+    assert out["expectations"] == [
+        {"touch_point": "consultants", "expected": 4.5, "expected_answers": 2, "perceived": 2.0,
+         "perceived_answers": 3, "gap": -2.5, "answers": 2},
+        {"touch_point": "product_use", "expected": 3.0, "expected_answers": 1, "perceived": 5.0,
+         "perceived_answers": 1, "gap": 2.0, "answers": 1},
+    ]
+
+
+def test_the_gap_over_part_weeks_counts_every_day_once() -> None:
+    store = FakeInsights()
+    days = [date(2026, 11, 2) + timedelta(days=d) for d in range(28)]
+    store.record([item(day, touch_point="store", expected=4, perceived=2 if day.day % 2 else 5) for day in days])
+    period = Period(date(2026, 11, 4), date(2026, 11, 24))  # edges read daily, the middle weekly
+    [store_gap] = report(rows_for(store, period, "language"), period, "language", no_items)["expectations"]
+    inside = [d for d in days if period.start <= d <= period.end]
+    assert store_gap["answers"] == len(inside) == 21
+    short = sum(1 for d in inside if d.day % 2)
+    assert store_gap["gap"] == round((short * -2 + (21 - short) * 1) / 21, 2)
+
+
+def test_a_touch_point_rated_on_one_side_only_has_no_gap_and_comes_last() -> None:
+    rows = [RollupRow(START, "touch_point", "store", {"perceived_sum": 4, "perceived_count": 1}),
+            RollupRow(START, "touch_point", "staff", {"expected_sum": 4, "expected_count": 1, "perceived_sum": 5,
+                                                      "perceived_count": 1, "gap_sum": 1, "gap_count": 1})]
+    gaps = expectation_gaps(rows)
+    assert [g["touch_point"] for g in gaps] == ["staff", "store"]
+    assert gaps[1] == {"touch_point": "store", "expected": None, "expected_answers": 0, "perceived": 4.0,
+                       "perceived_answers": 1, "gap": None, "answers": 0}
+
+
+def test_every_report_reads_the_touch_point_rollups() -> None:
+    assert all("touch_point" in rollup_dimensions(by) for by in ("need", "language", "source", "touch_point"))
+
+
+# ---- the consumers' metrics -------------------------------------------------------------------------------
+def test_recording_counts_new_and_duplicate_items_and_times_each_write() -> None:
+    registry = CollectorRegistry()
+    store = fake_store()
+    service = AlertService(store, Settings(), AlertsMetrics.create(registry), AlertPolicy())
+
+    def items(outcome: str, consumer: str = "alerts.insights") -> float | None:
+        return registry.get_sample_value("alerts_insight_items_total", {"consumer": consumer, "outcome": outcome})
+
+    def writes(consumer: str) -> float | None:
+        return registry.get_sample_value("alerts_insights_write_seconds_count", {"consumer": consumer})
+
+    # Pre-initialised: the series exist at zero before the first batch.
+    assert (items("recorded"), items("duplicate", "alerts.insights_surveys"), writes("alerts.insights")) == (0, 0, 0)
+    first, second = item(), item()
+    assert service.record_insights([first, second, first], "alerts.insights") == 2
+    assert (items("recorded"), items("duplicate")) == (2, 1)  # the same item twice in one batch
+    assert service.record_insights([second, item()], "alerts.insights") == 1  # a redelivery and a new one
+    assert (items("recorded"), items("duplicate")) == (3, 2)
+    assert writes("alerts.insights") == 2
+    answer = item_of_survey(SurveyAnswered(external_id="a-9", survey=SurveyScores(survey_id="s", nps=9)))
+    assert service.record_insights([answer], "alerts.insights_surveys") == 1
+    assert (items("recorded", "alerts.insights_surveys"), writes("alerts.insights_surveys")) == (1, 1)
+    assert items("recorded") == 3  # the other consumer's count did not move
+    assert len(store.insights.items) == 4  # type: ignore[attr-defined]

@@ -55,6 +55,21 @@ def test_a_reader_gets_the_insights(world: Any) -> None:
     assert set(body["scores"]) >= {"nps", "csat", "net_sentiment"}
 
 
+def test_the_insights_give_each_touch_points_expected_perceived_and_gap_in_the_range(world: Any) -> None:
+    client, tokens, store = world
+    store.insights.record([item(TODAY, touch_point="consultants", expected=5, perceived=2),
+                           item(TODAY - timedelta(days=1), touch_point="consultants", expected=4, perceived=2),
+                           item(TODAY - timedelta(days=30), touch_point="consultants", expected=1, perceived=5)])
+    reader = bearer(tokens.token("reader"))
+    body = client.get("/v1/insights", params={"from": (TODAY - timedelta(days=6)).isoformat()}, headers=reader).json()
+    assert body["expectations"] == [{"touch_point": "consultants", "expected": 4.5, "expected_answers": 2,
+                                     "perceived": 2.0, "perceived_answers": 2, "gap": -2.5, "answers": 2}]
+    whole = client.get("/v1/insights", params={"from": (TODAY - timedelta(days=40)).isoformat()}, headers=reader).json()
+    assert whole["expectations"][0]["answers"] == 3 and whole["expectations"][0]["gap"] == round((-3 - 2 + 4) / 3, 2)
+    [drilled] = client.get("/v1/insights/items", params={"from": TODAY.isoformat()}, headers=reader).json()
+    assert (drilled["expected"], drilled["perceived"]) == (5, 2)
+
+
 @pytest.mark.parametrize(("role", "expected"), [("reader", 200), ("manager", 200), ("csm", 403), ("integration", 403)])
 def test_insights_are_for_readers_and_above_not_for_a_csm(world: Any, role: str, expected: int) -> None:
     client, tokens, _ = world
@@ -105,6 +120,7 @@ def test_a_reader_signs_in_to_the_insights_page(world: Any) -> None:
     assert response.status_code == 303 and response.headers["location"] == "/insights"
     page = client.get("/insights", params={"by": "touch_point"})
     assert page.status_code == 200 and 'data-by="touch_point"' in page.text
+    assert 'id="chart-expectations"' in page.text and '<table id="expectations">' in page.text
     csp = page.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "<script>" not in page.text  # no inline script
     assert '<script src="/static/vendor/uplot/uPlot.iife.min.js"></script><script src="/static/insights.js">' in page.text

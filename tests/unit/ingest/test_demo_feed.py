@@ -36,6 +36,11 @@ def test_every_demo_item_is_accepted_and_surveys_cover_two_weeks() -> None:
     # The black-box case: a Georgian detractor with a text.
     assert any(isinstance(e, FeedbackReceived) and e.language == "ka" and e.survey.nps is not None
                and e.survey.nps <= 6 for e in surveys)
+    # SUR-3: expected and perceived at several touch points, some falling short and some exceeding.
+    rated = [e for e in surveys if e.survey.expectation_gap is not None]
+    assert len({e.touch_point for e in rated}) >= 5
+    assert any(e.survey.expectation_gap < 0 for e in rated) and any(e.survey.expectation_gap > 0 for e in rated)
+    assert any(isinstance(e, SurveyAnswered) for e in rated) and any(isinstance(e, FeedbackReceived) for e in rated)
     ages = [NOW - e.occurred_at for e in surveys]
     assert all(timedelta(0) <= age <= timedelta(days=14) for age in ages)
     assert max(ages) >= timedelta(days=12) and min(ages) <= timedelta(days=1)

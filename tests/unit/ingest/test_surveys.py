@@ -86,6 +86,26 @@ def test_an_answer_without_text_goes_to_surveys_answered_only(client: TestClient
     assert str(event.event_id) == resp.json()["event_id"]
 
 
+@pytest.mark.parametrize("text", [SURVEY["text"], None])
+def test_an_answer_carries_the_expected_and_perceived_feeling_at_its_touch_point(
+    client: TestClient, publisher: FakePublisher, text: str | None
+) -> None:
+    body = {**SURVEY, "text": text, "expected": 5, "perceived": 2}
+    assert client.post("/v1/surveys", json=body, headers=AUTH).status_code == 202
+    [(_, event)] = publisher.sent
+    assert isinstance(event, FeedbackReceived if text else SurveyAnswered)
+    assert event.survey is not None
+    assert (event.survey.expected, event.survey.perceived, event.survey.expectation_gap) == (5, 2, -3)
+    assert event.touch_point == "consultants"
+
+
+def test_expected_and_perceived_alone_are_an_answer(client: TestClient, publisher: FakePublisher) -> None:
+    body = {"survey_id": "sur3", "customer_id": "c-1", "touch_point": "store", "perceived": 4}
+    assert client.post("/v1/surveys", json=body, headers=AUTH).status_code == 202
+    [event] = sent(publisher, SURVEY_ANSWERS.name)
+    assert (event.survey.expected, event.survey.perceived, event.survey.nps) == (None, 4, None)
+
+
 @pytest.mark.parametrize(("given", "kept"), [("Price tags", "price_tags"), ("store-sign", "store_sign"),
                                              ("kiosk", "other")])
 def test_a_touch_point_not_on_the_list_is_kept_as_other(
@@ -99,6 +119,8 @@ def test_a_touch_point_not_on_the_list_is_kept_as_other(
     ("body", "field"),
     [({**SURVEY, "nps": 11}, "nps"), ({**SURVEY, "nps": -1}, "nps"), ({**SURVEY, "csat": 0}, "csat"),
      ({**SURVEY, "csat": 6}, "csat"), ({**SURVEY, "journey_stage": "after"}, "journey_stage"),
+     ({**SURVEY, "expected": 0}, "expected"), ({**SURVEY, "perceived": 6}, "perceived"),
+     ({**SURVEY, "expected": 2.5}, "expected"),
      ({k: v for k, v in SURVEY.items() if k != "survey_id"}, "survey_id"), ({**SURVEY, "rating": 5}, "rating")],
 )
 def test_an_invalid_answer_is_422_naming_the_field(client: TestClient, body: dict[str, Any], field: str) -> None:
@@ -113,14 +135,15 @@ def test_an_answer_with_nothing_answered_is_422_saying_so(
 ) -> None:
     resp = client.post("/v1/surveys", json={"survey_id": "nps-q4", "customer_id": "c-1", **empty}, headers=AUTH)
     assert resp.status_code == 422
-    assert "at least one of nps, csat, text or questions" in json.dumps(resp.json())
+    assert "at least one of nps, csat, expected, perceived, text or questions" in json.dumps(resp.json())
     assert publisher.sent == []
 
 
 def test_the_document_states_the_one_answer_rule(client: TestClient) -> None:
     schema = client.app.openapi()["components"]["schemas"]["SurveyIn"]  # type: ignore[attr-defined]
     one_answer, identified = schema["allOf"]
-    assert sorted(rule["required"][0] for rule in one_answer["anyOf"]) == ["csat", "nps", "questions", "text"]
+    assert sorted(rule["required"][0] for rule in one_answer["anyOf"]) == ["csat", "expected", "nps", "perceived",
+                                                                        "questions", "text"]
     assert sorted(rule["required"][0] for rule in identified["anyOf"]) == ["customer_id", "response_id", "text"]
     # Documented as a string: a touch point not on the list is kept as "other", not refused.
     touch_point = json.dumps(schema["properties"]["touch_point"])
@@ -162,6 +185,19 @@ def test_an_anonymous_answer_is_a_duplicate_only_when_it_says_the_same(
     assert again.json()["event_id"] == first.json()["event_id"]
     assert client.post("/v1/surveys", json={**anonymous, "nps": 4}, headers=AUTH).status_code == 202
     assert client.post("/v1/surveys", json={**anonymous, "touch_point": "store"}, headers=AUTH).status_code == 202
+    assert len(publisher.sent) == 3
+
+
+def test_an_anonymous_answer_that_felt_differently_is_another_answer(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    anonymous = {"survey_id": "sur3", "text": "The queue", "touch_point": "staff", "expected": 4, "perceived": 2}
+    first = client.post("/v1/surveys", json=anonymous, headers=AUTH)
+    again = client.post("/v1/surveys", json=anonymous, headers=AUTH)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert client.post("/v1/surveys", json={**anonymous, "perceived": 3}, headers=AUTH).status_code == 202
+    assert client.post("/v1/surveys", json={k: v for k, v in anonymous.items() if k != "expected"},
+                       headers=AUTH).status_code == 202
     assert len(publisher.sent) == 3
 
 
@@ -240,6 +276,17 @@ def test_a_batch_takes_survey_answers_and_suggestions(client: TestClient, publis
     assert {e.kind for name, e in publisher.sent if name == FEEDBACK_RECEIVED.name} == {"survey", "suggestion"}
 
 
+def test_a_batch_item_carries_expected_and_perceived(client: TestClient, publisher: FakePublisher) -> None:
+    items = [{"type": "survey", "survey_id": "sur3", "response_id": "r-1", "touch_point": "catalogue",
+              "expected": 3, "perceived": 5},
+             {"type": "survey", "survey_id": "sur3", "response_id": "r-2", "expected": 9}]
+    resp = client.post("/v1/batch", json={"items": items}, headers=AUTH)
+    assert [r["status"] for r in resp.json()["results"]] == ["accepted", "rejected"]
+    assert "expected" in json.dumps(resp.json()["results"][1]["errors"])
+    [event] = sent(publisher, SURVEY_ANSWERS.name)
+    assert (event.survey.expected, event.survey.perceived, event.survey.expectation_gap) == (3, 5, 2)
+
+
 def test_a_signed_webhook_takes_a_survey_answer(client: TestClient, publisher: FakePublisher) -> None:
     payload = {"items": [{"kind": "survey", "id": 991, "survey_id": "nps-q4", "nps": 10, "touch_point": "store",
                           "journey_stage": "purchase", "comment": "Lovely staff", "name": "Ann"}]}
@@ -252,12 +299,31 @@ def test_a_signed_webhook_takes_a_survey_answer(client: TestClient, publisher: F
     assert event.survey is not None and event.survey.nps == 10
 
 
+def test_a_signed_webhook_carries_expected_and_perceived(client: TestClient, publisher: FakePublisher) -> None:
+    payload = {"items": [{"kind": "survey", "id": 992, "survey_id": "sur3", "touch_point": "store",
+                          "comment": "Smaller than it looked online", "expected": 5, "perceived": 3}]}
+    body = json.dumps(payload).encode()
+    resp = client.post("/v1/webhooks/survey", content=body,
+                       headers={**signed_headers(WEBHOOK_SECRET, "msg-2", body), "Content-Type": "application/json"})
+    assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.json()
+    [event] = sent(publisher, FEEDBACK_RECEIVED.name)
+    assert event.survey is not None and (event.survey.expected, event.survey.perceived) == (5, 3)
+
+
 def test_an_imported_csv_row_becomes_a_survey_item() -> None:
     row = {"type": "survey", "id": "resp-7", "survey_id": "csat-q4", "csat": "4", "nps": "8",
            "questions": '{"would_buy_again": true}', "touch_point": "catalogue"}
     item = to_item(row, source="survey", kind="review")
     assert item == {"type": "survey", "response_id": "resp-7", "survey_id": "csat-q4", "csat": 4, "nps": 8,
                     "questions": {"would_buy_again": True}, "touch_point": "catalogue", "source": "survey"}
+
+
+
+def test_an_imported_csv_row_carries_expected_and_perceived_as_numbers() -> None:
+    row = {"type": "survey", "id": "resp-8", "survey_id": "sur3", "expected": "4", "perceived": "2",
+           "touch_point": "store"}
+    item = to_item(row, source="survey", kind="review")
+    assert (item["expected"], item["perceived"]) == (4, 2)
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------------

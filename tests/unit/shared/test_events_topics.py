@@ -15,8 +15,16 @@ from feedback_shared.events import (
     FeedbackReceived,
     OrderReturned,
     PurchaseRecorded,
+    SurveyAnswered,
+    SurveyScores,
 )
-from feedback_shared.topics import ALL_TOPICS, COMMERCE_EVENTS, FEEDBACK_RECEIVED, all_topic_names
+from feedback_shared.topics import (
+    ALL_TOPICS,
+    COMMERCE_EVENTS,
+    FEEDBACK_RECEIVED,
+    SURVEY_ANSWERS,
+    all_topic_names,
+)
 
 
 def review(**overrides: object) -> FeedbackReceived:
@@ -101,3 +109,28 @@ def test_commerce_topic_decodes_both_event_types() -> None:
     assert isinstance(decoded, OrderReturned)
     assert decoded.amount == Decimal("12.50")
     assert isinstance(decoded.event_id, uuid.UUID)
+
+
+def test_a_survey_answer_carries_expected_and_perceived_and_their_gap() -> None:
+    answer = SurveyAnswered(external_id="s-1", survey=SurveyScores(survey_id="sur3", expected=5, perceived=2))
+    decoded = SURVEY_ANSWERS.decode(SURVEY_ANSWERS.encode(answer))
+    assert isinstance(decoded, SurveyAnswered)
+    assert (decoded.survey.expected, decoded.survey.perceived) == (5, 2)
+    assert decoded.survey.expectation_gap == -3
+    # Only one of the two rated: no gap to speak of.
+    assert SurveyScores(survey_id="sur3", perceived=4).expectation_gap is None
+
+
+def test_an_answer_written_before_expected_and_perceived_existed_still_decodes() -> None:
+    raw = json.loads(SURVEY_ANSWERS.encode(SurveyAnswered(external_id="s-1", survey=SurveyScores(survey_id="x", nps=3))))
+    del raw["survey"]["expected"], raw["survey"]["perceived"]
+    decoded = SURVEY_ANSWERS.decode(json.dumps(raw).encode())
+    assert isinstance(decoded, SurveyAnswered)
+    assert decoded.survey.expected is None and decoded.survey.expectation_gap is None
+
+
+@pytest.mark.parametrize("field", ["expected", "perceived"])
+@pytest.mark.parametrize("value", [0, 6])
+def test_expected_and_perceived_are_one_to_five(field: str, value: int) -> None:
+    with pytest.raises(ValueError):
+        SurveyScores(survey_id="sur3", **{field: value})  # type: ignore[arg-type]

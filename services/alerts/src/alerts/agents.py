@@ -58,10 +58,10 @@ def register_agents(
         await sink.send_all(events)
 
     async def on_insight_items(batch: list[FeedbackScored]) -> None:
-        await asyncio.to_thread(service.store.insights.record, [item_of_scored(s) for s in batch])
+        await asyncio.to_thread(service.record_insights, [item_of_scored(s) for s in batch], "alerts.insights")
 
     async def on_survey_answers(batch: list[SurveyAnswered]) -> None:
-        await asyncio.to_thread(service.store.insights.record, [item_of_survey(a) for a in batch])
+        await asyncio.to_thread(service.record_insights, [item_of_survey(a) for a in batch], "alerts.insights_surveys")
 
     async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
         await asyncio.to_thread(service.record_commerce, batch)

@@ -7,9 +7,11 @@ Pure logic over typed records; the store (``alerts.stores.insights``) keeps thre
 * *counts* per day × need × sentiment × language × source × touch point (the read model's grain), and
   *scores* per day × source × language × touch point (NPS groups, CSAT sum and count, net sentiment);
 * *rollups* per day × dimension × value with the same counters, and the ids of the day's most negative
-  items for that value (``worst``); and the same per ISO week. ``GET /v1/insights`` reads the weekly
-  rollups of the weeks wholly inside its range and the daily ones of the days at its edges: a few hundred
-  small documents, whatever the number of items (the report never scans the items).
+  items for that value (``worst``); and the same per ISO week. The touch-point rollups also carry what
+  answers said they expected and perceived there (SUR-3), so the report gives each touch point's gap.
+  ``GET /v1/insights`` reads the weekly rollups of the weeks wholly inside its range and the daily ones
+  of the days at its edges: a few hundred small documents, whatever the number of items (the report
+  never scans the items).
 
 Weeks run Monday to Sunday; the first and last week of a range may be partial.
 
@@ -43,9 +45,12 @@ TOP_ITEMS = 3
 WORST_KEPT = TOP_ITEMS
 
 #: The counters every score row and rollup row carries. ``items``: items with a sentiment (text);
-#: ``answers``: answers with an NPS; ``csat_count``: answers with a CSAT.
+#: ``answers``: answers with an NPS; ``csat_count``: answers with a CSAT; ``expected_*`` and ``perceived_*``:
+#: answers that rated the feeling they expected, or the one they had (SUR-3); ``gap_*``: answers that rated
+#: both, with the sum of perceived minus expected.
 COUNTERS: tuple[str, ...] = ("items", "negative", "neutral", "positive", "sentiment_sum", "answers", "promoters",
-                             "passives", "detractors", "csat_sum", "csat_count")
+                             "passives", "detractors", "csat_sum", "csat_count", "expected_sum", "expected_count",
+                             "perceived_sum", "perceived_count", "gap_sum", "gap_count")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class InsightItem:
     csat: int | None = None
     excerpt: str = ""
     customer_id: str | None = None
+    #: SUR-3: the feeling the answer expected at its touch point, and the one it had (1-5 each).
+    expected: int | None = None
+    perceived: int | None = None
 
     @property
     def nps_group(self) -> str | None:
@@ -103,14 +111,16 @@ def item_of_scored(scored: FeedbackScored) -> InsightItem:
         sentiment=scored.sentiment.label, score=scored.sentiment.score,
         needs=tuple(NeedMention(n.need, n.sentiment, n.score) for n in scored.needs),
         nps=survey.nps if survey else None, csat=survey.csat if survey else None,
-        excerpt=_excerpt(scored.text), customer_id=scored.customer_id)
+        excerpt=_excerpt(scored.text), customer_id=scored.customer_id,
+        expected=survey.expected if survey else None, perceived=survey.perceived if survey else None)
 
 
 def item_of_survey(answer: SurveyAnswered) -> InsightItem:
     return InsightItem(
         item_id=f"survey:{answer.event_id}", day=answer.occurred_at.date(), kind="survey", source=answer.source,
         language=answer.language or UNKNOWN, touch_point=answer.touch_point or UNKNOWN,
-        nps=answer.survey.nps, csat=answer.survey.csat, customer_id=answer.customer_id)
+        nps=answer.survey.nps, csat=answer.survey.csat, customer_id=answer.customer_id,
+        expected=answer.survey.expected, perceived=answer.survey.perceived)
 
 
 # ---- documents -----------------------------------------------------------------------------------------
@@ -123,6 +133,7 @@ def item_doc(item: InsightItem) -> dict[str, Any]:
         # What the drill-down filters on: the needs, and each need with its own polarity.
         "need_names": sorted({n for n, _ in polarities}), "need_sentiments": sorted({f"{n}:{s}" for n, s in polarities}),
         "nps": item.nps, "csat": item.csat, "excerpt": item.excerpt, "customer_id": item.customer_id,
+        "expected": item.expected, "perceived": item.perceived,
     }
 
 
@@ -131,7 +142,8 @@ def item_from_doc(doc: dict[str, Any]) -> InsightItem:
         item_id=doc["_id"], day=date.fromisoformat(doc["day"]), kind=doc["kind"], source=doc["source"],
         language=doc["language"], touch_point=doc["touch_point"], sentiment=doc.get("sentiment"),
         score=doc.get("score"), needs=tuple(NeedMention(n["need"], n["sentiment"], n["score"]) for n in doc["needs"]),
-        nps=doc.get("nps"), csat=doc.get("csat"), excerpt=doc.get("excerpt", ""), customer_id=doc.get("customer_id"))
+        nps=doc.get("nps"), csat=doc.get("csat"), excerpt=doc.get("excerpt", ""), customer_id=doc.get("customer_id"),
+        expected=doc.get("expected"), perceived=doc.get("perceived"))
 
 
 def item_public(item: InsightItem) -> dict[str, Any]:
@@ -139,7 +151,7 @@ def item_public(item: InsightItem) -> dict[str, Any]:
             "needs": [{"need": n.need, "sentiment": n.sentiment, "score": n.score} for n in item.needs],
             "sentiment": item.sentiment, "score": item.score, "language": item.language, "source": item.source,
             "touch_point": item.touch_point, "nps": item.nps, "csat": item.csat, "excerpt": item.excerpt,
-            "customer_id": item.customer_id}
+            "customer_id": item.customer_id, "expected": item.expected, "perceived": item.perceived}
 
 
 # ---- aggregation ---------------------------------------------------------------------------------------
@@ -189,6 +201,15 @@ def _counters(item: InsightItem, sentiment: str | None) -> dict[str, float]:
     if item.csat is not None:
         out["csat_sum"] = item.csat
         out["csat_count"] = 1
+    if item.expected is not None:
+        out["expected_sum"] = item.expected
+        out["expected_count"] = 1
+    if item.perceived is not None:
+        out["perceived_sum"] = item.perceived
+        out["perceived_count"] = 1
+    if item.expected is not None and item.perceived is not None:
+        out["gap_sum"] = item.perceived - item.expected
+        out["gap_count"] = 1
     return out
 
 
@@ -304,6 +325,30 @@ def _summary(c: dict[str, float]) -> dict[str, Any]:
     }
 
 
+def _mean(total: float, count: float) -> float | None:
+    return round(total / count, 2) if count else None
+
+
+def expectation_gaps(rows: Iterable[RollupRow]) -> list[dict[str, Any]]:
+    """SUR-3, per touch point: the mean feeling answers expected and the mean they perceived (each over the
+    answers that rated it), and the gap: the mean of perceived minus expected over the answers that rated
+    both (``answers``); below zero, the touch point fell short. Worst gap first; touch points no answer
+    rated are left out."""
+    per_touch_point: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        if row.dimension == "touch_point":
+            target = per_touch_point[row.value]
+            for name in ("expected_sum", "expected_count", "perceived_sum", "perceived_count", "gap_sum", "gap_count"):
+                target[name] = target.get(name, 0) + row.counters.get(name, 0)
+    gaps = [{"touch_point": touch_point, "expected": _mean(c["expected_sum"], c["expected_count"]),
+             "expected_answers": int(c["expected_count"]), "perceived": _mean(c["perceived_sum"], c["perceived_count"]),
+             "perceived_answers": int(c["perceived_count"]), "gap": _mean(c["gap_sum"], c["gap_count"]),
+             "answers": int(c["gap_count"])}
+            for touch_point, c in per_touch_point.items() if c["expected_count"] or c["perceived_count"]]
+    # The widest shortfall first; a touch point with no pair (so no gap) after those with one.
+    return sorted(gaps, key=lambda g: (g["gap"] is None, g["gap"] if g["gap"] is not None else 0.0, g["touch_point"]))
+
+
 def _sum(rows: Iterable[RollupRow]) -> dict[str, float]:
     total: dict[str, float] = {}
     for row in rows:
@@ -388,7 +433,7 @@ def report(rows: Sequence[RollupRow], period: Period, by: Dimension,
     return {"from": period.start.isoformat(), "to": period.end.isoformat(), "by": by,
             "previous": {"from": previous.start.isoformat(), "to": previous.end.isoformat()},
             "weeks": [w.isoformat() for w in weeks], "series": series, "scores": scores, "rising": rising,
-            "drivers": drivers, "totals": _summary(whole)}
+            "drivers": drivers, "expectations": expectation_gaps(current), "totals": _summary(whole)}
 
 
 # ---- drill-down ----------------------------------------------------------------------------------------
@@ -424,5 +469,5 @@ def rollup_rows(docs: Iterable[dict[str, Any]]) -> list[RollupRow]:
 
 
 def rollup_dimensions(by: Dimension) -> list[str]:
-    """The rollups a report on ``by`` reads."""
-    return sorted({by, "need", ALL})
+    """The rollups a report on ``by`` reads (touch points always: their expectation gaps)."""
+    return sorted({by, "need", "touch_point", ALL})

@@ -66,7 +66,8 @@ async def get_insights(request: Request, _: InsightsReader,
                        by: Dimension = "need") -> dict[str, Any]:
     """Weekly negative share per group (``by``), NPS and CSAT per week, the groups whose negative count
     rose most against the previous period of the same length (with their most negative items), the needs
-    detractors mention against promoters', and totals. Weeks run Monday to Sunday; by default this week
+    detractors mention against promoters', per touch point the mean feeling answers expected and perceived
+    (1-5) and the gap (perceived minus expected, over the answers that rated both), and totals. Weeks run Monday to Sunday; by default this week
     and the 7 before it."""
     store: AlertsStore = request.app.state.store
     return await asyncio.to_thread(insights_report, store, _period(start, end), by)
@@ -116,6 +117,9 @@ def insights_page(request: Request, start: Annotated[Day, Query(alias="from")] =
 <section><h2>What detractors talk about, against promoters</h2><div id="chart-drivers" class="chart"></div>
 <table id="drivers"><thead><tr><th>Need</th><th>Detractors</th><th>Share of detractors</th><th>Promoters</th>
 <th>Share of promoters</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Expected against perceived, per touch point</h2><div id="chart-expectations" class="chart"></div>
+<table id="expectations"><thead><tr><th>Touch point</th><th>Expected</th><th>Perceived</th><th>Gap</th>
+<th>Answers</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Items</h2><p class="muted" id="items-caption">Choose a group above to see its items.</p>
 <table id="items"><thead><tr><th>Day</th><th>Sentiment</th><th>Needs</th><th>Source</th><th>Touch point</th><th>NPS</th>
 <th>CSAT</th><th>What they said</th></tr></thead><tbody></tbody></table></section>

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from alerts.customer_contact import CONTACT_KINDS, CONTACT_OUTCOMES
 from alerts.rules import PRIORITIES
-from feedback_shared.metrics import dlq_counter, latency_histogram, stall_counter
+from feedback_shared.metrics import LATENCY_BUCKETS, dlq_counter, latency_histogram, stall_counter
+
+#: The insights read model's consumers (their consumer groups): scored feedback, and text-less survey answers.
+InsightsConsumer = Literal["alerts.insights", "alerts.insights_surveys"]
+INSIGHTS_CONSUMERS: tuple[InsightsConsumer, ...] = ("alerts.insights", "alerts.insights_surveys")
+#: recorded: new in the read model; duplicate: stored already (a redelivery) or twice in the batch.
+INSIGHT_OUTCOMES = ("recorded", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,8 @@ class AlertsMetrics:
     silent_customers: Counter
     customer_messages: Counter
     followups_late: Counter
+    insight_items: Counter
+    insights_write: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlertsMetrics:
@@ -66,7 +75,18 @@ class AlertsMetrics:
                 registry=registry),
             followups_late=Counter("followups_late", "Purchase follow-ups put in the outbox after their due time.",
                                    registry=registry),
+            insight_items=Counter(
+                "alerts_insight_items", "Items the insights consumers gave the read model, by consumer and outcome: "
+                "recorded (new), duplicate (stored already, or twice in one batch).", ["consumer", "outcome"],
+                registry=registry),
+            insights_write=Histogram(
+                "alerts_insights_write_seconds", "How long one batch took to write into the insights read model "
+                "(one transaction), by consumer.", ["consumer"], buckets=LATENCY_BUCKETS, registry=registry),
         )
+        for consumer in INSIGHTS_CONSUMERS:
+            m.insights_write.labels(consumer=consumer)
+            for outcome in INSIGHT_OUTCOMES:
+                m.insight_items.labels(consumer=consumer, outcome=outcome)
         for outcome in ("reopen", "answered"):
             m.checkin_answers.labels(outcome=outcome)
         for p in PRIORITIES:

@@ -29,7 +29,8 @@ from alerts.decide import (
     webhook_delivery,
 )
 from alerts.domain import Case, Delivery, Snapshot
-from alerts.metrics import AlertsMetrics
+from alerts.insights import InsightItem
+from alerts.metrics import AlertsMetrics, InsightsConsumer
 from alerts.replies import ReplyPlan
 from alerts.rules import AlertPolicy, resume_fields, should_alert
 from alerts.silence import interactions
@@ -120,6 +121,15 @@ class AlertService:
 
     def record_commerce(self, events: Sequence[PurchaseRecorded | OrderReturned]) -> int:
         return self.record_timeline([commerce_entry(e) for e in events if e.customer_id])
+
+    def record_insights(self, items: Sequence[InsightItem], consumer: InsightsConsumer) -> int:
+        """Add a batch to the insights read model (each item once); counts what was new and what was there
+        already, and times the write. Returns how many were new."""
+        with self.metrics.insights_write.labels(consumer=consumer).time():
+            recorded = self.store.insights.record(items)
+        self.metrics.insight_items.labels(consumer=consumer, outcome="recorded").inc(recorded)
+        self.metrics.insight_items.labels(consumer=consumer, outcome="duplicate").inc(len(items) - recorded)
+        return recorded
 
     def record_timeline(self, entries: list[dict[str, Any]]) -> int:
         added = self.store.timeline.add(entries)

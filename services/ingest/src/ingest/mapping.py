@@ -81,6 +81,8 @@ def survey_external_id(body: SurveyIn, text: str | None, questions: dict[str, An
         return "survey-" + _digest(body.survey_id, "customer", body.customer_id)
     answer = {"nps": body.nps, "csat": body.csat, "text": " ".join(text.split()) if text else None,
               "questions": questions, "touch_point": body.touch_point, "journey_stage": body.journey_stage}
+    # Added later (SUR-3), so only when given: an answer without them keeps the id it always had.
+    answer.update({k: v for k, v in (("expected", body.expected), ("perceived", body.perceived)) if v is not None})
     return "survey-" + _digest(body.survey_id, "anonymous", json.dumps(answer, sort_keys=True, ensure_ascii=False))
 
 
@@ -89,7 +91,8 @@ def _survey_submission(body: SurveyIn) -> Submission:
     Without: ``survey.answered``, the scores alone. Either way one event, so each answer counts once."""
     text, original = normalise_text(body.text) if body.text else (None, None)
     questions = _masked_questions(body.questions or {})
-    scores = SurveyScores(survey_id=body.survey_id, nps=body.nps, csat=body.csat, questions=questions)
+    scores = SurveyScores(survey_id=body.survey_id, nps=body.nps, csat=body.csat, expected=body.expected,
+                          perceived=body.perceived, questions=questions)
     common: dict[str, Any] = {
         "source": body.source, "channel": body.channel, "external_id": survey_external_id(body, text, questions),
         "customer_id": body.customer_id, "language": body.language, "touch_point": body.touch_point,

@@ -125,8 +125,8 @@ def post_complaint(body: ComplaintIn, service: ServiceDep, response: Response, p
 @router.post("/surveys", status_code=202, response_model=Accepted, responses=RESPONSES)
 def post_survey(body: SurveyIn, service: ServiceDep, response: Response, principal: WriterDep,
                 request: Request) -> Accepted:
-    """Accept a survey answer: ``nps`` (0-10), ``csat`` (1-5), a ``text`` and other ``questions``, at least
-    one of them. With a text it is scored, alerted on and rewarded like a review (kind ``survey``);
+    """Accept a survey answer: ``nps`` (0-10), ``csat`` (1-5), the ``expected`` and ``perceived`` feeling at
+    its touch point (1-5 each), a ``text`` and other ``questions``, at least one of them. With a text it is scored, alerted on and rewarded like a review (kind ``survey``);
     without one it goes to ``surveys.answered.v1``. The same answer again (its ``response_id``, else the
     survey and customer, else the same anonymous answer) answers 200 with the first event_id."""
     return _answer(response, service.accept(allowed(request, principal, submission_for("survey", body))))

@@ -116,6 +116,10 @@ TouchPointIn = Annotated[
 ]
 NpsScore = Annotated[int, Field(ge=0, le=10, description="Net Promoter answer: 0-10.")]
 CsatScore = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction: 1-5.")]
+ExpectedFeeling = Annotated[int, Field(ge=1, le=5, description="SUR-3: the feeling the customer expected (desired) "
+                                       "at this touch point: 1-5.")]
+PerceivedFeeling = Annotated[int, Field(ge=1, le=5, description="SUR-3: the feeling the customer had (perceived) at "
+                                        "this touch point: 1-5. The insights report perceived minus expected.")]
 
 
 class _Request(BaseModel):
@@ -129,13 +133,11 @@ class _Journey(_Request):
     journey_stage: JourneyStage | None = None
 
 
-class ReviewIn(_Journey):
-    """A product or service review from a review site, an app store or the shop itself."""
+class _ItemIn(_Journey):
+    """What a review and a suggestion both say: the text, who wrote it, about what, where and when. Each
+    kind adds its own source, id rule, channel and visibility (their defaults differ)."""
 
-    source: Slug = Field(examples=["google"])
-    external_id: Id = Field(description="The review's id at the source; the same id twice is a duplicate.")
     text: Text
-    rating: Annotated[int, Field(ge=1, le=5)] | None = None
     customer_id: Short | None = None
     author: Short | None = None
     language: Short | None = None
@@ -143,9 +145,17 @@ class ReviewIn(_Journey):
     product_id: Short | None = None
     order_id: Short | None = None
     thread_id: Short | None = None
+    occurred_at: Instant | None = None
+
+
+class ReviewIn(_ItemIn):
+    """A product or service review from a review site, an app store or the shop itself."""
+
+    source: Slug = Field(examples=["google"])
+    external_id: Id = Field(description="The review's id at the source; the same id twice is a duplicate.")
+    rating: Annotated[int, Field(ge=1, le=5)] | None = None
     channel: Slug = "review_site"
     is_public: bool = True
-    occurred_at: Instant | None = None
 
 
 class MentionIn(_Journey):
@@ -198,6 +208,8 @@ class ComplaintIn(_Journey):
 ONE_ANSWER: dict[str, Any] = {"anyOf": [
     {"required": ["nps"], "properties": {"nps": {"type": "integer"}}},
     {"required": ["csat"], "properties": {"csat": {"type": "integer"}}},
+    {"required": ["expected"], "properties": {"expected": {"type": "integer"}}},
+    {"required": ["perceived"], "properties": {"perceived": {"type": "integer"}}},
     {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
     {"required": ["questions"], "properties": {"questions": {"type": "object", "minProperties": 1}}},
 ]}
@@ -211,7 +223,8 @@ IDENTIFIED: dict[str, Any] = {"anyOf": [
 
 
 class SurveyIn(_Journey):
-    """One answer to a survey: scores (NPS, CSAT), a free text ("why?") and other answers.
+    """One answer to a survey: scores (NPS, CSAT, the expected and perceived feeling at its touch point), a
+    free text ("why?") and other answers.
 
     With a text it becomes a feedback item of kind ``survey`` (scored, alerted on, rewarded like a
     review); without one, a ``survey.answered`` event that carries the scores only.
@@ -226,6 +239,8 @@ class SurveyIn(_Journey):
     customer_id: Short | None = None
     nps: NpsScore | None = None
     csat: CsatScore | None = None
+    expected: ExpectedFeeling | None = None
+    perceived: PerceivedFeeling | None = None
     text: Text | None = None
     questions: SurveyQuestions | None = Field(
         default=None, description="Other answers: question id to answer (text, number or yes/no).")
@@ -238,8 +253,9 @@ class SurveyIn(_Journey):
 
     @model_validator(mode="after")
     def _one_answer(self) -> Self:
-        if self.nps is None and self.csat is None and not self.text and not self.questions:
-            raise ValueError("an answer needs at least one of nps, csat, text or questions")
+        scores = (self.nps, self.csat, self.expected, self.perceived)
+        if all(score is None for score in scores) and not self.text and not self.questions:
+            raise ValueError("an answer needs at least one of nps, csat, expected, perceived, text or questions")
         if not self.response_id and not self.customer_id and not self.text:
             # Two people can give the same scores: without an id of its own, a second anonymous answer
             # would be taken for a resend of the first and lost.
@@ -247,24 +263,15 @@ class SurveyIn(_Journey):
         return self
 
 
-class SuggestionIn(_Journey):
+class SuggestionIn(_ItemIn):
     """An idea for the product or the service (routed to the product team, SEN-7)."""
 
-    text: Text
     source: Slug = Field(default="web_form", examples=["web_form"])
     external_id: Id | None = Field(
         default=None, description="Your id for this suggestion; resubmitting it is a duplicate. Without it, "
         "the customer (or author) and the text identify it.")
-    customer_id: Short | None = None
-    author: Short | None = None
-    language: Short | None = None
-    url: Annotated[str, Field(max_length=2048)] | None = None
-    product_id: Short | None = None
-    order_id: Short | None = None
-    thread_id: Short | None = None
     channel: Slug = "web"
     is_public: bool = False
-    occurred_at: Instant | None = None
 
 
 class OrderLineIn(BaseModel):

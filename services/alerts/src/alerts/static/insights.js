@@ -104,6 +104,34 @@
                      drivers.map((d) => d.promoter_share || 0)], target);
   }
 
+  function num(v) { return v === null || v === undefined ? "-" : Number(v).toFixed(2); }
+
+  function drawExpectations(data) {
+    // SUR-3: per touch point, the feeling answers expected against the one they had; worst gap first.
+    const target = document.getElementById("chart-expectations");
+    const gaps = data.expectations;
+    const body = document.querySelector("#expectations tbody");
+    body.replaceChildren(...gaps.map((g) => row([g.touch_point.replace("_", " "), num(g.expected), num(g.perceived),
+                                                 g.gap === null ? "-" : (g.gap > 0 ? "+" : "") + num(g.gap), g.answers])));
+    if (!gaps.length) { target.appendChild(el("p", "No answers rated expected or perceived in this range.", { class: "muted" })); return; }
+    const names = gaps.map((g) => g.touch_point);
+    const opts = {
+      width: width(target), height: 260,
+      scales: { x: { time: false, range: [-0.7, names.length - 0.3] }, y: { range: [0, 5] } },
+      axes: [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (names[t] || "").replace("_", " ") : "")),
+               splits: () => names.map((_, i) => i) }, {}],
+      series: [
+        { label: "touch point", value: (u, v) => (v === null ? "-" : names[v]) },
+        { label: "expected", stroke: "#5d6d7e", fill: "rgba(93,109,126,0.5)", paths: uPlot.paths.bars({ size: [0.3, 40], align: -1 }),
+          points: { show: false }, value: (u, v) => num(v) },
+        { label: "perceived", stroke: "#2471a3", fill: "rgba(36,113,163,0.7)", paths: uPlot.paths.bars({ size: [0.3, 40], align: 1 }),
+          points: { show: false }, value: (u, v) => num(v) },
+      ],
+    };
+    const plot = new uPlot(opts, [names.map((_, i) => i), gaps.map((g) => g.expected), gaps.map((g) => g.perceived)], target);
+    target.dataset.series = String(plot.series.length - 1);
+  }
+
   async function showItems(group) {
     const params = Object.assign({}, range, { sentiment: "negative", limit: 50 });
     params[by] = group;
@@ -147,6 +175,7 @@
       drawScores(data);
       drawRising(data);
       drawDrivers(data);
+      drawExpectations(data);
       root.dataset.ready = "true";
     })
     .catch((err) => { document.getElementById("totals").textContent = "Could not load the insights: " + err.message; });
