@@ -42,8 +42,8 @@ def test_the_timeline_is_fed_by_every_channel_once() -> None:
     purchase = PurchaseRecorded(order_id="o-1", customer_id="c-1", amount=Decimal("20"), currency="EUR",
                                 occurred_at=NOW - timedelta(days=3))
     service.record_commerce([purchase, purchase])
-    service.record_points(TierChanged(customer_id="c-1", tier="silver", previous_tier="bronze", points_earned=600,
-                                      entry_id="e", rule="tier", points=0, trace_id="t"))
+    service.record_points([TierChanged(customer_id="c-1", tier="silver", previous_tier="bronze", points_earned=600,
+                                      entry_id="e", rule="tier", points=0, trace_id="t")])
     kinds = sorted(e["kind"] for e in store.timeline.of("c-1"))
     assert kinds == ["feedback", "feedback", "purchase", "tier"]
 

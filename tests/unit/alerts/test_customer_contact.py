@@ -312,3 +312,24 @@ def test_followup_lead_moves_the_sweep_before_the_due_time() -> None:
     assert followup_for(event).trigger() == ContactTrigger(
         kind="purchase_followup", key=str(event.event_id), customer_id="c-ru", order_id="ORD-77",
         due_at=T + timedelta(hours=24))
+
+
+def test_a_batch_of_notifications_costs_one_read_and_one_outbox_write_and_keeps_each_outcome() -> None:
+    w = World()
+    outbox: FakeOutbox = w.store.outbox  # type: ignore[assignment]
+    thanks = [CustomerThanked(event_id=derived_id("thanks", "b", i), customer_id=customer, addressed_to="x",
+                              message="x", reason="purchase", points=10 + i)
+              for i, customer in enumerate(("c-ru", "c-en", "c-unknown"))]
+    later = followup("c-ru", T + timedelta(hours=24))
+    batch = [thanks[0], later, thanks[1], thanks[2], thanks[0]]  # the first thank-you redelivered in the batch
+    reads_before, writes_before = w.store.directory.calls["accounts_by_id"], outbox.calls["enqueue"]
+    outcomes = w.service.contacts.notifications(batch)
+    assert outcomes == ["sent", None, "sent", "skipped_no_address", "duplicate"]
+    assert w.store.directory.calls["accounts_by_id"] - reads_before == 1
+    assert outbox.calls["enqueue"] - writes_before == 1
+    assert len(w.mails) == 2 and w.count("thank_you", "sent") == 2 and w.count("thank_you", "duplicate") == 1
+    # The same batch again (a redelivery): nothing new goes, and the follow-up stays scheduled once.
+    assert w.service.contacts.notifications(batch) == ["duplicate", None, "duplicate", "skipped_no_address",
+                                                       "duplicate"]
+    w.now = T + timedelta(days=2)
+    assert w.service.contacts.sweep() == 1

@@ -66,12 +66,13 @@ def register_agents(
     async def on_commerce(batch: list[PurchaseRecorded | OrderReturned]) -> None:
         await asyncio.to_thread(service.record_commerce, batch)
 
-    async def on_points(event: Any) -> None:
-        await asyncio.to_thread(service.record_points, event)
-        if event.event_type == "tier.changed":
-            kept = await asyncio.to_thread(service.set_tier, event.customer_id, event.tier, event.ingested_at)
-            if not kept:
-                logger.info("erased_customer_tier_dropped", extra={"event_id": str(event.event_id)})
+    async def on_points(batch: list[Any]) -> None:
+        await asyncio.to_thread(service.record_points, batch)
+        for event in batch:
+            if event.event_type == "tier.changed":
+                kept = await asyncio.to_thread(service.set_tier, event.customer_id, event.tier, event.ingested_at)
+                if not kept:
+                    logger.info("erased_customer_tier_dropped", extra={"event_id": str(event.event_id)})
 
     async def on_erasure(request: CustomerErasureRequested) -> None:
         erased = await asyncio.to_thread(service.erase_customer, request.customer_id, request.ingested_at)
@@ -82,9 +83,9 @@ def register_agents(
             extra={"event_id": str(request.event_id), "trace_id": request.trace_id},
         )
 
-    async def on_notification(event: CustomerThanked | FollowUpDue) -> None:
+    async def on_notifications(batch: list[CustomerThanked | FollowUpDue]) -> None:
         # A thank-you goes now; a follow-up is scheduled (the sweep sends it when due).
-        await asyncio.to_thread(service.contacts.notification, event)
+        await asyncio.to_thread(service.contacts.notifications, batch)
         on_enqueued()
 
     register_batch_agent(
@@ -97,12 +98,12 @@ def register_agents(
                          stalls=metrics.stalls, batch_size=500, within_s=INSIGHTS_BATCH_WAIT_S)
     register_batch_agent(app, SURVEY_ANSWERS, "alerts.insights_surveys", on_survey_answers, metrics.dlq,
                          stalls=metrics.stalls, batch_size=500, within_s=INSIGHTS_BATCH_WAIT_S)
-    register_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
+    register_batch_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
     # Purchases and returns, for the customer's timeline on the case page.
     register_batch_agent(app, COMMERCE_EVENTS, "alerts.timeline_commerce", on_commerce, metrics.dlq,
                          stalls=metrics.stalls)
     register_agent(
         app, CUSTOMER_ERASURE, "alerts.erase_customer", on_erasure, metrics.dlq, stalls=metrics.stalls
     )
-    register_agent(app, CUSTOMER_NOTIFICATIONS, "alerts.customer_contact", on_notification, metrics.dlq,
-                   stalls=metrics.stalls)
+    register_batch_agent(app, CUSTOMER_NOTIFICATIONS, "alerts.customer_contact", on_notifications, metrics.dlq,
+                         stalls=metrics.stalls)

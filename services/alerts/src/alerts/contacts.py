@@ -61,13 +61,16 @@ class CustomerContacts:
         outcome = decision.outcome
         if decision.deliveries and not self.enqueue(decision.deliveries, now):
             outcome = "duplicate"
+        self._count(trigger, outcome, now)
+        return outcome
+
+    def _count(self, trigger: ContactTrigger, outcome: ContactOutcome, now: datetime) -> None:
         self.metrics.customer_messages.labels(kind=trigger.kind, outcome=outcome).inc()
         if outcome == "sent" and trigger.kind == "purchase_followup" and is_late(trigger, now):
             self.metrics.followups_late.inc()
             logger.warning("followup_late key=%s due_at=%s", trigger.key,
                            trigger.due_at.isoformat() if trigger.due_at else "-")
         logger.info("customer_contact kind=%s key=%s outcome=%s", trigger.kind, trigger.key, outcome)
-        return outcome
 
     def status_changed(self, case: Case) -> ContactOutcome | None:
         """The acknowledgement or the resolution check-in, when ``case`` has just moved to that status."""
@@ -82,11 +85,46 @@ class CustomerContacts:
     def notification(self, event: CustomerThanked | FollowUpDue) -> ContactOutcome | None:
         """An event of ``customer.notifications.v1``: a thank-you goes now, a follow-up is scheduled (and
         sent at once if already due, as after a long outage)."""
-        if isinstance(event, CustomerThanked):
-            return self.contact(on_thanked(event))
-        followup = followup_for(event, self.followup_lead)
-        self.store.scheduled.schedule([followup])
-        return self._send(followup) if followup.due_at <= self.clock() else None
+        return self.notifications([event])[0]
+
+    def notifications(self, events: Sequence[CustomerThanked | FollowUpDue]) -> list[ContactOutcome | None]:
+        """``notification`` for a batch, in a few commands whatever its size (a repeat customer's purchase
+        brings a thank-you and a follow-up): one insert for the follow-ups, one account read and one
+        outbox insert for the thank-yous. The outcome of each event, in order."""
+        followups = {i: followup_for(e, self.followup_lead) for i, e in enumerate(events)
+                     if isinstance(e, FollowUpDue)}
+        if followups:
+            self.store.scheduled.schedule(list(followups.values()))
+        now = self.clock()
+        outcomes: list[ContactOutcome | None] = [None] * len(events)
+        for i, outcome in zip(
+                [i for i, e in enumerate(events) if isinstance(e, CustomerThanked)],
+                self.contact_all([on_thanked(e) for e in events if isinstance(e, CustomerThanked)]), strict=True):
+            outcomes[i] = outcome
+        for i, followup in followups.items():
+            if followup.due_at <= now:
+                outcomes[i] = self._send(followup)
+        return outcomes
+
+    def contact_all(self, triggers: Sequence[ContactTrigger]) -> list[ContactOutcome]:
+        """``contact`` for triggers about no case (thank-yous): their accounts in one read, their messages
+        in one outbox insert. The outcome of each, in order."""
+        if not triggers:
+            return []
+        now = self.clock()
+        accounts = self.store.directory.accounts_by_id({t.customer_id for t in triggers})
+        decisions = [decide_contact(t, accounts.get(t.customer_id), None, mailbox=self.mailbox) for t in triggers]
+        added = {doc["_id"] for doc in self.enqueue([d for decision in decisions for d in decision.deliveries], now)}
+        outcomes: list[ContactOutcome] = []
+        for decision in decisions:
+            outcome = decision.outcome
+            ids = {d.delivery_id for d in decision.deliveries}
+            if ids and not ids & added:
+                outcome = "duplicate"  # in the outbox before, or by an earlier copy in this batch
+            added -= ids
+            self._count(decision.trigger, outcome, now)
+            outcomes.append(outcome)
+        return outcomes
 
     # ---- later -----------------------------------------------------------------------------------
     def sweep(self, limit: int = 200) -> int:

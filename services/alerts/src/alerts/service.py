@@ -139,9 +139,9 @@ class AlertService:
     def enqueue_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         self._enqueue(deliveries, self.clock())
 
-    def record_points(self, event: Any) -> int:
-        entry = points_entry(event)
-        return self.store.timeline.add([entry]) if entry is not None else 0
+    def record_points(self, events: Sequence[Any]) -> int:
+        """Points and tier changes on the customers' timelines, in one write."""
+        return self.store.timeline.add([e for e in map(points_entry, events) if e is not None])
 
     def resume_waiting(self, batch: Sequence[FeedbackScored], now: datetime) -> list[AlertEvent]:
         """The customer wrote again: their cases waiting on them go back to where they were, with the
