@@ -253,3 +253,37 @@ def test_cases_are_found_by_the_reference_quoted_to_customers_and_an_answer_is_r
     assert cases.act(ids[0], {"checkin_answer": "positive"}, entry, T0, ("resolved",), once_per_item="f-1")
     assert cases.act(ids[0], {"checkin_answer": "positive"}, entry, T0, ("resolved",), once_per_item="f-1") is None
     assert len(cases.get(ids[0]).history) == 1  # type: ignore[union-attr]
+
+
+def test_last_interactions_move_forward_only_and_a_newer_one_clears_the_churn_mark(store: AlertsStore) -> None:
+    activity = store.activity
+    day = timedelta(days=1)
+    activity.touch([("c-a", T0), ("c-b", T0), ("c-a", T0 - day)])  # new customers; the older one is ignored
+    activity.flag([("c-a", T0)])  # a churn-risk case opened for c-a's silence
+    window = (T0 - 90 * day, T0 + day)
+    assert [a.customer_id for a in activity.silent(*window)] == ["c-b"]
+    activity.touch([("c-a", T0 - day), ("c-b", T0 - day)])  # older (out of order): nothing changes
+    assert [a.customer_id for a in activity.silent(*window)] == ["c-b"]
+    assert [a.last_interaction_at for a in activity.silent(*window)] == [T0]
+    activity.touch([("c-a", T0 + 2 * day), ("c-c", T0)])  # c-a interacts again: the mark goes, c-c is new
+    later = (T0 - 90 * day, T0 + 3 * day)
+    assert {(a.customer_id, a.last_interaction_at) for a in activity.silent(*later)} == {
+        ("c-a", T0 + 2 * day), ("c-b", T0), ("c-c", T0)}
+
+
+def test_a_customer_inserted_by_another_replica_between_read_and_write_still_moves_forward(
+    store: AlertsStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from alerts.stores import activity as activity_module
+
+    real_insert_new = activity_module.insert_new
+
+    def replica_first(collection: Any, docs: Any) -> list[int]:
+        # Another replica records an older interaction for c-r after this one read "not there".
+        collection.insert_one({"_id": "c-r", "last_interaction_at": T0 - timedelta(days=5)})
+        return real_insert_new(collection, docs)
+
+    monkeypatch.setattr(activity_module, "insert_new", replica_first)
+    store.activity.touch([("c-r", T0)])
+    [found] = store.activity.silent(T0 - timedelta(days=90), T0 + timedelta(days=1))
+    assert (found.customer_id, found.last_interaction_at) == ("c-r", T0)

