@@ -44,7 +44,9 @@ The checks do not stop a redirect to an inward host: the dispatcher must not fol
 (``AppriseAsset(http_redirects=False)``, ``httpx`` with ``follow_redirects=False``), and should
 connect within ``SEND_TIMEOUT_S`` and read at most ``MAX_RESPONSE_BYTES``. A name that resolves to a
 public address at the check and an inward one at the connection (rebinding within seconds) is only
-stopped by pinning the checked address for the connection, which is the dispatcher's job too.
+stopped by pinning: the sender connects only to ``connectable_addresses`` of the host, resolved and
+checked at connection time (the alerts dispatcher's HTTP client does, for every json/form/xml page
+and webhook).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "OutboundRefused",
     "check_notify_url",
     "check_webhook_url",
+    "connectable_addresses",
     "resolve_with_getaddrinfo",
 ]
 
@@ -242,30 +245,47 @@ def _check_options(query: str) -> None:
 
 
 def _check_host(host: str, policy: OutboundPolicy) -> None:
+    allowed_names, _ = _names_and_networks(policy.allow_hosts)
+    if _ascii_host(host) in allowed_names and _ip_literal(_ascii_host(host)) is None:
+        return  # allow-listed by name: not resolved (it may only resolve inside the cluster)
+    connectable_addresses(host, policy)
+
+
+def connectable_addresses(host: str, policy: OutboundPolicy) -> list[str]:
+    """The addresses a connection to ``host`` may use, checked as ``check_notify_url`` checks a host:
+    the address itself for an IP literal, else every address the name resolves to (each must pass, or
+    the host is refused). A sender connects only to these (pinning): a name that resolved to a public
+    address at the check and resolves inward by the connection (DNS rebinding) never gets through.
+
+    Raises:
+        OutboundRefused: naming the reason.
+    """
     allowed_names, allowed_networks = _names_and_networks(policy.allow_hosts)
     own_names, own_networks = _names_and_networks(policy.own_addresses)
     host = _ascii_host(host)
     literal = _ip_literal(host)
     if literal is not None:
         _check_address(literal, host, None, allowed_networks, own_networks)
-        return
-    if host in allowed_names:
-        return
-    _check_host_name(host)
-    if host in own_names:
-        raise OutboundRefused(f"host {host} is one of the services' own addresses")
+        return [str(literal)]
+    if host not in allowed_names:
+        _check_host_name(host)
+        if host in own_names:
+            raise OutboundRefused(f"host {host} is one of the services' own addresses")
     try:
         answers = policy.resolve(host)
     except (OSError, UnicodeError) as exc:
         raise OutboundRefused(f"host {host} does not resolve ({exc})") from None
     if not answers:
         raise OutboundRefused(f"host {host} does not resolve (no addresses)")
+    if host in allowed_names:
+        return list(answers)
     for answer in answers:
         try:
             address = ipaddress.ip_address(answer.partition("%")[0])
         except ValueError:
             raise OutboundRefused(f"host {host} resolves to {answer!r}, which is not an address") from None
         _check_address(address, host, answer, allowed_networks, own_networks)
+    return list(answers)
 
 
 def _ascii_host(host: str) -> str:

@@ -12,8 +12,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from alerts.notifier import send_with_apprise, with_idempotency_key
+from feedback_shared.outbound import OutboundPolicy
 from feedback_tools.devstack import free_port
 from feedback_tools.receiver import StandInReceiver
+
+LOOPBACK = OutboundPolicy(allow_hosts=frozenset({"127.0.0.0/8"}))
 
 
 @pytest.fixture
@@ -26,8 +29,8 @@ def receiver() -> Iterator[StandInReceiver]:
 def test_the_same_delivery_reaches_the_receiver_with_the_same_key(receiver: StandInReceiver) -> None:
     url = receiver.url("page")
     for _ in range(2):  # a retry of one delivery
-        send_with_apprise(with_idempotency_key(url, "5f0c-delivery"), "title", "body")
-    send_with_apprise(with_idempotency_key(f"{url}?method=POST", "other delivery/1"), "title", "body")
+        send_with_apprise(with_idempotency_key(url, "5f0c-delivery"), "title", "body", LOOPBACK)
+    send_with_apprise(with_idempotency_key(f"{url}?method=POST", "other delivery/1"), "title", "body", LOOPBACK)
     assert [r["headers"].get("idempotency-key") for r in receiver.received] == [
         "5f0c-delivery", "5f0c-delivery", "other delivery/1"]
 

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
@@ -16,9 +17,12 @@ from alerts.domain import Delivery
 from alerts.main import create_app
 from alerts.metrics import AlertsMetrics
 from alerts.notifier import Dispatcher, SendTimeout, within_wall_time
+from feedback_shared.outbound import OutboundPolicy
 from tests.unit.alerts.fakes import FakeOutbox, fake_store
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+#: The test servers listen on loopback, which only an operator allow-list admits.
+LOOPBACK = OutboundPolicy(allow_hosts=frozenset({"127.0.0.0/8"}))
 
 
 @pytest.mark.parametrize(("url", "reason"), [
@@ -139,7 +143,7 @@ def test_a_json_page_posts_apprises_payload_with_its_headers_and_basic_auth() ->
 
     server = _Server((200, {}, b"ok"))
     try:
-        send_json(f"json://bot:s3cret@127.0.0.1:{server.port}/hook?+Idempotency-Key=abc&cto=5&team=cs", "Title", "Body")
+        send_json(f"json://bot:s3cret@127.0.0.1:{server.port}/hook?+Idempotency-Key=abc&cto=5&team=cs", "Title", "Body", LOOPBACK)
     finally:
         server.close()
     [request] = server.requests
@@ -157,7 +161,7 @@ def test_pages_share_one_pooled_client_and_carry_no_cookie_from_an_earlier_answe
     server = _Server((200, {"Set-Cookie": "session=from-receiver; Path=/"}, b"ok"))
     try:
         for n in range(3):
-            send_json(f"json://127.0.0.1:{server.port}/hook-{n}", "t", "b")
+            send_json(f"json://127.0.0.1:{server.port}/hook-{n}", "t", "b", LOOPBACK)
     finally:
         server.close()
     assert len(server.requests) == 3
@@ -171,13 +175,13 @@ def test_a_json_page_follows_no_redirect_and_reads_a_bounded_answer() -> None:
     redirect = _Server((302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""))
     try:
         with pytest.raises(ConnectionError, match="302"):
-            send_json(f"json://127.0.0.1:{redirect.port}/hook", "t", "b")
+            send_json(f"json://127.0.0.1:{redirect.port}/hook", "t", "b", LOOPBACK)
         assert len(redirect.requests) == 1
     finally:
         redirect.close()
     huge = _Server((200, {}, b"x" * 5_000_000))
     try:
-        send_json(f"json://127.0.0.1:{huge.port}/hook", "t", "b")  # answered 2xx: sent, the rest unread
+        send_json(f"json://127.0.0.1:{huge.port}/hook", "t", "b", LOOPBACK)  # answered 2xx: sent, the rest unread
     finally:
         huge.close()
 
@@ -189,8 +193,8 @@ def test_form_and_xml_pages_are_posted_directly_too() -> None:
 
     server = _Server((200, {}, b"ok"))
     try:
-        send_with_apprise(f"form://127.0.0.1:{server.port}/f", "Title & co", "Body <b>")
-        send_with_apprise(f"xml://127.0.0.1:{server.port}/x", "Title & co", "Body <b>")
+        send_with_apprise(f"form://127.0.0.1:{server.port}/f", "Title & co", "Body <b>", LOOPBACK)
+        send_with_apprise(f"xml://127.0.0.1:{server.port}/x", "Title & co", "Body <b>", LOOPBACK)
     finally:
         server.close()
     form, xml = server.requests
@@ -232,3 +236,39 @@ def test_an_e_mail_keeps_its_line_breaks() -> None:
     [plain] = [p for p in message.walk() if p.get_content_type() == "text/plain"]
     lines = plain.get_payload(decode=True).decode().splitlines()
     assert lines[:4] == ["Dear Dana,", "", "We will answer by 14:00.", "Case reference: 1a2b3c4d"]
+
+
+def test_a_page_connects_only_to_an_address_checked_at_connection_time() -> None:
+    """DNS rebinding: the name resolves to a public address when the URL is checked and to loopback a
+    moment later, when the connection is made. The connection is refused; the receiver hears nothing."""
+    from alerts.notifier import send_json
+    from feedback_shared.outbound import check_notify_url
+
+    server = _Server((200, {}, b"ok"))
+    answers = iter([["93.184.215.14"], ["127.0.0.1"]])
+    rebinding = OutboundPolicy(resolve=lambda _host: next(answers))
+    url = f"json://rebind.example.com:{server.port}/hook"
+    try:
+        check_notify_url(url, rebinding)  # the check before the send: public
+        with pytest.raises(httpx.ConnectError, match="loopback"):
+            send_json(url, "t", "b", rebinding)
+    finally:
+        server.close()
+    assert server.requests == []
+
+
+def test_a_page_goes_to_the_address_the_policy_resolved_with_the_name_kept() -> None:
+    """The connection uses the policy's resolver (here the only one that knows the name), and the
+    request still names the host."""
+    from alerts.notifier import send_json
+
+    server = _Server((200, {}, b"ok"))
+    policy = OutboundPolicy(allow_hosts=frozenset({"127.0.0.0/8"}), resolve=lambda _host: ["127.0.0.1"])
+    try:
+        send_json(f"json://receiver.example.com:{server.port}/hook", "t", "b", policy)
+        with pytest.raises(httpx.ConnectError, match="loopback"):  # the public-only default refuses it
+            send_json(f"json://127.0.0.1:{server.port}/hook", "t", "b")
+    finally:
+        server.close()
+    [request] = server.requests
+    assert request["headers"]["Host"] == f"receiver.example.com:{server.port}"

@@ -20,12 +20,13 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import apprise
+import httpcore
 import httpx
 
 from alerts.config import Settings
@@ -36,9 +37,11 @@ from feedback_shared.loops import every
 from feedback_shared.outbound import (
     MAX_RESPONSE_BYTES,
     SEND_TIMEOUT_S,
+    OutboundPolicy,
     OutboundRefused,
     check_notify_url,
     check_webhook_url,
+    connectable_addresses,
 )
 from feedback_shared.webhooks import signed_headers
 
@@ -122,27 +125,61 @@ def read_bounded(response: httpx.Response) -> None:
             break
 
 
+class PinnedBackend(httpcore.SyncBackend):
+    """Connects only to an address the outbound policy admits, resolved and checked at connection
+    time (``connectable_addresses``): the URL was checked when saved and before the send, but a name
+    can resolve elsewhere a moment later (DNS rebinding). TLS still verifies the certificate against
+    the host name (httpcore starts TLS with the origin's name, not the address)."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        try:
+            addresses = connectable_addresses(host, self.policy)
+        except OutboundRefused as exc:
+            raise httpcore.ConnectError(f"refused at connection: {exc}") from exc
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                           socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"host {host} has no address to connect to")
+
+
 _client_lock = threading.Lock()
-_client: httpx.Client | None = None
+_clients: dict[OutboundPolicy, httpx.Client] = {}
 
 
-def http_client() -> httpx.Client:
-    """One client for every page and webhook the process sends: its connections are pooled and its TLS
-    context is built once. A client per send built a fresh SSL context (the CA store loaded again) each
-    time, which was two thirds of the alerts service's CPU in an incident burst. Redirects are never
-    followed (one could point inward); each request sets its own auth and reads a bounded answer."""
-    global _client
+def http_client(policy: OutboundPolicy) -> httpx.Client:
+    """One client per outbound policy for every page and webhook the process sends: its connections are
+    pooled and its TLS context is built once. A client per send built a fresh SSL context (the CA store
+    loaded again) each time, which was two thirds of the alerts service's CPU in an incident burst.
+    Redirects are never followed (one could point inward); each request sets its own auth and reads a
+    bounded answer; every connection goes only to an address ``policy`` admits (``PinnedBackend``)."""
     with _client_lock:
-        if _client is None:
+        client = _clients.get(policy)
+        if client is None:
             # No cookie is kept: what one receiver sets must never ride along to another page.
             no_cookies = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-            _client = httpx.Client(timeout=httpx.Timeout(SEND_TIMEOUT_S, connect=SEND_TIMEOUT_S / 2),
-                                   follow_redirects=False, cookies=no_cookies,
-                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
-        return _client
+            transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+            # httpx builds its connection pool without a way to name the network backend: set it on the pool
+            # (a unit test checks that connections go through it, so an httpx change that drops it fails).
+            transport._pool._network_backend = PinnedBackend(policy)
+            client = _clients[policy] = httpx.Client(
+                transport=transport, timeout=httpx.Timeout(SEND_TIMEOUT_S, connect=SEND_TIMEOUT_S / 2),
+                follow_redirects=False, cookies=no_cookies)
+        return client
 
 
-def send_json(url: str, title: str, body: str) -> None:
+#: The policy of a send that names none: the public internet only.
+PUBLIC_ONLY = OutboundPolicy()
+
+
+def send_json(url: str, title: str, body: str, policy: OutboundPolicy = PUBLIC_ONLY) -> None:
     """A ``json://``, ``form://`` or ``xml://`` page (and their ``s`` twins), POSTed the way Apprise
     would (its payload, ``+Header`` headers, user:password as basic auth), but with what Apprise does
     not offer: no redirect is followed (one could point inward) and at most ``MAX_RESPONSE_BYTES`` of
@@ -164,16 +201,17 @@ def send_json(url: str, title: str, body: str) -> None:
     if parts.port:
         netloc += f":{parts.port}"
     auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
-    with http_client().stream("POST", f"{scheme}://{netloc}{parts.path or '/'}", params=params, headers=headers,
+    with http_client(policy).stream("POST", f"{scheme}://{netloc}{parts.path or '/'}", params=params, headers=headers,
                               content=content, auth=auth or httpx.USE_CLIENT_DEFAULT) as response:
         read_bounded(response)
         if not response.is_success:
             raise ConnectionError(f"{parts.scheme.lower()} delivery answered {response.status_code}")
 
 
-def send_with_apprise(url: str, title: str, body: str) -> None:
+def send_with_apprise(url: str, title: str, body: str, policy: OutboundPolicy = PUBLIC_ONLY) -> None:
+    """Send a page; json/form/xml pages directly (``send_json``), the other schemes through Apprise."""
     if url.split("://", 1)[0].lower() in HTTP_PAGE_SCHEMES:
-        send_json(url, title, body)
+        send_json(url, title, body, policy)
         return
     notifier = apprise.Apprise()
     if not notifier.add(with_send_timeouts(url)):
@@ -184,11 +222,12 @@ def send_with_apprise(url: str, title: str, body: str) -> None:
         raise ConnectionError(f"{channel_of(url)} delivery failed")
 
 
-def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
+def send_signed_webhook(url: str, secret: str, msg_id: str, payload: bytes, timeout_s: float = SEND_TIMEOUT_S,
+                        policy: OutboundPolicy = PUBLIC_ONLY) -> None:
     """POST an alert event with Standard Webhooks headers; anything but 2xx is a failure to retry. No
     redirect is followed (it could point inward), and at most ``MAX_RESPONSE_BYTES`` are read."""
     headers = {"Content-Type": "application/json", **signed_headers(secret, msg_id, payload)}
-    with http_client().stream("POST", url, content=payload, headers=headers, timeout=timeout_s,
+    with http_client(policy).stream("POST", url, content=payload, headers=headers, timeout=timeout_s,
                               follow_redirects=False) as response:
         read_bounded(response)
         if not response.is_success:
@@ -234,13 +273,15 @@ class Dispatcher:
         outbox: Outbox,
         settings: Settings,
         metrics: AlertsMetrics,
-        send: Callable[[str, str, str], None] = send_with_apprise,
+        send: Callable[[str, str, str], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.outbox = outbox
         self.settings = settings
         self.metrics = metrics
-        self.send = send
+        self.policy = settings.outbound_policy()
+        #: (url, title, body) -> None: by default Apprise's channels, the HTTP ones pinned to the policy.
+        self.send = send or (lambda url, title, body: send_with_apprise(url, title, body, self.policy))
         self.clock = clock
         self._wakeup = asyncio.Event()
         self._handed_over: collections.deque[dict[str, Any]] = collections.deque()
@@ -248,7 +289,6 @@ class Dispatcher:
         #: while it is here (``renew_leases``). The lock keeps a renewal and a release apart.
         self._held: dict[str, dict[str, Any]] = {}
         self._lease_lock = threading.Lock()
-        self.policy = settings.outbound_policy()
         # Deliveries claimed per query: the query reads every due delivery, so one per claim made a
         # backlog of n cost n reads each; a worker holding a few leases at once is harmless.
         self.claim_batch = 10
@@ -269,7 +309,8 @@ class Dispatcher:
             raise Refused(str(exc)) from exc
         if doc.get("kind") == "webhook":
             secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else ""
-            within_wall_time(lambda: send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode()),
+            within_wall_time(lambda: send_signed_webhook(doc["url"], secret, doc["msg_id"], doc["payload"].encode(),
+                                                     policy=self.policy),
                              SEND_TIMEOUT_S * 2)
         else:
             # Taken over from a worker that stopped mid-send: the page may be out already. Receivers
