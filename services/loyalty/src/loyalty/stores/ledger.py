@@ -13,7 +13,7 @@ from pymongo.database import Database
 from loyalty.domain import Doc, LedgerEntry
 from loyalty.points import ORDER_RULES, TIER_RULES
 from loyalty.ports import LedgerSeen
-from loyalty.stores._bulk import ONE_REPLY
+from loyalty.stores._bulk import chunks
 
 
 class MongoLedgerStore:
@@ -27,28 +27,26 @@ class MongoLedgerStore:
 
     def seen(self, source_event_ids: Iterable[str], returned_orders: Iterable[str],
              windows: Mapping[str, datetime]) -> LedgerSeen:
-        """One aggregate: the entries of the batch's business events and of the orders it returns, and
-        each customer's tier points since their window start (summed by the server)."""
+        """The entries of the batch's business events and of the orders it returns, and each customer's
+        tier points since their window start: plain indexed finds, ``IN_CHUNK`` ids at a time, summed
+        here. (One aggregate with an ``$or`` per customer did it in one round trip, but the embedded
+        database answered it by scanning the ledger: 12 s for a batch of 100 over 20,000 entries, with
+        every other service's commands waiting behind it.)"""
         sources, orders = sorted(set(source_event_ids)), sorted(set(returned_orders))
-        entries_of: list[Doc] = []
-        if sources:
-            entries_of.append({"source_event_id": {"$in": sources}})
-        if orders:
-            entries_of.append({"order_id": {"$in": orders}, "rule": {"$in": list(ORDER_RULES)}})
-        earned_of: list[Doc] = [{"customer_id": c, "at": {"$gte": since}, "rule": {"$in": list(TIER_RULES)}}
-                                for c, since in sorted(windows.items())]
-        facets: dict[str, list[Doc]] = {}
-        if entries_of:
-            facets["entries"] = [{"$match": {"$or": entries_of}}]
-        if earned_of:
-            facets["earned"] = [{"$match": {"$or": earned_of}},
-                                {"$group": {"_id": "$customer_id", "points": {"$sum": "$points"}}}]
-        if not facets:
-            return LedgerSeen()
-        pipeline = [{"$match": {"$or": entries_of + earned_of}}, {"$facet": facets}]
-        [found] = self.ledger.aggregate(pipeline, batchSize=ONE_REPLY)
-        return LedgerSeen(entries={d["_id"]: LedgerEntry.from_doc(d) for d in found.get("entries", [])},
-                          earned={d["_id"]: int(d["points"]) for d in found.get("earned", [])})
+        found: list[Doc] = []
+        for chunk in chunks(sources):
+            found += self.ledger.find({"source_event_id": {"$in": chunk}})
+        for chunk in chunks(orders):
+            found += self.ledger.find({"order_id": {"$in": chunk}, "rule": {"$in": list(ORDER_RULES)}})
+        earned: dict[str, int] = {}
+        # Every tier entry of the customers (no range on ``at``: with a ``$in`` on the index's first field
+        # the embedded database would scan), counted from each one's own window start.
+        for chunk in chunks(sorted(windows)):
+            for doc in self.ledger.find({"customer_id": {"$in": chunk}, "rule": {"$in": list(TIER_RULES)}},
+                                        {"customer_id": 1, "points": 1, "at": 1}):
+                if doc["at"] >= windows[doc["customer_id"]]:
+                    earned[doc["customer_id"]] = earned.get(doc["customer_id"], 0) + int(doc["points"])
+        return LedgerSeen(entries={d["_id"]: LedgerEntry.from_doc(d) for d in found}, earned=earned)
 
     def append(self, entries: Sequence[LedgerEntry], session: ClientSession) -> None:
         if entries:

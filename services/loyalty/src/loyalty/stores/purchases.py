@@ -13,7 +13,7 @@ from pymongo.database import Database
 
 from loyalty.domain import Doc, PurchaseRecord, ReviewClaim
 from loyalty.ports import PurchasesSeen
-from loyalty.stores._bulk import ONE_REPLY
+from loyalty.stores._bulk import chunks
 
 
 class MongoPurchaseStore:
@@ -27,39 +27,27 @@ class MongoPurchaseStore:
 
     def seen(self, order_ids: Iterable[str], buyers: Iterable[str],
              products: Iterable[tuple[str, str]]) -> PurchasesSeen:
-        """One aggregate: the records of ``order_ids``, the purchase count of each buyer (computed by the
-        server), which (customer, product) pairs were bought, and the buyers' claims (appended by
-        ``$unionWith``). The leading ``$match`` uses the ``_id`` and ``customer_id`` indexes; the facets only
-        split what it found."""
+        """The records of ``order_ids``, the purchase count of each buyer, which (customer, product) pairs
+        were bought, and the buyers' claims: plain indexed finds, ``IN_CHUNK`` ids at a time. (One
+        aggregate with ``$facet`` and ``$unionWith`` did it in one round trip, but the embedded database
+        scanned for it: 5 s for a batch over 15,000 purchases.)"""
         orders, counted, pairs = sorted(set(order_ids)), sorted(set(buyers)), set(products)
-        reviewers, skus = sorted({c for c, _ in pairs}), sorted({s for _, s in pairs})
-        facets: dict[str, list[Doc]] = {}
-        wanted: list[Doc] = []
-        if orders:
-            wanted.append({"_id": {"$in": orders}})
-            facets["records"] = [{"$match": {"_id": {"$in": orders}}}]
-        if counted:
-            wanted.append({"customer_id": {"$in": counted}})
-            facets["counts"] = [{"$match": {"customer_id": {"$in": counted}}},
-                                {"$group": {"_id": "$customer_id", "n": {"$sum": 1}}}]
-        if pairs:
-            products_of = {"customer_id": {"$in": reviewers}, "skus": {"$in": skus}}
-            wanted.append(products_of)
-            facets["products"] = [{"$match": products_of}, {"$project": {"customer_id": 1, "skus": 1}}]
-        if not facets:
-            return PurchasesSeen()
-        pipeline: list[Doc] = [{"$match": {"$or": wanted}}, {"$facet": facets}]
-        if counted:
-            pipeline.append({"$unionWith": {"coll": self.claims.name, "pipeline": [
-                {"$match": {"customer_id": {"$in": counted}}}, {"$addFields": {"_claim": {"$literal": True}}}]}})
-        [found, *claims] = self.purchases.aggregate(pipeline, batchSize=ONE_REPLY)
-        return PurchasesSeen(
-            claims=[ReviewClaim.from_doc(d) for d in claims if d.pop("_claim", False)],
-            records={d["_id"]: PurchaseRecord.from_doc(d) for d in found.get("records", [])},
-            counts={d["_id"]: int(d["n"]) for d in found.get("counts", [])},
-            products_bought={(d["customer_id"], sku) for d in found.get("products", []) for sku in d.get("skus", ())
-                             if (d["customer_id"], sku) in pairs},
-        )
+        records: dict[str, PurchaseRecord] = {}
+        for chunk in chunks(orders):
+            records |= {d["_id"]: PurchaseRecord.from_doc(d) for d in self.purchases.find({"_id": {"$in": chunk}})}
+        customers = sorted(set(counted) | {c for c, _ in pairs})
+        wanted = set(counted)
+        counts: dict[str, int] = {}
+        bought: set[tuple[str, str]] = set()
+        for chunk in chunks(customers):
+            for doc in self.purchases.find({"customer_id": {"$in": chunk}}, {"customer_id": 1, "skus": 1}):
+                customer = doc["customer_id"]
+                if customer in wanted:
+                    counts[customer] = counts.get(customer, 0) + 1
+                bought |= {(customer, sku) for sku in doc.get("skus", ()) if (customer, sku) in pairs}
+        claims = [ReviewClaim.from_doc(d) for chunk in chunks(counted)
+                  for d in self.claims.find({"customer_id": {"$in": chunk}})]
+        return PurchasesSeen(claims=claims, records=records, counts=counts, products_bought=bought)
 
     def record(self, purchases: Sequence[PurchaseRecord], session: ClientSession) -> None:
         if purchases:
