@@ -330,16 +330,16 @@ class Dispatcher:
     def _attempt_all(self, docs: list[dict[str, Any]]) -> None:
         """Send each delivery, then record those sent in one command (a page cost one more round trip
         each). A worker killed in between resends them after the lease, as it would one."""
-        sent: list[dict[str, Any]] = []
+        sent: list[tuple[dict[str, Any], datetime]] = []
         try:
             for doc in docs:
                 if self._attempt_held(doc):
-                    sent.append(doc)
+                    sent.append((doc, self.clock()))  # when it reached the receiver, for the latency
         finally:
             if sent:
-                self.outbox.mark_sent([doc["_id"] for doc in sent], self.clock())
-                for doc in sent:
-                    self._record_sent(doc)
+                self.outbox.mark_sent([doc["_id"] for doc, _ in sent], self.clock())
+                for doc, at in sent:
+                    self._record_sent(doc, at)
             for doc in docs:
                 self._held.pop(doc["_id"], None)
 
@@ -363,12 +363,13 @@ class Dispatcher:
             return False
         return True
 
-    def _record_sent(self, doc: dict[str, Any]) -> None:
+    def _record_sent(self, doc: dict[str, Any], sent_at: datetime) -> None:
         channel = "webhook" if doc.get("kind") == "webhook" else channel_of(doc["url"])
         self.metrics.notifications.labels(channel=channel, outcome="sent").inc()
         created: datetime | None = doc.get("feedback_ingested_at")
         if created is not None and doc.get("kind") != "webhook":
-            self.metrics.feedback_to_alert.observe(max(0.0, (self.clock() - created).total_seconds()))
+            # From intake to the page out of the door (not to the outbox's record of it, a write later).
+            self.metrics.feedback_to_alert.observe(max(0.0, (sent_at - created).total_seconds()))
         logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
 
     def hand_over(self, doc: dict[str, Any]) -> None:
