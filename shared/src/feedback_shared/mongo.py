@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -12,6 +12,16 @@ from pymongo.errors import PyMongoError
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from feedback_shared.config import MongoSettings
+
+#: Ids per ``$in`` query. The embedded development database's cost grows with the square of an ``$in``
+#: list (2,000 ids: 7 s; 20 lookups of 100: 0.3 s); a real MongoDB does not mind either way.
+IN_CHUNK = 100
+
+
+def chunks(ids: Sequence[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
+    """``ids`` in lists of at most ``size``, for ``$in`` queries."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start:start + size])
 
 
 class CommandCounter(monitoring.CommandListener):

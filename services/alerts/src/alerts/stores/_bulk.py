@@ -9,8 +9,6 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 DUPLICATE_KEY = 11000
-#: Ids per ``$in`` query: the embedded development database's cost grows with the square of the list.
-IN_CHUNK = 100
 
 
 def insert_new(collection: Collection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> list[int]:

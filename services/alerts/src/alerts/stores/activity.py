@@ -13,7 +13,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from alerts.silence import Activity
-from alerts.stores._bulk import IN_CHUNK, insert_new
+from alerts.stores._bulk import insert_new
+from feedback_shared.mongo import chunks
 
 Doc = dict[str, Any]
 
@@ -39,9 +40,9 @@ class MongoActivity:
             return
         ids = list(latest)
         stored: dict[str, datetime] = {}
-        for start in range(0, len(ids), IN_CHUNK):
-            stored |= {d["_id"]: d["last_interaction_at"] for d in self.activity.find(
-                {"_id": {"$in": ids[start:start + IN_CHUNK]}}, {"last_interaction_at": 1})}
+        for chunk in chunks(ids):
+            stored |= {d["_id"]: d["last_interaction_at"]
+                       for d in self.activity.find({"_id": {"$in": chunk}}, {"last_interaction_at": 1})}
         new = [{"_id": c, "last_interaction_at": latest[c]} for c in ids if c not in stored]
         inserted = {new[i]["_id"] for i in insert_new(self.activity, new)}
         # Older on record, or inserted meanwhile by another replica (its date may be older than ours).

@@ -11,7 +11,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from alerts.domain import Delivery
-from alerts.stores._bulk import IN_CHUNK, insert_new
+from alerts.stores._bulk import insert_new
+from feedback_shared.mongo import chunks
 
 Doc = dict[str, Any]
 
@@ -77,11 +78,10 @@ class MongoOutbox:
         # Some were not ours any more: the renewed ones now carry ``new_until`` and still our attempt
         # count (a worker that took one over counted an attempt, even if its lease ends at the same time).
         attempts_of = {d: attempts for d, _, attempts in held}
-        ids = list(attempts_of)
         renewed: set[str] = set()
-        for start in range(0, len(ids), IN_CHUNK):
+        for chunk in chunks(list(attempts_of)):
             renewed |= {doc["_id"] for doc in self.outbox.find(
-                {"_id": {"$in": ids[start:start + IN_CHUNK]}, "status": "sending", "lease_until": new_until},
+                {"_id": {"$in": chunk}, "status": "sending", "lease_until": new_until},
                 {"_id": 1, "attempts": 1}) if doc.get("attempts") == attempts_of[doc["_id"]]}
         return renewed
 

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 DUPLICATE_KEY = 11000
 #: The most documents one read returns in its first reply: the batch's state comes back in one round trip.
 ONE_REPLY = 100_000
-#: Ids per ``$in`` query: the embedded development database's cost grows with the square of the list.
-IN_CHUNK = 100
-
-
-def chunks(ids: Sequence[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
-    """``ids`` in lists of at most ``size``, for ``$in`` queries."""
-    for start in range(0, len(ids), size):
-        yield list(ids[start:start + size])
 
 
 def is_duplicate(exc: PyMongoError) -> bool:

@@ -10,10 +10,10 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from feedback_shared.mongo import chunks
 from loyalty.domain import Doc, LedgerEntry
 from loyalty.points import ORDER_RULES, TIER_RULES
 from loyalty.ports import LedgerSeen
-from loyalty.stores._bulk import chunks
 
 
 class MongoLedgerStore:
@@ -28,7 +28,7 @@ class MongoLedgerStore:
     def seen(self, source_event_ids: Iterable[str], returned_orders: Iterable[str],
              windows: Mapping[str, datetime]) -> LedgerSeen:
         """The entries of the batch's business events and of the orders it returns, and each customer's
-        tier points since their window start: plain indexed finds, ``IN_CHUNK`` ids at a time, summed
+        tier points since their window start: plain indexed finds, ``IN_CHUNK`` (``feedback_shared.mongo``) ids at a time, summed
         here. (One aggregate with an ``$or`` per customer did it in one round trip, but the embedded
         database answered it by scanning the ledger: 12 s for a batch of 100 over 20,000 entries, with
         every other service's commands waiting behind it.)"""

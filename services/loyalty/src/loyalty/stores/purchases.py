@@ -11,9 +11,9 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from feedback_shared.mongo import chunks
 from loyalty.domain import Doc, PurchaseRecord, ReviewClaim
 from loyalty.ports import PurchasesSeen
-from loyalty.stores._bulk import chunks
 
 
 class MongoPurchaseStore:
@@ -28,7 +28,7 @@ class MongoPurchaseStore:
     def seen(self, order_ids: Iterable[str], buyers: Iterable[str],
              products: Iterable[tuple[str, str]]) -> PurchasesSeen:
         """The records of ``order_ids``, the purchase count of each buyer, which (customer, product) pairs
-        were bought, and the buyers' claims: plain indexed finds, ``IN_CHUNK`` ids at a time. (One
+        were bought, and the buyers' claims: plain indexed finds, ``IN_CHUNK`` (``feedback_shared.mongo``) ids at a time. (One
         aggregate with ``$facet`` and ``$unionWith`` did it in one round trip, but the embedded database
         scanned for it: 5 s for a batch over 15,000 purchases.)"""
         orders, counted, pairs = sorted(set(order_ids)), sorted(set(buyers)), set(products)
