@@ -86,3 +86,19 @@ def test_clause_vectors_come_from_the_same_run_and_leave_the_text_embedding_unch
     first, second = clause_embeddings[0]
     assert float(first @ second) < 0.99
     assert float(first @ embeddings[0]) < 0.999
+
+
+def test_a_batch_is_shared_out_over_the_sessions_and_embeds_as_one_session_would(encoder: E5Encoder) -> None:
+    """Each core runs its own single-threaded session on part of the batch: the parts are of similar
+    lengths, there are as many as sessions, and the vectors are those of one session doing it all."""
+    from sentiment.encoder import _runs
+
+    texts = [t for t in _texts() if len(t) < 200][:24]
+    windows = [encoder.tokenize(t) for t in texts]
+    groups = list(_runs(windows, 2))
+    assert len(groups) >= 2
+    assert sorted(i for g in groups for i in g) == list(range(len(texts)))
+    assert len(list(_runs(windows, 1))) == 1  # a batch this size fits one run for one session
+    single = E5Encoder(threads=1)
+    assert encoder.threads >= 1 and single.threads == 1
+    np.testing.assert_allclose(E5Encoder(threads=2).embed(texts), single.embed(texts), atol=1e-6)

@@ -14,7 +14,7 @@ class Settings(KeyedServiceSettings):
     #: Messages scored together (the embedding is batched), and how long to wait to fill a batch.
     batch_size: int = 32
     batch_wait_s: float = 0.05
-    #: Threads for the embedding (onnxruntime intra-op threads); None uses every core.
+    #: Embedding sessions run at once, one thread each (``E5Encoder``); None: one per core.
     embed_threads: int | None = None
 
 
