@@ -308,17 +308,21 @@ def incident(client: httpx.Client, url: Callable[[str], str], run_id: str, rate:
     handled_before = total(scrape(url("alerts")), "alerts_feedback_handled_total")
     first = scrape(url("alerts"))
     marks = [first]
+    # The scoring part of each quarter's latency beside the whole: which stage a growth comes from.
+    score_marks = [scrape(url("sentiment"))]
     quarter = -(-count // 4)
     for start in range(0, count, quarter):
         chunk = items[start:start + quarter]
         offered_load(client, chunk, rate, seconds=len(chunk) / rate + 60)
         if start + quarter < count:
             marks.append(scrape(url("alerts")))
+            score_marks.append(scrape(url("sentiment")))
     wait_until(lambda: total(scrape(url("alerts")), "alerts_feedback_handled_total") >= handled_before + count,
                600, "the incident")
     outbox_drained()
     last = scrape(url("alerts"))
     marks.append(last)
+    score_marks.append(scrape(url("sentiment")))
     out: dict[str, Any] = {"incident_events": count, "incident_offered_per_s": rate}
     b0, b1 = buckets(first, "feedback_to_alert_seconds"), buckets(last, "feedback_to_alert_seconds")
     for q in (0.5, 0.95, 0.99):
@@ -326,6 +330,9 @@ def incident(client: httpx.Client, url: Callable[[str], str], run_id: str, rate:
     out["incident_quarter_alert_p99_s"] = [
         quantile(0.99, buckets(a, "feedback_to_alert_seconds"), buckets(b, "feedback_to_alert_seconds"))
         for a, b in zip(marks, marks[1:], strict=False)]
+    out["incident_quarter_score_p99_s"] = [
+        quantile(0.99, buckets(a, "feedback_to_score_seconds"), buckets(b, "feedback_to_score_seconds"))
+        for a, b in zip(score_marks, score_marks[1:], strict=False)]
     quarters = out["incident_quarter_alert_p99_s"]
     out["incident_last_vs_first_quarter"] = (quarters[-1] / quarters[0]) if quarters[0] and quarters[-1] else None
     out["incident_pages"] = total(last, "alert_notifications_total", 'outcome="sent"') - total(
@@ -612,6 +619,7 @@ def report(results: dict[str, Any]) -> str:
         f"  p99 {f(r['incident_alert_p99_s'], 's')}   (target p99 < 2 s)",
         "    p99 per quarter    " + ", ".join(f(v, "s") for v in r["incident_quarter_alert_p99_s"])
         + f"   last/first {f(r['incident_last_vs_first_quarter'])}x (target <= 1.5x)",
+        "    of which scoring   " + ", ".join(f(v, "s") for v in r.get("incident_quarter_score_p99_s", [])),
         "    database commands per item: " + ", ".join(
             f"{k} {v:.2f}" for k, v in r["db_round_trips_per_event"].items()) + "   (target alerts <= 2)",
         "  database commands per event of the mixed load (end-to-end run): " + ", ".join(
