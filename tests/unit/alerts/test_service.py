@@ -93,3 +93,35 @@ def test_an_erased_customer_late_item_is_dropped_and_counted() -> None:
     assert registry.get_sample_value("alerts_erased_skipped_total") == 1 and handed == []
     assert not svc.set_tier("c-1", "gold", NOW - timedelta(seconds=11))
     assert svc.set_tier("c-1", "gold", NOW)
+
+
+def test_the_insights_consumers_gather_for_the_configured_wait(monkeypatch: Any) -> None:
+    """The read model's batch wait comes from the settings (a burst's aggregates are written once per
+    wait, not once per second), and the case consumer keeps its own short wait."""
+    import alerts.agents as agents
+
+    waits: dict[str, float | None] = {}
+
+    def capture(app: Any, spec: Any, name: str, handler: Any, dlq: Any, **kwargs: Any) -> None:
+        waits[name] = kwargs.get("within_s")
+
+    def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    monkeypatch.setattr(agents, "register_batch_agent", capture)
+    monkeypatch.setattr(agents, "register_agent", nothing)
+    monkeypatch.setattr(agents, "EventSink", nothing)
+    svc, _, _ = service(fake_store(), insights_batch_wait_s=7.5)
+    agents.register_agents(object(), svc, svc.metrics)  # type: ignore[arg-type]
+    assert waits["alerts.insights"] == 7.5 and waits["alerts.insights_surveys"] == 7.5
+    assert waits["alerts.handle_scored"] is None  # the library's default, not the read model's wait
+
+
+def test_the_insights_batch_wait_is_bounded() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    assert Settings().insights_batch_wait_s == 5.0
+    for bad in (0, -1, 61):
+        with pytest.raises(ValidationError, match="insights_batch_wait_s"):
+            Settings(insights_batch_wait_s=bad)

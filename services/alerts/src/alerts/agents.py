@@ -37,10 +37,6 @@ from feedback_shared.topics import (
 
 logger = logging.getLogger(__name__)
 
-#: How long the insights consumers wait to fill a batch (the read model may lag this much).
-INSIGHTS_BATCH_WAIT_S = 1.0
-
-
 def register_agents(
     app: faust.App,
     service: AlertService,
@@ -92,12 +88,13 @@ def register_agents(
         app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
     )
     # The insights read model: its own consumers, so a slow aggregate write never holds up a case. A
-    # report can be a second behind; in a burst, a second's items written in one transaction cost the
-    # database a few commands in all instead of a few per item.
+    # report can be a few seconds behind; in a burst, those seconds' items written in one transaction
+    # cost the database a few commands in all instead of a few per item.
+    insights_wait_s = service.settings.insights_batch_wait_s
     register_batch_agent(app, FEEDBACK_SCORED, "alerts.insights", on_insight_items, metrics.dlq,
-                         stalls=metrics.stalls, batch_size=500, within_s=INSIGHTS_BATCH_WAIT_S)
+                         stalls=metrics.stalls, batch_size=500, within_s=insights_wait_s)
     register_batch_agent(app, SURVEY_ANSWERS, "alerts.insights_surveys", on_survey_answers, metrics.dlq,
-                         stalls=metrics.stalls, batch_size=500, within_s=INSIGHTS_BATCH_WAIT_S)
+                         stalls=metrics.stalls, batch_size=500, within_s=insights_wait_s)
     register_batch_agent(app, LOYALTY_POINTS, "alerts.tiers", on_points, metrics.dlq, stalls=metrics.stalls)
     # Purchases and returns, for the customer's timeline on the case page.
     register_batch_agent(app, COMMERCE_EVENTS, "alerts.timeline_commerce", on_commerce, metrics.dlq,
