@@ -129,6 +129,20 @@ def test_sla_due_finds_each_case_once_whichever_clock_ran_out(store: AlertsStore
     assert sorted(c.id for c in store.cases.unresolved_due(T0)) == ["both", "promise", "target"]
 
 
+def test_sla_due_skips_marked_cases_without_letting_them_crowd_out_the_rest(store: AlertsStore) -> None:
+    """Cases escalated already (their target passed, their promise not yet) stay overdue on the target
+    clock; with more of them than the limit, the unmarked ones behind them are still found."""
+    marked = [case(f"escalated-{i}", internal_target=T0 - timedelta(minutes=30 - i), promised_by=T0 + timedelta(hours=1))
+              for i in range(5)]
+    store.cases.insert(marked)
+    for c in marked:
+        assert store.cases.mark_once(c.id, "escalated_at", T0) is not None
+    store.cases.insert([case("fresh", internal_target=T0 - timedelta(minutes=1), promised_by=T0 + timedelta(hours=1))])
+    found = store.cases.unresolved_due(T0, limit=2)
+    assert [c.id for c in found] == ["fresh"]
+    assert found[0].feedback_event_ids == ["f-fresh"] and found[0].promised_by is not None  # read whole
+
+
 def test_an_item_is_in_one_case_once_even_when_a_worker_stopped_between_link_and_update(store: AlertsStore) -> None:
     cases = store.cases
     cases.link([("f-case-1", "case-1")])
