@@ -209,17 +209,15 @@ class MongoCaseStore:
         The marks are read from a projection and checked here; only the cases still due are read whole.
         The projection holds every overdue case of the status (marked ones too), so a backlog of marked
         overdue cases costs a read of their ids and marks per tick, never a scan of all cases."""
-        due: list[str] = []
-        seen: set[str] = set()
+        due: dict[str, None] = {}  # ids in the order found, each once
         for status in OPEN_STATUSES:
             for clock, mark in (("internal_target", "escalated_at"), ("promised_by", "breached_at")):
                 for doc in self.alerts.find({"status": status, clock: {"$lte": now}}, {mark: 1}):
-                    if doc.get(mark) is None and doc["_id"] not in seen:
-                        seen.add(doc["_id"])
-                        due.append(doc["_id"])
-        due = due[:limit]
-        docs = {d["_id"]: d for chunk in chunks(due) for d in self.alerts.find({"_id": {"$in": chunk}})}
-        return [Case.from_doc(docs[i]) for i in due if i in docs]
+                    if doc.get(mark) is None:
+                        due.setdefault(doc["_id"])
+        ids = list(due)[:limit]
+        docs = {d["_id"]: d for chunk in chunks(ids) for d in self.alerts.find({"_id": {"$in": chunk}})}
+        return [Case.from_doc(docs[i]) for i in ids if i in docs]
 
     def mark_once(self, alert_id: str, field: str, now: datetime) -> Case | None:
         """Set ``field`` to ``now`` if it was never set; the case if this call set it."""
