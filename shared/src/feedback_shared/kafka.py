@@ -352,44 +352,78 @@ class MessageProcessor(Generic[M]):
 
 
 async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
-                             step: Callable[[list[Any]], Awaitable[None]]) -> None:
+                             step: Callable[[list[Any]], Awaitable[None]], *, in_flight: int = 1) -> None:
     """Feed ``step`` batches of up to ``batch_size`` events (what arrived within ``within_s``) and
     acknowledge each batch only after ``step`` returned.
+
+    ``in_flight`` > 1 lets the next batches start before the oldest has finished (a stage whose step
+    computes in a worker thread and then waits on the broker keeps its cores busy through the wait).
+    Batches are still acknowledged strictly in the order they were taken, each once its own step and
+    every earlier one returned: a later batch that finishes first waits, so an offset is never
+    committed past a batch that is still running. If a step raises, the later ones are cancelled and
+    nothing from the failed batch on is acknowledged.
 
     Not faust's ``take_events``: it acknowledges a batch in a ``finally``, so a batch whose processing
     raised, or was cancelled by a stop or a rebalance, was acknowledged unprocessed, and its offsets
     committed: lost. Here a stop leaves the batch unacknowledged, to be delivered again."""
+    if in_flight < 1:
+        raise ValueError("in_flight must be at least 1")
     stream.enable_acks = False
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch_size)
+    # Started steps in the order taken; a slot is taken before a batch is formed, so with one slot a
+    # batch is formed only after the previous one is done (as a plain loop would).
+    running: asyncio.Queue[tuple[list[Any], asyncio.Future[None]]] = asyncio.Queue()
+    slots = asyncio.Semaphore(in_flight)
+    loop = asyncio.get_running_loop()
 
     async def read() -> None:
         async for event in stream.events():
             await queue.put(event)
 
-    reader = asyncio.create_task(read(), name="stream-reader")
-    loop = asyncio.get_running_loop()
-    try:
+    async def take() -> list[Any]:
+        batch = [await queue.get()]
+        deadline = loop.time() + within_s
+        while len(batch) < batch_size:
+            if not queue.empty():
+                batch.append(queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def start_steps() -> None:
         while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + within_s
-            while len(batch) < batch_size:
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-            await step(batch)
+            await slots.acquire()
+            batch = await take()
+            running.put_nowait((batch, asyncio.ensure_future(step(batch))))
+
+    async def acknowledge_in_order() -> None:
+        while True:
+            batch, task = await running.get()
+            await task
             for event in batch:
                 await stream.ack(event)
+            slots.release()
+
+    reader = asyncio.create_task(read(), name="stream-reader")
+    starter = asyncio.create_task(start_steps(), name="stream-batches")
+    try:
+        await acknowledge_in_order()
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        starter.cancel()
+        steps = []
+        while not running.empty():
+            steps.append(running.get_nowait()[1])
+        for task in (reader, *steps):
+            task.cancel()
+        for task in (starter, reader, *steps):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 class EventSink:
@@ -406,6 +440,13 @@ class EventSink:
         lost to a crash between consuming and producing (at worst it is produced twice, with the same
         ``event_id``).
         """
+        futures = await self.enqueue(events)
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def enqueue(self, events: Iterable[Any]) -> list[asyncio.Future[Any]]:
+        """Hand every event to the producer, in order, and return the futures of the broker's
+        acknowledgements (which the caller must await before acknowledging its input)."""
         futures = []
         for event in events:
             headers = [("event_type", str(getattr(event, "event_type", "")).encode()),
@@ -413,8 +454,37 @@ class EventSink:
             futures.append(await self.topic.send(
                 key=self.spec.key(event), value=self.spec.encode(event), headers=headers
             ))
-        if futures:
-            await asyncio.gather(*futures)
+        return futures
+
+
+class PublishTurns:
+    """Turns for batches that run at once (``consume_in_batches(in_flight=...)``) but must hand their
+    outputs to the producer one batch after another, in the order they asked: ``take()`` at the start
+    of a step, ``await turn.ready()`` before enqueueing, ``turn.done()`` in a ``finally`` (a failed
+    step gives its turn up, and the next one goes on)."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future[None] | None = None
+
+    def take(self) -> PublishTurn:
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        turn = PublishTurn(self._last, mine)
+        self._last = mine
+        return turn
+
+
+class PublishTurn:
+    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        self._previous, self._mine = previous, mine
+
+    async def ready(self) -> None:
+        """Wait until every earlier turn is done (or given up)."""
+        if self._previous is not None and not self._previous.done():
+            await asyncio.shield(self._previous)
+
+    def done(self) -> None:
+        if not self._mine.done():
+            self._mine.set_result(None)
 
 
 def register_agent(
@@ -433,19 +503,21 @@ def register_agent(
 
 def register_batch_agent(
     app: faust.App, spec: TopicSpec[M], name: str, handle_batch: Callable[[list[M]], Awaitable[None]], dlq: Any,
-    *, batch_size: int = 100, within_s: float = 0.05, stalls: Any | None = None,
+    *, batch_size: int = 100, within_s: float = 0.05, stalls: Any | None = None, in_flight: int = 1,
 ) -> None:
     """A faust agent for a handler that takes up to ``batch_size`` messages at once (what arrived within
     ``within_s``): one wait for the broker's acknowledgements per batch instead of one per message.
     Offsets are acknowledged after the batch's effects (``consume_in_batches``). ``stalls``: a
-    ``stream_stalls`` counter (``stream_stalls_counter``) for errors that stop the partition."""
+    ``stream_stalls`` counter (``stream_stalls_counter``) for errors that stop the partition.
+    ``in_flight``: batches handled at once, acknowledged in order (``consume_in_batches``)."""
     processor = MessageProcessor(app, spec, lambda item: handle_batch([item]), consumer=name,
                                  on_dead_letter=lambda topic: dlq.labels(topic=topic).inc())
     on_stall = (lambda topic: stalls.labels(topic=topic).inc()) if stalls is not None else None
 
     async def run(stream: Any) -> None:
         await consume_in_batches(stream, batch_size, within_s,
-                                 lambda events: processor.process_batch_until_done(events, handle_batch, on_stall))
+                                 lambda events: processor.process_batch_until_done(events, handle_batch, on_stall),
+                                 in_flight=in_flight)
 
     app.agent(faust_topic(app, spec.name), name=name)(run)
 

@@ -94,3 +94,35 @@ def test_the_cache_is_bounded_in_bytes_and_holds_no_text(model: SentimentModel) 
     assert len(cache) == 10 and cache.bytes <= 10 * ScoreCache.ENTRY_BYTES
     assert all(isinstance(key, bytes) and len(key) == 16 for key in cache._entries)
     assert cache.clear() == 10 and len(cache) == 0
+
+
+def test_batches_scored_at_once_from_two_threads_match_one_at_a_time(model: SentimentModel) -> None:
+    # The service scores the next batch while the last one is still in the encoder
+    # (``SENTIMENT_BATCHES_IN_FLIGHT``): sharing the sessions must not mix up the batches' results.
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [[f"{text} ({n})" for text, _, _ in CASES] for n in range(6)]
+    alone = []
+    for batch in batches:
+        model.cache.clear()
+        alone.append(model.score(batch))
+    model.cache.clear()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(model.score, batches))
+    for one, other in zip(alone, together, strict=True):
+        assert [r.sentiment.label for r in one] == [r.sentiment.label for r in other]
+        assert [r.language.code for r in one] == [r.language.code for r in other]
+        assert [[n.need for n in r.needs] for r in one] == [[n.need for n in r.needs] for r in other]
+        for a, b in zip(one, other, strict=True):
+            assert a.sentiment.probabilities == pytest.approx(b.sentiment.probabilities, abs=1e-5)
+
+
+def test_batches_in_flight_are_bounded() -> None:
+    from pydantic import ValidationError
+
+    from sentiment.config import Settings
+
+    assert Settings().batches_in_flight == 2
+    for bad in (0, 5):
+        with pytest.raises(ValidationError, match="batches_in_flight"):
+            Settings(batches_in_flight=bad)

@@ -56,3 +56,64 @@ def test_suggestions_go_to_the_product_team_whether_sent_or_read_as_one(
     scored = scored_event(received(kind, text), result(label), "model-1")
     assert is_suggestion(scored) is expected
     assert (scored.feedback_type == "suggestion") is (expected or kind == "suggestion")
+
+
+def test_a_later_batch_scored_first_is_published_after_the_earlier_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two batches in flight (the default), the second may finish scoring first; its events still
+    go to the producer after the first batch's, and the agent is registered with the setting."""
+    import asyncio
+    import threading
+    from typing import Any
+
+    from prometheus_client import CollectorRegistry
+
+    import sentiment.agents as agents
+    from sentiment.config import Settings
+    from sentiment.metrics import SentimentMetrics
+
+    captured: dict[str, Any] = {}
+    published: list[str] = []
+
+    def capture(app: Any, spec: Any, name: str, handler: Any, dlq: Any, **kwargs: Any) -> None:
+        captured[name] = (handler, kwargs)
+
+    class FakeSink:
+        def __init__(self, app: Any, spec: Any) -> None:
+            self.spec = spec
+
+        async def enqueue(self, events: list[Any]) -> list[asyncio.Future[None]]:
+            published.extend(e.external_id for e in events if self.spec is FEEDBACK_SCORED)
+            if any(e.external_id.startswith("second") for e in events):
+                first_may_finish.set()
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return [done]
+
+    first_may_finish = threading.Event()
+
+    class SlowFirstModel:
+        version = "test-model"
+
+        def score(self, texts: list[str], languages: list[str | None]) -> list[Scored]:
+            if texts[0].startswith("first"):
+                # Still scoring until the second batch is published, or for 0.3 s: the second batch is
+                # done first either way, and without the turns it would be published first.
+                first_may_finish.wait(0.3)
+            return [result("positive") for _ in texts]
+
+    monkeypatch.setattr(agents, "register_batch_agent", capture)
+    monkeypatch.setattr(agents, "register_agent", lambda *_, **__: None)
+    monkeypatch.setattr(agents, "EventSink", FakeSink)
+    agents.register_agents(object(), Settings(), SlowFirstModel(),  # type: ignore[arg-type]
+                            SentimentMetrics.create(CollectorRegistry()))  # type: ignore[arg-type]
+    handler, kwargs = captured["sentiment.score_feedback"]
+    assert kwargs["in_flight"] == 2
+
+    def batch(name: str) -> list[FeedbackReceived]:
+        return [received("review", f"{name} text").model_copy(update={"external_id": f"{name}-{i}"}) for i in range(2)]
+
+    async def scenario() -> None:
+        await asyncio.gather(handler(batch("first")), handler(batch("second")))
+
+    asyncio.run(scenario())
+    assert published == ["first-0", "first-1", "second-0", "second-1"]

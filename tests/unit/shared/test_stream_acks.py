@@ -1,6 +1,7 @@
 """A batch's offsets are acknowledged only after its effects: not when processing raised, not when a
 stop cancelled it; an error no rule classifies (the DLQ cannot be written) stops the partition and is
-retried, never acknowledged; a message too large for the DLQ is dead-lettered with its head kept."""
+retried, never acknowledged; a message too large for the DLQ is dead-lettered with its head kept. With
+batches in flight, a later batch may finish first but is acknowledged only after every earlier one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from feedback_shared.kafka import (
     DLQ_MAX_VALUE_BYTES,
     DLQ_TRUNCATED_HEADER,
     MessageProcessor,
+    PublishTurns,
     consume_in_batches,
 )
 from feedback_shared.topics import FEEDBACK_RECEIVED
@@ -138,3 +140,129 @@ def test_a_message_too_large_for_the_dlq_keeps_its_head_and_says_so() -> None:
     [letter] = processor.dlq_topic.sent
     assert len(letter["value"]) == DLQ_MAX_VALUE_BYTES
     assert letter["headers"][DLQ_TRUNCATED_HEADER] == str(len(huge)).encode()
+
+
+def test_batches_in_flight_start_before_the_oldest_ends_and_are_acknowledged_in_order() -> None:
+    stream = FakeStream([event(i) for i in range(6)])
+    release_first = asyncio.Event()
+    finished: list[int] = []
+
+    async def step(batch: list[Any]) -> None:
+        first = batch[0].message.offset
+        if first == 0:
+            await release_first.wait()
+        finished.append(first)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=2))
+        try:
+            deadline = asyncio.get_running_loop().time() + 5
+            while 3 not in finished:  # the second batch ran to its end while the first still works
+                assert asyncio.get_running_loop().time() < deadline, "the second batch never started"
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert stream.acked == []  # not past the first batch, which is still running
+            release_first.set()
+            while len(stream.acked) < 6:
+                assert asyncio.get_running_loop().time() < deadline, "timed out"
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+    assert finished == [3, 0]
+    assert [e.message.offset for e in stream.acked] == list(range(6))
+
+
+def test_with_one_batch_in_flight_the_next_waits_for_the_last() -> None:
+    stream = FakeStream([event(i) for i in range(6)])
+    running = 0
+    most = 0
+
+    async def step(batch: list[Any]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    asyncio.run(run_until(stream, step, lambda: len(stream.acked) == 6))
+    assert most == 1
+
+
+def test_a_lone_batch_in_flight_is_acknowledged_without_waiting_for_another() -> None:
+    stream = FakeStream([event(0), event(1)])
+
+    async def step(batch: list[Any]) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=3))
+        try:
+            await asyncio.wait_for(_until(lambda: len(stream.acked) == 2), 5)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+
+
+async def _until(check: Any) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
+
+
+def test_a_failed_batch_stops_the_stream_and_nothing_after_it_is_acknowledged() -> None:
+    stream = FakeStream([event(i) for i in range(9)])
+    later_done = asyncio.Event()
+
+    async def step(batch: list[Any]) -> None:
+        first = batch[0].message.offset
+        if first == 3:
+            await later_done.wait()
+            raise RuntimeError("a bug outside every rule")
+        if first == 6:
+            later_done.set()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="a bug outside every rule"):
+            await asyncio.wait_for(
+                consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=2), 5)
+
+    asyncio.run(scenario())
+    # The first batch, done before the failure, is acknowledged; the failed one and the one after it
+    # (which had finished) are not: both are delivered again.
+    assert [e.message.offset for e in stream.acked] == [0, 1, 2]
+
+
+def test_in_flight_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="in_flight"):
+        asyncio.run(consume_in_batches(FakeStream([]), batch_size=3, within_s=0.01, step=lambda _: asyncio.sleep(0),
+                                       in_flight=0))
+
+
+def test_publish_turns_keep_the_order_taken_and_a_failed_turn_lets_the_next_go() -> None:
+    turns = PublishTurns()
+    published: list[str] = []
+
+    async def batch(name: str, delay: float, fail: bool = False) -> None:
+        turn = turns.take()
+        try:
+            await asyncio.sleep(delay)  # scoring: the later batch is done first
+            if fail:
+                raise RuntimeError(name)
+            await turn.ready()
+            published.append(name)
+        finally:
+            turn.done()
+
+    async def scenario() -> None:
+        results = await asyncio.gather(batch("a", 0.05), batch("b", 0.06, fail=True), batch("c", 0.0),
+                                       return_exceptions=True)
+        assert isinstance(results[1], RuntimeError)
+
+    asyncio.run(scenario())
+    assert published == ["a", "c"]

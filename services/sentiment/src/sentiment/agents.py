@@ -15,7 +15,7 @@ from feedback_shared.events import (
     derived_id,
     utcnow,
 )
-from feedback_shared.kafka import EventSink, register_agent, register_batch_agent
+from feedback_shared.kafka import EventSink, PublishTurns, register_agent, register_batch_agent
 from feedback_shared.topics import CUSTOMER_ERASURE, FEEDBACK_RECEIVED, FEEDBACK_SCORED, PRODUCT_SUGGESTIONS
 from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
@@ -46,22 +46,32 @@ def is_suggestion(event: FeedbackScored) -> bool:
 def register_agents(
     app: faust.App, settings: Settings, model: SentimentModel, metrics: SentimentMetrics
 ) -> None:
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+    # One scoring thread per batch in flight: one batch's Python work overlaps the other's encoder runs.
+    executor = ThreadPoolExecutor(max_workers=settings.batches_in_flight, thread_name_prefix="embed")
     sink = EventSink(app, FEEDBACK_SCORED)
     suggestion_sink = EventSink(app, PRODUCT_SUGGESTIONS)
+    # With batches in flight, the next batch is scored while this one waits for the broker; the turns
+    # keep the scored events in the order the batches were taken.
+    turns = PublishTurns()
 
     async def score_batch(batch: list[FeedbackReceived]) -> None:
         loop = asyncio.get_running_loop()
         texts = [item.text for item in batch]
         languages = [item.language for item in batch]
-        results = await loop.run_in_executor(executor, model.score, texts, languages)
-        events = [
-            scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)
-        ]
-        suggestions = [event for event in events if is_suggestion(event)]
+        turn = turns.take()
+        try:
+            results = await loop.run_in_executor(executor, model.score, texts, languages)
+            events = [
+                scored_event(item, result, model.version) for item, result in zip(batch, results, strict=True)
+            ]
+            suggestions = [event for event in events if is_suggestion(event)]
+            await turn.ready()
+            sent = [*await sink.enqueue(events), *await suggestion_sink.enqueue(suggestions)]
+        finally:
+            turn.done()
         # Both acknowledged before the input's offsets are: a crash between them republishes both,
         # under the same event ids.
-        await asyncio.gather(sink.send_all(events), suggestion_sink.send_all(suggestions))
+        await asyncio.gather(*sent)
         now = utcnow()
         metrics.batch_size.observe(len(events))
         for event in events:
@@ -83,6 +93,7 @@ def register_agents(
         stalls=metrics.stalls,
         batch_size=settings.batch_size,
         within_s=settings.batch_wait_s,
+        in_flight=settings.batches_in_flight,
     )
 
     async def forget(_: CustomerErasureRequested) -> None:

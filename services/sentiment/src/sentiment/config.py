@@ -14,6 +14,9 @@ class Settings(KeyedServiceSettings):
     #: Messages scored together (the embedding is batched), and how long to wait to fill a batch.
     batch_size: int = 32
     batch_wait_s: float = 0.05
+    #: Batches handled at once: the next is scored while the last waits for the broker's
+    #: acknowledgements. Offsets are still committed in order.
+    batches_in_flight: int = Field(default=2, ge=1, le=4)
     #: Embedding sessions run at once, one thread each (``E5Encoder``); None: one per core.
     embed_threads: int | None = None
 

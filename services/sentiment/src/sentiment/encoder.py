@@ -46,6 +46,9 @@ _F32, _Q4 = 0, 1
 #: Padded grid slots (texts x longest text) per onnxruntime call: big enough for the int8 kernels to run
 #: at full speed, small enough that the attention scores (slots x heads x length floats) stay small.
 TOKENS_PER_RUN = 4096
+#: Groups of a batch per session. The sessions take the groups as they come free: with one group each,
+#: the session given the longer texts ran on while the other core idled.
+GROUPS_PER_SESSION = 3
 _SPACES = re.compile(" {2,}")
 
 
@@ -437,7 +440,7 @@ class E5Encoder:
     def _map(self, run: Callable[[list[list[int]]], _T], windows: list[list[int]]) -> list[tuple[list[int], _T]]:
         """The windows in groups (``_runs``, at least one per session), and ``run`` over each group's
         windows, as many groups at once as there are sessions: (the group's indices, its result)."""
-        groups = list(_runs(windows, self.threads))
+        groups = list(_runs(windows, self.threads * GROUPS_PER_SESSION))
         if len(groups) == 1:
             return [(groups[0], run([windows[i] for i in groups[0]]))]
         return list(zip(groups, self._pool.map(lambda chosen: run([windows[i] for i in chosen]), groups), strict=True))

