@@ -438,8 +438,8 @@ class E5Encoder:
         return out
 
     def _map(self, run: Callable[[list[list[int]]], _T], windows: list[list[int]]) -> list[tuple[list[int], _T]]:
-        """The windows in groups (``_runs``, at least one per session), and ``run`` over each group's
-        windows, as many groups at once as there are sessions: (the group's indices, its result)."""
+        """The windows in groups (``_runs``, ``GROUPS_PER_SESSION`` per session), and ``run`` over each
+        group's windows, as many groups at once as there are sessions: (the group's indices, its result)."""
         groups = list(_runs(windows, self.threads * GROUPS_PER_SESSION))
         if len(groups) == 1:
             return [(groups[0], run([windows[i] for i in groups[0]]))]
