@@ -6,6 +6,8 @@ batches in flight, a later batch may finish first but is acknowledged only after
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,17 +46,28 @@ def event(offset: int, value: bytes = b"{}") -> SimpleNamespace:
                                                                 offset=offset, key=b"k"))
 
 
-async def run_until(stream: FakeStream, step: Any, done: Any, timeout_s: float = 5.0) -> None:
-    task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step))
+@contextlib.asynccontextmanager
+async def consuming(stream: FakeStream, step: Any, in_flight: int = 1) -> AsyncIterator[None]:
+    """The stream consumed in batches of 3 until the block ends (a stop: the task is cancelled)."""
+    task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=in_flight))
     try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not done():
-            assert asyncio.get_running_loop().time() < deadline, "timed out"
-            await asyncio.sleep(0.01)
+        yield
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def until(check: Any, timeout_s: float = 5.0, what: str = "timed out") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def run_until(stream: FakeStream, step: Any, done: Any, timeout_s: float = 5.0) -> None:
+    async with consuming(stream, step):
+        await until(done, timeout_s)
 
 
 def test_batches_are_acknowledged_after_their_step_and_not_before() -> None:
@@ -154,22 +167,13 @@ def test_batches_in_flight_start_before_the_oldest_ends_and_are_acknowledged_in_
         finished.append(first)
 
     async def scenario() -> None:
-        task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=2))
-        try:
-            deadline = asyncio.get_running_loop().time() + 5
-            while 3 not in finished:  # the second batch ran to its end while the first still works
-                assert asyncio.get_running_loop().time() < deadline, "the second batch never started"
-                await asyncio.sleep(0.01)
+        async with consuming(stream, step, in_flight=2):
+            # The second batch runs to its end while the first still works …
+            await until(lambda: 3 in finished, what="the second batch never started")
             await asyncio.sleep(0.05)
-            assert stream.acked == []  # not past the first batch, which is still running
+            assert stream.acked == []  # … and is not acknowledged past the first, still running.
             release_first.set()
-            while len(stream.acked) < 6:
-                assert asyncio.get_running_loop().time() < deadline, "timed out"
-                await asyncio.sleep(0.01)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await until(lambda: len(stream.acked) == 6)
 
     asyncio.run(scenario())
     assert finished == [3, 0]
@@ -199,20 +203,10 @@ def test_a_lone_batch_in_flight_is_acknowledged_without_waiting_for_another() ->
         await asyncio.sleep(0)
 
     async def scenario() -> None:
-        task = asyncio.create_task(consume_in_batches(stream, batch_size=3, within_s=0.01, step=step, in_flight=3))
-        try:
-            await asyncio.wait_for(_until(lambda: len(stream.acked) == 2), 5)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+        async with consuming(stream, step, in_flight=3):
+            await until(lambda: len(stream.acked) == 2)
 
     asyncio.run(scenario())
-
-
-async def _until(check: Any) -> None:
-    while not check():
-        await asyncio.sleep(0.01)
 
 
 def test_a_failed_batch_stops_the_stream_and_nothing_after_it_is_acknowledged() -> None:
