@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -22,6 +23,12 @@ from sentiment.config import Settings
 from sentiment.metrics import SentimentMetrics
 from sentiment.model import SentimentModel
 from sentiment.scoring import feedback_type
+
+#: How long a thread may hold the GIL while another waits for it (Python's default is 5 ms). An encoder
+#: session's thread that finished a run waits for the GIL to hand back its result and take the next run,
+#: while the other batch in flight is in plain Python: at 1 ms the sessions idle less. Stage alone, in
+#: turns (two rounds each, 2,240 texts a backlog): 183-211 texts/s at 5 ms, 214-235 at 1 ms.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class ScoreRequest(BaseModel):
@@ -54,6 +61,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None, *,
         client = connect(settings.mongo, ping=False)
         connect_token_store(app, client, settings)
         if stream:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             worker = create_faust_app("sentiment", settings.kafka)
             registry.register(ConsumerLagCollector(worker))
             register_agents(worker, settings, model, metrics)
