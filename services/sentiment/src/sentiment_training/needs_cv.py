@@ -19,7 +19,9 @@ import numpy as np
 from scipy import sparse  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
+from sentiment.heads import NeedsNeighbours
 from sentiment_training import train as T
+from sentiment_training.evaluate import default_data_file
 
 GROUP_COSINE = 0.95
 
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--knn", nargs="*", default=["30,100"], help="k,temperature pairs to compare")
     parser.add_argument("--cosine", type=float, default=GROUP_COSINE, help="group texts at this cosine or more")
     args = parser.parse_args(argv)
-    data = T.load_training_set(T.default_data_file("train.jsonl"))
+    data = T.load_training_set(default_data_file("train.jsonl"))
     strata = [f"{item['lang']}/{item['label']}" for item in data.items]
     splits = group_splits(data, strata, args.cosine)
     everything = np.arange(len(data.items), dtype=np.int64)
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 z = np.zeros(data.needs.shape)
                 for tr, te in repeat:
                     neighbours = T.needs_neighbours(data.embeddings[tr], data.needs[tr])
-                    neighbours = T.NeedsNeighbours(neighbours.embeddings, neighbours.needs, int(k), temperature,
+                    neighbours = NeedsNeighbours(neighbours.embeddings, neighbours.needs, int(k), temperature,
                                                    T.NEEDS_KNN_FLOOR)
                     z[te] = neighbours.logits(data.embeddings[te])
                 knn.append(z)
