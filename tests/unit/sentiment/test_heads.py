@@ -18,6 +18,9 @@ from sentiment.heads import (
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
+    NeedsNeighbours,
+    decode_float16,
+    encode_float16,
     load_needs_head,
     load_sentiment_head,
     parse_needs_head,
@@ -56,6 +59,32 @@ def test_needs_head_loads_with_the_right_shapes() -> None:
     probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4], np.eye(LEXICAL_DIM)[:4])
     assert probabilities.shape == (4, len(NEEDS))
     assert ((probabilities > 0) & (probabilities < 1)).all()
+    assert head.neighbours is not None and head.calibration_knn_scale is not None
+    assert head.neighbours.embeddings.shape[1] == EMBEDDING_DIM
+    assert head.neighbours.needs.shape == (head.neighbours.embeddings.shape[0], len(NEEDS))
+    assert np.linalg.norm(head.neighbours.embeddings, axis=1) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_the_neighbours_vote_for_the_needs_of_the_nearest_training_texts() -> None:
+    embeddings = np.eye(4, EMBEDDING_DIM)
+    needs = np.zeros((4, len(NEEDS)))
+    needs[0, 1] = needs[1, [1, 2]] = needs[2, 3] = needs[3, 4] = 1.0
+    neighbours = NeedsNeighbours(embeddings=embeddings, needs=needs, k=2, temperature=100.0, floor=0.01)
+    query = np.zeros((1, EMBEDDING_DIM))
+    query[0, :2] = [0.8, 0.6]  # near texts 0 and 1, nearer 0
+    z = neighbours.logits(query)[0]
+    vote = 1.0 / (1.0 + np.exp(-z))
+    assert vote[1] == pytest.approx(0.99)  # both neighbours name need 1
+    assert 0.01 < vote[2] < 0.5  # only the farther one names need 2
+    assert vote[3] == pytest.approx(0.01) and vote[4] == pytest.approx(0.01)  # not among the 2 nearest
+
+
+def test_float16_matrices_round_trip() -> None:
+    matrix = np.random.default_rng(0).normal(size=(3, 5))
+    back = decode_float16(encode_float16(matrix), (3, 5))
+    assert back == pytest.approx(matrix, rel=1e-3, abs=1e-4)
+    with pytest.raises(ValueError, match="expected"):
+        decode_float16(encode_float16(matrix), (2, 5))
 
 
 def test_heads_were_trained_on_the_current_training_set() -> None:
@@ -100,6 +129,10 @@ def test_a_stale_or_malformed_head_is_refused() -> None:
         parse_needs_head({**needs, "calibration": {**needs["calibration"], "scale": [-1.0] * len(NEEDS)}})
     with pytest.raises(ValueError, match="top_threshold"):
         parse_needs_head({**needs, "top_threshold": 1.2})
+    with pytest.raises(ValueError, match="neighbour"):
+        parse_needs_head({**needs, "neighbours": {**needs["neighbours"], "needs": needs["neighbours"]["needs"][:5]}})
+    with pytest.raises(ValueError, match="neighbours k"):
+        parse_needs_head({**needs, "neighbours": {**needs["neighbours"], "k": 0}})
 
 
 def test_the_top_needs_threshold_is_read_and_is_optional() -> None:

@@ -2,12 +2,14 @@
 
 They ship as small JSON files inside the package, so serving needs only numpy: a multinomial logistic
 sentiment head whose probabilities are mixed with sentimentai's packaged heads, and 16 one-vs-rest
-logistic needs classifiers, each calibrated and with its own threshold. The weights, the neutral calibration and the threshold
+logistic needs classifiers stacked with a nearest-neighbour vote of the training texts, each need
+calibrated and with its own threshold. The weights, the neutral calibration and the threshold
 were chosen by cross-validation on ``train.jsonl`` only; the file records how, and on which data.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
 SENTIMENT_HEAD_VERSION = "sentiment-lr9"
-NEEDS_HEAD_VERSION = "needs-ovr10"
+NEEDS_HEAD_VERSION = "needs-ovr11-knn"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"
@@ -86,6 +88,51 @@ class SentimentHead:
         return _softmax(x @ self.coef.T + self.intercept)
 
 
+def _logit(p: FloatArray) -> FloatArray:
+    return np.asarray(np.log(p / (1.0 - p)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class NeedsNeighbours:
+    """The third view of the needs head: the needs of a text's ``k`` nearest training texts (cosine of the
+    embeddings), each weighted by ``exp(temperature * cosine)``, as a logit per need. The training texts'
+    embeddings ship as float16 (cosines then move by about 1e-4, far below an effect on a label).
+
+    A text embedded near several training texts about two needs gets both: what one linear boundary per
+    need blurs, the neighbours keep (chosen by cross-validation on train.jsonl: ``sentiment_training.train``)."""
+
+    embeddings: FloatArray  # (n_train, dim), L2-normalised
+    needs: FloatArray  # (n_train, 16) 0/1
+    k: int
+    temperature: float
+    #: The vote is squeezed into [floor, 1 - floor] before its logit, so a unanimous vote stays finite.
+    floor: float = 0.01
+
+    def logits(self, embeddings: npt.ArrayLike) -> FloatArray:
+        """(n, 16): logit(floor + (1 - 2 floor) * weighted share of the k neighbours tagged with each need)."""
+        x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        similarity = x @ self.embeddings.T
+        k = min(self.k, similarity.shape[1])
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        s = np.take_along_axis(similarity, nearest, axis=1)
+        weights = np.exp((s - s.max(axis=1, keepdims=True)) * self.temperature)
+        weights /= weights.sum(axis=1, keepdims=True)
+        vote = np.einsum("nk,nkj->nj", weights, self.needs[nearest])
+        return _logit(self.floor + (1.0 - 2.0 * self.floor) * vote)
+
+
+def encode_float16(matrix: npt.ArrayLike) -> str:
+    """A matrix as base64 of its little-endian float16 bytes (row-major): the neighbours' embeddings."""
+    return base64.b64encode(np.asarray(matrix, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_float16(text: str, shape: tuple[int, int]) -> FloatArray:
+    values = np.frombuffer(base64.b64decode(text), dtype="<f2")
+    if values.size != shape[0] * shape[1]:
+        raise ValueError(f"float16 matrix: expected {shape[0] * shape[1]} values, got {values.size}")
+    return values.reshape(shape).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class NeedsHead:
     """One-vs-rest logistic classifiers, one per need, each followed by its own calibration (Platt scaling
@@ -97,7 +144,7 @@ class NeedsHead:
     coef: FloatArray  # (16, dim), rows in NEEDS order
     intercept: FloatArray  # (16,)
     lexical: LexicalHead  # (16, LEXICAL_DIM)
-    #: p = sigmoid(scale * z + lexical_scale * z_lexical + offset), z and z_lexical the two views' logits
+    #: p = sigmoid(scale * z + lexical_scale * z_lexical + knn_scale * z_knn + offset), the three views' logits
     calibration_scale: FloatArray  # (16,)
     calibration_lexical_scale: FloatArray  # (16,)
     calibration_offset: FloatArray  # (16,)
@@ -107,12 +154,17 @@ class NeedsHead:
     #: The most likely need is kept from this threshold instead of its own (None: from its own). Most
     #: feedback is about something, and a text left with no need at all was the commonest miss.
     top_threshold: float | None = None
+    #: The nearest-neighbour view and its calibration weight (None: a head of the two linear views only).
+    neighbours: NeedsNeighbours | None = None
+    calibration_knn_scale: FloatArray | None = None  # (16,)
 
     def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike) -> FloatArray:
         """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order."""
         x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
         z = ((x @ self.coef.T + self.intercept) * self.calibration_scale
              + self.lexical.logits(lexical_features) * self.calibration_lexical_scale + self.calibration_offset)
+        if self.neighbours is not None and self.calibration_knn_scale is not None:
+            z = z + self.neighbours.logits(x) * self.calibration_knn_scale
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))), dtype=np.float64)
 
 
@@ -189,6 +241,23 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
     if not (scale > 0).all():
         # A calibration must keep the classifier's order: a higher score never means a lower probability.
         raise ValueError(f"{NEEDS_HEAD_FILE}: calibration scales must be > 0, got {scale.tolist()}")
+    neighbours, knn_scale = None, None
+    if data.get("neighbours") is not None:
+        knn = data["neighbours"]
+        n_train = int(knn["items"])
+        neighbour_needs = np.zeros((n_train, len(NEEDS)))
+        if len(knn["needs"]) != n_train:
+            raise ValueError(f"{NEEDS_HEAD_FILE}: {len(knn['needs'])} neighbour need lists for {n_train} items")
+        for row, indices in enumerate(knn["needs"]):
+            neighbour_needs[row, [int(i) for i in indices]] = 1.0
+        neighbours = NeedsNeighbours(
+            embeddings=decode_float16(knn["embeddings_float16"], (n_train, EMBEDDING_DIM)),
+            needs=neighbour_needs, k=int(knn["k"]), temperature=float(knn["temperature"]),
+            floor=float(knn["floor"]))
+        if not (neighbours.k >= 1 and neighbours.temperature > 0 and 0 < neighbours.floor < 0.5):
+            raise ValueError(f"{NEEDS_HEAD_FILE}: bad neighbours k {neighbours.k}, temperature "
+                             f"{neighbours.temperature} or floor {neighbours.floor}")
+        knn_scale = _matrix(calibration["knn_scale"], (len(NEEDS),), "needs calibration knn scale")
     return NeedsHead(
         version=version,
         needs=needs,
@@ -202,6 +271,8 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         max_needs=max_needs,
         training_sha256=str(data["training_data"]["sha256"]),
         top_threshold=top_threshold,
+        neighbours=neighbours,
+        calibration_knn_scale=knn_scale,
     )
 
 

