@@ -102,3 +102,18 @@ def test_a_batch_is_shared_out_over_the_sessions_and_embeds_as_one_session_would
     single = E5Encoder(threads=1)
     assert encoder.threads >= 1 and single.threads == 1
     np.testing.assert_allclose(E5Encoder(threads=2).embed(texts), single.embed(texts), atol=1e-6)
+
+
+def test_full_batches_run_as_three_groups_a_session_and_small_ones_as_one() -> None:
+    """A backlog's batch is shared out in more groups than sessions (taken as sessions come free); a quiet
+    stream's few texts are not cut into runs of one or two."""
+    from sentiment.encoder import GROUPS_PER_SESSION, MIN_WINDOWS_PER_GROUP, group_count
+
+    assert group_count(32, 2) == 2 * GROUPS_PER_SESSION
+    assert group_count(3, 2) == 2 and group_count(1, 2) == 2
+    assert group_count(3 * MIN_WINDOWS_PER_GROUP, 2) == 3
+    assert group_count(32, 1) == GROUPS_PER_SESSION
+    for windows in range(1, 65):
+        count = group_count(windows, 2)
+        assert 2 <= count <= 2 * GROUPS_PER_SESSION
+        assert count == 2 or windows // count >= MIN_WINDOWS_PER_GROUP

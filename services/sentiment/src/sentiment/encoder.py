@@ -46,9 +46,12 @@ _F32, _Q4 = 0, 1
 #: Padded grid slots (texts x longest text) per onnxruntime call: big enough for the int8 kernels to run
 #: at full speed, small enough that the attention scores (slots x heads x length floats) stay small.
 TOKENS_PER_RUN = 4096
-#: Groups of a batch per session. The sessions take the groups as they come free: with one group each,
-#: the session given the longer texts ran on while the other core idled.
+#: Groups of a full batch per session. The sessions take the groups as they come free: with one group
+#: each, the session given the longer texts ran on while the other core idled.
 GROUPS_PER_SESSION = 3
+#: A batch is split into more groups than sessions only while each keeps at least this many texts: a
+#: quiet stream's batches of a few texts gain nothing from smaller runs, and each run has a fixed cost.
+MIN_WINDOWS_PER_GROUP = 4
 _SPACES = re.compile(" {2,}")
 
 
@@ -438,9 +441,9 @@ class E5Encoder:
         return out
 
     def _map(self, run: Callable[[list[list[int]]], _T], windows: list[list[int]]) -> list[tuple[list[int], _T]]:
-        """The windows in groups (``_runs``, ``GROUPS_PER_SESSION`` per session), and ``run`` over each
-        group's windows, as many groups at once as there are sessions: (the group's indices, its result)."""
-        groups = list(_runs(windows, self.threads * GROUPS_PER_SESSION))
+        """The windows in groups (``_runs``, ``group_count``), and ``run`` over each group's windows, as
+        many groups at once as there are sessions: (the group's indices, its result)."""
+        groups = list(_runs(windows, group_count(len(windows), self.threads)))
         if len(groups) == 1:
             return [(groups[0], run([windows[i] for i in groups[0]]))]
         return list(zip(groups, self._pool.map(lambda chosen: run([windows[i] for i in chosen]), groups), strict=True))
@@ -486,6 +489,12 @@ def _span_means(hidden: FloatArray, spans: Sequence[tuple[int, int]]) -> FloatAr
     """L2-normalised means of the content-token spans (offset by one for ``<s>``)."""
     means = np.stack([hidden[1 + a:1 + b].mean(axis=0) for a, b in spans])
     return np.asarray(means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12), dtype=np.float32)
+
+
+def group_count(windows: int, sessions: int) -> int:
+    """Groups to split a batch of ``windows`` into: ``GROUPS_PER_SESSION`` per session for a full batch,
+    fewer while a group would hold under ``MIN_WINDOWS_PER_GROUP``, never fewer than one per session."""
+    return max(sessions, min(sessions * GROUPS_PER_SESSION, windows // MIN_WINDOWS_PER_GROUP))
 
 
 def _runs(windows: list[list[int]], parts: int = 1) -> Iterator[list[int]]:
