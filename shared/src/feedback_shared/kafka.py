@@ -373,6 +373,8 @@ async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
     # Started steps in the order taken; a slot is taken before a batch is formed, so with one slot a
     # batch is formed only after the previous one is done (as a plain loop would).
     running: asyncio.Queue[tuple[list[Any], asyncio.Future[None]]] = asyncio.Queue()
+    #: Every started step not yet acknowledged (the one being awaited included): what a stop cancels.
+    unacknowledged: set[asyncio.Future[None]] = set()
     slots = asyncio.Semaphore(in_flight)
     loop = asyncio.get_running_loop()
 
@@ -400,7 +402,9 @@ async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
         while True:
             await slots.acquire()
             batch = await take()
-            running.put_nowait((batch, asyncio.ensure_future(step(batch))))
+            task = asyncio.ensure_future(step(batch))
+            unacknowledged.add(task)
+            running.put_nowait((batch, task))
 
     async def acknowledge_in_order() -> None:
         while True:
@@ -408,6 +412,7 @@ async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
             await task
             for event in batch:
                 await stream.ack(event)
+            unacknowledged.discard(task)
             slots.release()
 
     reader = asyncio.create_task(read(), name="stream-reader")
@@ -415,13 +420,10 @@ async def consume_in_batches(stream: Any, batch_size: int, within_s: float,
     try:
         await acknowledge_in_order()
     finally:
-        starter.cancel()
-        steps = []
-        while not running.empty():
-            steps.append(running.get_nowait()[1])
-        for task in (reader, *steps):
+        tasks = (starter, reader, *unacknowledged)
+        for task in tasks:
             task.cancel()
-        for task in (starter, reader, *steps):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

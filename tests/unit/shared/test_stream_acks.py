@@ -260,3 +260,25 @@ def test_publish_turns_keep_the_order_taken_and_a_failed_turn_lets_the_next_go()
 
     asyncio.run(scenario())
     assert published == ["a", "c"]
+
+
+def test_a_stop_cancels_every_running_batch_and_waits_for_them() -> None:
+    stream = FakeStream([event(i) for i in range(6)])
+    started: list[int] = []
+    stopped: list[int] = []
+
+    async def step(batch: list[Any]) -> None:
+        started.append(batch[0].message.offset)
+        try:
+            await asyncio.Event().wait()  # both batches still working when the worker stops
+        finally:
+            stopped.append(batch[0].message.offset)
+
+    async def scenario() -> None:
+        async with consuming(stream, step, in_flight=2):
+            await until(lambda: len(started) == 2)
+        # Back from the stop: both steps have run their cleanup, neither batch is acknowledged.
+        assert sorted(stopped) == [0, 3]
+
+    asyncio.run(scenario())
+    assert stream.acked == []
