@@ -283,6 +283,11 @@ def test_last_interactions_move_forward_only_and_a_newer_one_clears_the_churn_ma
     later = (T0 - 90 * day, T0 + 3 * day)
     assert {(a.customer_id, a.last_interaction_at) for a in activity.silent(*later)} == {
         ("c-a", T0 + 2 * day), ("c-b", T0), ("c-c", T0)}
+    # Within the hour: not written (the silence rule counts days); a flagged customer is, at once.
+    activity.flag([("c-b", T0)])
+    activity.touch([("c-c", T0 + timedelta(minutes=30)), ("c-b", T0 + timedelta(minutes=30))])
+    assert {(a.customer_id, a.last_interaction_at) for a in activity.silent(*later)} == {
+        ("c-a", T0 + 2 * day), ("c-b", T0 + timedelta(minutes=30)), ("c-c", T0)}
 
 
 def test_a_customer_inserted_by_another_replica_between_read_and_write_still_moves_forward(

@@ -14,7 +14,7 @@ from alerts.customer_contact import ScheduledContact
 from alerts.decide import CaseUpdate
 from alerts.domain import Account, Case, Csm, Delivery
 from alerts.insights import WORST_KEPT, InsightItem, ItemQuery, Period, RollupRow, increments
-from alerts.silence import Activity, is_silent
+from alerts.silence import Activity, is_silent, moves_forward
 from alerts.stores import AlertsStore
 
 
@@ -372,7 +372,7 @@ class FakeActivity(Calls):
             doc = self.docs.get(customer_id)
             if doc is None:
                 self.docs[customer_id] = {"last_interaction_at": at}
-            elif doc["last_interaction_at"] < at:
+            elif moves_forward(doc["last_interaction_at"], doc.get("flagged_for"), at):
                 self.docs[customer_id] = {"last_interaction_at": at}  # the mark goes with the older date
 
     def silent(self, since: datetime, before: datetime, limit: int = 500) -> list[Activity]:

@@ -16,7 +16,14 @@ from alerts.config import Settings
 from alerts.metrics import AlertsMetrics
 from alerts.rules import AlertPolicy
 from alerts.service import AlertService
-from alerts.silence import Activity, SilenceMonitor, SilenceWindow, is_silent
+from alerts.silence import (
+    LAST_INTERACTION_RESOLUTION,
+    Activity,
+    SilenceMonitor,
+    SilenceWindow,
+    is_silent,
+    moves_forward,
+)
 from feedback_shared.events import PurchaseRecorded
 from tests.unit.alerts.fakes import fake_store
 from tests.unit.alerts.test_decide import negative
@@ -58,6 +65,26 @@ def test_the_window_is_active_and_silent_and_unflagged() -> None:
     assert not is_silent(Activity("c", T0 + timedelta(days=20)), *WINDOW.bounds(now))  # not silent long enough
     assert not is_silent(Activity("c", now - timedelta(days=91)), *WINDOW.bounds(now))  # no longer active
     assert not is_silent(Activity("c", T0, flagged_for=T0), *WINDOW.bounds(now))  # its case is open already
+
+
+def test_the_last_interaction_moves_forward_by_an_hour_at_least_or_at_once_to_clear_the_mark() -> None:
+    hour = LAST_INTERACTION_RESOLUTION
+    assert not moves_forward(T0, None, T0)  # the same interaction again (a redelivery)
+    assert not moves_forward(T0, None, T0 - timedelta(days=1))  # an older one, out of order
+    assert not moves_forward(T0, None, T0 + hour - timedelta(seconds=1))  # within the hour: no write
+    assert moves_forward(T0, None, T0 + hour)
+    # A churn-risk case was opened for the stored interaction: any newer one clears the mark at once,
+    # so the customer's next silence can open another case.
+    assert moves_forward(T0, T0, T0 + timedelta(minutes=1))
+    assert not moves_forward(T0, T0, T0)
+
+
+def test_a_customer_who_writes_again_within_the_hour_still_counts_from_the_first_interaction() -> None:
+    world = World()
+    world.store.activity.touch([("c-kk", T0)])
+    world.store.activity.touch([("c-kk", T0 + timedelta(minutes=20))])
+    [found] = world.store.activity.silent(*WINDOW.bounds(T0 + timedelta(days=30, minutes=10)))
+    assert found.last_interaction_at == T0  # silent for 30 days, give or take the hour the rule ignores
 
 
 def test_a_silent_customer_gets_one_low_priority_case_for_their_csm_in_their_language() -> None:

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from alerts.silence import Activity
+from alerts.silence import Activity, moves_forward
 from alerts.stores._bulk import insert_new
 from feedback_shared.mongo import chunks
 
@@ -27,8 +27,8 @@ class MongoActivity:
         self.activity.create_index([("flagged_for", ASCENDING), ("last_interaction_at", ASCENDING)])
 
     def touch(self, interactions: Sequence[tuple[str, datetime]]) -> None:
-        """Move each customer's last interaction forward. A newer interaction clears the churn-risk mark:
-        after another silence, another case may open (for that interaction).
+        """Move each customer's last interaction forward (``alerts.silence.moves_forward``: by an hour at
+        least, or at once to clear a churn-risk mark).
 
         Read, then insert the new customers and move the others forward: three light commands at most.
         One upsert per customer (two operations each, to keep ``$max`` semantics and clear the mark) cost
@@ -39,14 +39,16 @@ class MongoActivity:
         if not latest:
             return
         ids = list(latest)
-        stored: dict[str, datetime] = {}
+        stored: dict[str, Doc] = {}
         for chunk in chunks(ids):
-            stored |= {d["_id"]: d["last_interaction_at"]
-                       for d in self.activity.find({"_id": {"$in": chunk}}, {"last_interaction_at": 1})}
+            stored |= {d["_id"]: d for d in self.activity.find({"_id": {"$in": chunk}},
+                                                                {"last_interaction_at": 1, "flagged_for": 1})}
         new = [{"_id": c, "last_interaction_at": latest[c]} for c in ids if c not in stored]
         inserted = {new[i]["_id"] for i in insert_new(self.activity, new)}
-        # Older on record, or inserted meanwhile by another replica (its date may be older than ours).
-        forward = [c for c in ids if (c in stored and stored[c] < latest[c])
+        # Older on record, or inserted meanwhile by another replica (its date may be older than ours: the
+        # conditional update below leaves a newer one as it is).
+        forward = [c for c in ids
+                   if (c in stored and moves_forward(stored[c]["last_interaction_at"], stored[c].get("flagged_for"), latest[c]))
                    or (c not in stored and c not in inserted)]
         if forward:
             self.activity.bulk_write([UpdateOne({"_id": c, "last_interaction_at": {"$lt": latest[c]}},
