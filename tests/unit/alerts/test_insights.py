@@ -111,6 +111,18 @@ def test_each_need_counts_with_its_own_polarity_and_no_need_counts_as_none() -> 
     assert inc.scores[(day, "google", "en", "store")]["positive"] == 1
 
 
+def test_the_counts_grain_is_written_as_one_document_per_day_language_source_and_touch_point() -> None:
+    from alerts.stores.insights import count_fields
+
+    day = START.isoformat()
+    inc = increments([item(needs=(("price", "negative"), ("empathy", "negative"))),
+                      item(needs=(("price", "negative"),)), item(sentiment="neutral", score=0.0, needs=()),
+                      item(needs=(("price", "negative"),), language="kk")])
+    assert count_fields(inc.counts) == {
+        (day, "en", "google", "store"): {"needs.price.negative": 2, "needs.empathy.negative": 1, "needs.none.neutral": 1},
+        (day, "kk", "google", "store"): {"needs.price.negative": 1}}
+
+
 def test_a_redelivered_batch_adds_nothing() -> None:
     store = FakeInsights()
     batch = [item(), item(nps=2)]

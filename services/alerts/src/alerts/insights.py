@@ -4,7 +4,8 @@ Pure logic over typed records; the store (``alerts.stores.insights``) keeps thre
 
 * one *item* per scored feedback item or text-less survey answer (the drill-down), keyed by the event
   it comes from, so a redelivery is never counted twice;
-* *counts* per day × need × sentiment × language × source × touch point (the read model's grain), and
+* *counts* per day × need × sentiment × language × source × touch point (the read model's grain; stored
+  as one document per day × language × source × touch point with a counter per need and polarity), and
   *scores* per day × source × language × touch point (NPS groups, CSAT sum and count, net sentiment);
 * *rollups* per day × dimension × value with the same counters, and the ids of the day's most negative
   items for that value (``worst``); and the same per ISO week. The touch-point rollups also carry what
