@@ -97,13 +97,15 @@ def test_an_erased_customer_late_item_is_dropped_and_counted() -> None:
 
 def test_the_insights_consumers_gather_for_the_configured_wait(monkeypatch: Any) -> None:
     """The read model's batch wait comes from the settings (a burst's aggregates are written once per
-    wait, not once per second), and the case consumer keeps its own short wait."""
+    wait, not once per second), and the case consumer keeps its own short batch."""
     import alerts.agents as agents
 
     waits: dict[str, float | None] = {}
+    sizes: dict[str, int | None] = {}
 
     def capture(app: Any, spec: Any, name: str, handler: Any, dlq: Any, **kwargs: Any) -> None:
         waits[name] = kwargs.get("within_s")
+        sizes[name] = kwargs.get("batch_size")
 
     def nothing(*_: Any, **__: Any) -> None:
         return None
@@ -111,10 +113,11 @@ def test_the_insights_consumers_gather_for_the_configured_wait(monkeypatch: Any)
     monkeypatch.setattr(agents, "register_batch_agent", capture)
     monkeypatch.setattr(agents, "register_agent", nothing)
     monkeypatch.setattr(agents, "EventSink", nothing)
-    svc, _, _ = service(fake_store(), insights_batch_wait_s=7.5)
+    svc, _, _ = service(fake_store(), insights_batch_wait_s=7.5, scored_batch_wait_s=0.3, scored_batch_size=150)
     agents.register_agents(object(), svc, svc.metrics)  # type: ignore[arg-type]
     assert waits["alerts.insights"] == 7.5 and waits["alerts.insights_surveys"] == 7.5
-    assert waits["alerts.handle_scored"] is None  # the library's default, not the read model's wait
+    # The cases' consumer has its own batch, not the read model's wait.
+    assert (waits["alerts.handle_scored"], sizes["alerts.handle_scored"]) == (0.3, 150)
 
 
 def test_the_insights_batch_wait_is_bounded() -> None:
@@ -125,3 +128,14 @@ def test_the_insights_batch_wait_is_bounded() -> None:
     for bad in (0, -1, 61):
         with pytest.raises(ValidationError, match="insights_batch_wait_s"):
             Settings(insights_batch_wait_s=bad)
+
+
+def test_the_scored_batch_is_bounded() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    assert (Settings().scored_batch_size, Settings().scored_batch_wait_s) == (200, 0.2)
+    for field, bad in (("scored_batch_size", 0), ("scored_batch_size", 1001), ("scored_batch_wait_s", 0),
+                       ("scored_batch_wait_s", 5.1)):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: bad})

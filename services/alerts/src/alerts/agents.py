@@ -84,13 +84,13 @@ def register_agents(
         await asyncio.to_thread(service.contacts.notifications, batch)
         on_enqueued()
 
-    register_batch_agent(
-        app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls
-    )
+    settings = service.settings
+    register_batch_agent(app, FEEDBACK_SCORED, "alerts.handle_scored", on_scored, metrics.dlq, stalls=metrics.stalls,
+                         batch_size=settings.scored_batch_size, within_s=settings.scored_batch_wait_s)
     # The insights read model: its own consumers, so a slow aggregate write never holds up a case. A
     # report can be a few seconds behind; in a burst, those seconds' items written in one transaction
     # cost the database a few commands in all instead of a few per item.
-    insights_wait_s = service.settings.insights_batch_wait_s
+    insights_wait_s = settings.insights_batch_wait_s
     register_batch_agent(app, FEEDBACK_SCORED, "alerts.insights", on_insight_items, metrics.dlq,
                          stalls=metrics.stalls, batch_size=500, within_s=insights_wait_s)
     register_batch_agent(app, SURVEY_ANSWERS, "alerts.insights_surveys", on_survey_answers, metrics.dlq,
