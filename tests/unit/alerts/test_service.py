@@ -134,7 +134,7 @@ def test_the_scored_batch_is_bounded() -> None:
     import pytest
     from pydantic import ValidationError
 
-    assert (Settings().scored_batch_size, Settings().scored_batch_wait_s) == (200, 0.2)
+    assert (Settings().scored_batch_size, Settings().scored_batch_wait_s) == (200, 0.1)
     for field, bad in (("scored_batch_size", 0), ("scored_batch_size", 1001), ("scored_batch_wait_s", 0),
                        ("scored_batch_wait_s", 5.1)):
         with pytest.raises(ValidationError, match=field):
