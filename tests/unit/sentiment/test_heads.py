@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from feedback_shared.events import NEEDS
@@ -19,6 +20,7 @@ from sentiment.heads import (
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
     NeedsNeighbours,
+    centre_embeddings,
     decode_float16,
     encode_float16,
     load_needs_head,
@@ -29,6 +31,7 @@ from sentiment.heads import (
 )
 from sentiment.lexical import LEXICAL_DIM
 from sentiment.model import MODEL_VERSION, SentimentModel
+from sentiment_training.train import sentiment_inputs_sha256
 
 TRAIN = Path(__file__).resolve().parents[3] / "services" / "sentiment" / "src" / "sentiment_training" / "data" / "train.jsonl"
 
@@ -79,6 +82,29 @@ def test_the_neighbours_vote_for_the_needs_of_the_nearest_training_texts() -> No
     assert vote[3] == pytest.approx(0.01) and vote[4] == pytest.approx(0.01)  # not among the 2 nearest
 
 
+def test_the_neighbours_can_compare_texts_with_their_language_mean_taken_away() -> None:
+    """Two languages far apart in the space, two topics: raw cosines find the text of the same language,
+    centred ones the text of the same topic (``centre_embeddings``: the nearest centre is taken away)."""
+    language = {"a": np.eye(1, EMBEDDING_DIM, 0)[0] * 3.0, "b": np.eye(1, EMBEDDING_DIM, 1)[0] * 3.0}
+    topic = {1: np.eye(1, EMBEDDING_DIM, 2)[0], 2: np.eye(1, EMBEDDING_DIM, 3)[0]}
+
+    def text(lang: str, t: int) -> npt.NDArray[np.float64]:
+        v = language[lang] + topic[t]
+        return np.asarray(v / np.linalg.norm(v), dtype=np.float64)
+
+    training = np.stack([text("a", 2), text("b", 1)])
+    needs = np.zeros((2, len(NEEDS)))
+    needs[0, 2] = needs[1, 1] = 1.0  # each text names its topic's need
+    centres = np.stack([text("a", 1) + text("a", 2), text("b", 1) + text("b", 2)]) / 2
+    query = text("a", 1)
+    raw = NeedsNeighbours(embeddings=training, needs=needs, k=1, temperature=100.0)
+    assert raw.logits(query)[0].argmax() == 2  # the same language, the other topic
+    centred = NeedsNeighbours(embeddings=centre_embeddings(training, centres), needs=needs, k=1, temperature=100.0,
+                              centres=centres)
+    assert centred.logits(query)[0].argmax() == 1  # the same topic, the other language
+    assert np.linalg.norm(centre_embeddings(training, centres), axis=1) == pytest.approx(1.0)
+
+
 def test_float16_matrices_round_trip() -> None:
     matrix = np.random.default_rng(0).normal(size=(3, 5))
     back = decode_float16(encode_float16(matrix), (3, 5))
@@ -88,10 +114,15 @@ def test_float16_matrices_round_trip() -> None:
 
 
 def test_heads_were_trained_on_the_current_training_set() -> None:
-    """Changing train.jsonl without re-running ``make train-heads`` fails here."""
+    """Changing train.jsonl without re-running ``make train-heads`` fails here. A change of the needs alone
+    needs only the needs head retrained (``train --needs-only``): the sentiment head then still records the
+    digest of every text, language and label it read, and those must be the current ones."""
     digest = hashlib.sha256(TRAIN.read_bytes()).hexdigest()
-    assert load_sentiment_head().training_sha256 == digest
     assert load_needs_head().training_sha256 == digest
+    if load_sentiment_head().training_sha256 != digest:
+        items = [json.loads(line) for line in TRAIN.read_text("utf-8").splitlines() if line.strip()]
+        recorded = read_head_document(SENTIMENT_HEAD_FILE)["training_data"].get("sentiment_inputs_sha256")
+        assert recorded == sentiment_inputs_sha256(items), "the texts or labels changed: retrain both heads"
     for name in (SENTIMENT_HEAD_FILE, NEEDS_HEAD_FILE):
         document = read_head_document(name)
         assert document["training_data"]["file"].endswith("train.jsonl")

@@ -28,7 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
 SENTIMENT_HEAD_VERSION = "sentiment-lr9"
-NEEDS_HEAD_VERSION = "needs-ovr11-knn"
+NEEDS_HEAD_VERSION = "needs-ovr12-knnc"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"
@@ -101,16 +101,28 @@ class NeedsNeighbours:
     A text embedded near several training texts about two needs gets both: what one linear boundary per
     need blurs, the neighbours keep (chosen by cross-validation on train.jsonl: ``sentiment_training.train``)."""
 
-    embeddings: FloatArray  # (n_train, dim), L2-normalised
+    embeddings: FloatArray  # (n_train, dim), L2-normalised (after centring, when the head has centres)
     needs: FloatArray  # (n_train, 16) 0/1
     k: int
     temperature: float
     #: The vote is squeezed into [floor, 1 - floor] before its logit, so a unanimous vote stays finite.
     floor: float = 0.01
+    #: The mean embedding of each language of the training texts (None: no centring). A text is compared
+    #: after the mean nearest to it is taken away and it is L2-normalised again (``centred``): what the
+    #: languages share in the encoder's space then weighs less than what the text is about, so a text finds
+    #: the neighbours that name its needs in every language, not those that only share its language.
+    centres: FloatArray | None = None
+
+    def centred(self, embeddings: npt.ArrayLike) -> FloatArray:
+        """The embeddings with the nearest centre (highest cosine) taken away, L2-normalised again."""
+        x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        if self.centres is None:
+            return x
+        return centre_embeddings(x, self.centres)
 
     def logits(self, embeddings: npt.ArrayLike) -> FloatArray:
         """(n, 16): logit(floor + (1 - 2 floor) * weighted share of the k neighbours tagged with each need)."""
-        x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        x = self.centred(embeddings)
         similarity = x @ self.embeddings.T
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
@@ -119,6 +131,15 @@ class NeedsNeighbours:
         weights /= weights.sum(axis=1, keepdims=True)
         vote = np.einsum("nk,nkj->nj", weights, self.needs[nearest])
         return _logit(self.floor + (1.0 - 2.0 * self.floor) * vote)
+
+
+def centre_embeddings(embeddings: npt.ArrayLike, centres: npt.ArrayLike) -> FloatArray:
+    """Each row minus the centre of highest cosine to it, L2-normalised again (``NeedsNeighbours.centres``)."""
+    x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+    c = np.atleast_2d(np.asarray(centres, dtype=np.float64))
+    nearest = (x @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T).argmax(axis=1)
+    y = x - c[nearest]
+    return np.asarray(y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12), dtype=np.float64)
 
 
 def encode_float16(matrix: npt.ArrayLike) -> str:
@@ -253,7 +274,9 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         neighbours = NeedsNeighbours(
             embeddings=decode_float16(knn["embeddings_float16"], (n_train, EMBEDDING_DIM)),
             needs=neighbour_needs, k=int(knn["k"]), temperature=float(knn["temperature"]),
-            floor=float(knn["floor"]))
+            floor=float(knn["floor"]),
+            centres=None if knn.get("centres") is None else _matrix(
+                knn["centres"], (len(knn["centres"]), EMBEDDING_DIM), "needs neighbour centres"))
         if not (neighbours.k >= 1 and neighbours.temperature > 0 and 0 < neighbours.floor < 0.5):
             raise ValueError(f"{NEEDS_HEAD_FILE}: bad neighbours k {neighbours.k}, temperature "
                              f"{neighbours.temperature} or floor {neighbours.floor}")

@@ -7,11 +7,14 @@ and flatter an ordinary split, a nearest-neighbour view above all. Each variant'
 calibrated (Platt per need, stacked over its views) and given per-need thresholds and a top-need threshold
 (``train.choose_per_need_thresholds``) on the other four folds' out-of-fold scores only, then scored on the
 fold left out ("cross-fitted"): the number is not flattered by choosing the thresholds on the rows scored.
+Each k,temperature pair is scored twice: on the embeddings as they are, and with the nearest of the training
+folds' language means taken from every embedding first (``train.NEEDS_KNN_CENTRES``, the shipped view).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 
@@ -19,7 +22,6 @@ import numpy as np
 from scipy import sparse  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
-from sentiment.heads import NeedsNeighbours
 from sentiment_training import train as T
 from sentiment_training.evaluate import default_data_file
 
@@ -75,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     parser = argparse.ArgumentParser(prog="python -m sentiment_training.needs_cv", description=__doc__.split("\n")[0])
-    parser.add_argument("--knn", nargs="*", default=["30,100"], help="k,temperature pairs to compare")
+    parser.add_argument("--knn", nargs="*", default=[f"{T.NEEDS_KNN_K},{T.NEEDS_KNN_TEMPERATURE:g}"],
+                        help="k,temperature pairs to compare")
     parser.add_argument("--cosine", type=float, default=GROUP_COSINE, help="group texts at this cosine or more")
     args = parser.parse_args(argv)
     data = T.load_training_set(default_data_file("train.jsonl"))
@@ -88,20 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = cross_fitted_micro_f1([[z, zl] for z, zl in zip(linear, lexical, strict=True)], data.needs, splits)
         print(f"embedding LR (C 30) + letter n-grams: cross-fitted micro-F1 {np.mean(base):.4f} "
               f"({' '.join(f'{s:.4f}' for s in base)})", flush=True)
-        for pair in args.knn:
+        for pair, raw in itertools.product(args.knn, (True, False)):
             k, temperature = (float(x) for x in pair.split(","))
             knn = []
             for repeat in splits:
                 z = np.zeros(data.needs.shape)
                 for tr, te in repeat:
-                    neighbours = T.needs_neighbours(data.embeddings[tr], data.needs[tr])
-                    neighbours = NeedsNeighbours(neighbours.embeddings, neighbours.needs, int(k), temperature,
-                                                   T.NEEDS_KNN_FLOOR)
+                    neighbours = T.needs_neighbours(data.embeddings[tr], data.needs[tr],
+                                                    None if raw else data.languages[tr], k=int(k),
+                                                    temperature=temperature)
                     z[te] = neighbours.logits(data.embeddings[te])
                 knn.append(z)
             scores = cross_fitted_micro_f1([[z, zl, zk] for z, zl, zk in zip(linear, lexical, knn, strict=True)],
                                            data.needs, splits)
-            print(f"  + nearest neighbours k {int(k)}, temperature {temperature:g}: cross-fitted micro-F1 "
+            print(f"  + nearest neighbours k {int(k)}, temperature {temperature:g}"
+                  f"{'' if raw else ', nearest language mean taken away'}: cross-fitted micro-F1 "
                   f"{np.mean(scores):.4f} ({' '.join(f'{s:.4f}' for s in scores)})", flush=True)
     return 0
 
