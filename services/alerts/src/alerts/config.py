@@ -70,9 +70,9 @@ class Settings(KeyedServiceSettings):
     #: Scored items decided together (one set of bulk reads and writes for the batch), and how long the
     #: consumer waits to fill one, which adds to a page's latency. Most commands are per batch: in make
     #: bench's mixed load (15,000 texts), alerts sent 11,100 commands at 0.05 s, 8,700 at 0.1 s and 7,200
-    #: at 0.2 s, and the CPU they cost the database goes to the scoring instead. Measured on the incident (10,000 cases at 70 items/s, alone on 2 cores):
-    #: alert p99 0.99 s at 0.05 s and at 0.1 s, 1.81 s at 0.2 s (larger batches each held their first
-    #: page longer).
+    #: at 0.2 s, and the CPU they cost the database goes to the scoring instead. Measured on the incident
+    #: (10,000 cases at 70 items/s, alone on 2 cores): alert p99 0.99 s at 0.05 s and at 0.1 s, 1.81 s at
+    #: 0.2 s (larger batches each held their first page longer).
     scored_batch_size: int = Field(default=200, ge=1, le=1000)
     scored_batch_wait_s: float = Field(default=0.1, gt=0, le=5)
     #: How long the insights read model's consumers wait to fill a batch (the report may lag this much).

@@ -93,15 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({' '.join(f'{s:.4f}' for s in base)})", flush=True)
         for pair, raw in itertools.product(args.knn, (True, False)):
             k, temperature = (float(x) for x in pair.split(","))
-            knn = []
-            for repeat in splits:
-                z = np.zeros(data.needs.shape)
-                for tr, te in repeat:
-                    neighbours = T.needs_neighbours(data.embeddings[tr], data.needs[tr],
-                                                    None if raw else data.languages[tr], k=int(k),
-                                                    temperature=temperature)
-                    z[te] = neighbours.logits(data.embeddings[te])
-                knn.append(z)
+            knn = T.knn_needs_oof(data, splits, k=int(k), temperature=temperature, centred=not raw)
             scores = cross_fitted_micro_f1([[z, zl, zk] for z, zl, zk in zip(linear, lexical, knn, strict=True)],
                                            data.needs, splits)
             print(f"  + nearest neighbours k {int(k)}, temperature {temperature:g}"

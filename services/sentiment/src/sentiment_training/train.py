@@ -444,14 +444,16 @@ def needs_neighbours(embeddings: FloatArray, needs: IntArray, languages: npt.NDA
                            floor=NEEDS_KNN_FLOOR, centres=centres)
 
 
-def knn_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
-    """Out-of-fold logits of the nearest-neighbour view: each text's neighbours among its training folds."""
+def knn_needs_oof(data: TrainingSet, splits: Splits, *, k: int = NEEDS_KNN_K,
+                  temperature: float = NEEDS_KNN_TEMPERATURE, centred: bool = True) -> list[FloatArray]:
+    """Out-of-fold logits of the nearest-neighbour view: each text's neighbours among its training folds
+    (``centred``: with the nearest of those folds' language means taken away, as ``needs_neighbours``)."""
     oof = []
     for repeat in splits:
         z = np.zeros(data.needs.shape)
         for tr, te in repeat:
-            z[te] = needs_neighbours(data.embeddings[tr], data.needs[tr], data.languages[tr]).logits(
-                data.embeddings[te])
+            z[te] = needs_neighbours(data.embeddings[tr], data.needs[tr], data.languages[tr] if centred else None,
+                                     k=k, temperature=temperature).logits(data.embeddings[te])
         oof.append(z)
     return oof
 
