@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from threadpoolctl import threadpool_info
 
 from sentiment.config import Settings
 from sentiment.main import create_app
@@ -31,3 +34,24 @@ def test_unwritable_input_is_still_a_422_naming_the_field() -> None:
             resp = client.post("/v1/score", content=body, headers={"Content-Type": "application/json", **AUTH})
             assert resp.status_code == 422, body
             assert resp.json()["detail"][0]["loc"] == ["body", field]
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_the_service_runs_numpy_blas_on_the_configured_threads_and_gives_them_back() -> None:
+    """OpenBLAS threads that spin after the heads' products take cores from the encoder sessions."""
+    outside = _blas_threads()
+    assert outside, "numpy links a BLAS that threadpoolctl sees"
+    with TestClient(create_app(Settings(api_keys=["test-key"]), stream=False)):
+        assert _blas_threads() == [1] * len(outside)
+    assert _blas_threads() == outside
+    with TestClient(create_app(Settings(api_keys=["test-key"], blas_threads=3), stream=False)):
+        assert _blas_threads() == [3] * len(outside)
+    assert _blas_threads() == outside
+
+
+def test_blas_threads_is_bounded() -> None:
+    with pytest.raises(ValidationError, match="blas_threads"):
+        Settings(api_keys=["test-key"], blas_threads=0)

@@ -19,6 +19,9 @@ class Settings(KeyedServiceSettings):
     batches_in_flight: int = Field(default=2, ge=1, le=4)
     #: Embedding sessions run at once, one thread each (``E5Encoder``); None: one per core.
     embed_threads: int | None = None
+    #: Threads of numpy's BLAS (the heads' matrix products) while the service runs. One: OpenBLAS's
+    #: threads spin on after each small product and take the cores the encoder sessions run on.
+    blas_threads: int = Field(default=1, ge=1, le=64)
 
 
 @lru_cache
