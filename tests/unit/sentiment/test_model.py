@@ -126,3 +126,14 @@ def test_batches_in_flight_are_bounded() -> None:
     for bad in (0, 5):
         with pytest.raises(ValidationError, match="batches_in_flight"):
             Settings(batches_in_flight=bad)
+
+
+def test_the_scoring_batch_is_bounded() -> None:
+    from pydantic import ValidationError
+
+    from sentiment.config import Settings
+
+    assert (Settings().batch_size, Settings().batch_wait_s) == (64, 0.05)
+    for field, bad in (("batch_size", 0), ("batch_size", 513), ("batch_wait_s", 0), ("batch_wait_s", 5.1)):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: bad})
