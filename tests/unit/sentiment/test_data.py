@@ -117,3 +117,22 @@ def test_train_keeps_the_sentiment_mix_in_every_language() -> None:
         total = sum(labels.values())
         for label, share in (("negative", 0.40), ("neutral", 0.30), ("positive", 0.30)):
             assert abs(labels[label] / total - share) <= 0.05, (lang, label, labels)
+
+
+def test_the_unused_candidate_texts_are_well_formed_and_no_evaluation_paraphrase() -> None:
+    """Round eleven's 88 texts, kept for a full retraining that has not happened: nothing reads them yet, but
+    the day something does they must already keep the rules of train.jsonl."""
+    candidates = _items("candidates-round11.jsonl")
+    assert len(candidates) == 88
+    train_ids = {i["id"] for i in _items("train.jsonl")}
+    evaluation = _items("eval.jsonl")
+    for item in candidates:
+        assert REQUIRED_KEYS <= item.keys() <= REQUIRED_KEYS | OPTIONAL_KEYS, item["id"]
+        assert item["id"].startswith("train-") and item["id"] not in train_ids, item["id"]
+        assert item["label"] in LABELS and item["kind"] in KINDS, item["id"]
+        assert set(item["needs"]) <= set(NEEDS) and len(item["needs"]) <= 3, item["id"]
+        grams = _trigrams(item["text"])
+        for other in evaluation:
+            union = grams | _trigrams(other["text"])
+            assert not union or len(grams & _trigrams(other["text"])) / len(union) < NEAR_DUPLICATE_FROM, \
+                (item["id"], other["id"])
