@@ -5,16 +5,11 @@ import re
 from prometheus_client import CollectorRegistry, generate_latest
 
 from feedback_shared.metrics import latency_histogram
-from feedback_tools.bench import SAMPLE, buckets, quantile
+from feedback_tools.bench import buckets, parse_samples, quantile
 
 
 def _samples(registry: CollectorRegistry) -> dict[str, float]:
-    out = {}
-    for line in generate_latest(registry).decode().splitlines():
-        match = SAMPLE.match(line)
-        if match:
-            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return out
+    return parse_samples(generate_latest(registry).decode())
 
 
 def test_a_p99_near_the_alert_target_is_read_to_a_quarter_second() -> None:

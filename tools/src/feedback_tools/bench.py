@@ -96,8 +96,13 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+\-]+|Na
 
 def scrape(url: str) -> dict[str, float]:
     """Every sample on a /metrics page, keyed ``name{labels}``."""
+    return parse_samples(httpx.get(f"{url}/metrics/", timeout=10).text)
+
+
+def parse_samples(exposition: str) -> dict[str, float]:
+    """Every sample of a Prometheus text exposition, keyed ``name{labels}``."""
     samples: dict[str, float] = {}
-    for line in httpx.get(f"{url}/metrics/", timeout=10).text.splitlines():
+    for line in exposition.splitlines():
         match = SAMPLE.match(line)
         if match:
             samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
