@@ -398,7 +398,6 @@ class FakeInsights(Calls):
         super().__init__()
         self.items: dict[str, InsightItem] = {}
         self.rollups: dict[tuple[str, str, str], dict[str, float]] = {}
-        self.counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
         self.worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
         self.weekly: dict[tuple[str, str, str], dict[str, float]] = {}
         self.weekly_worst: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
@@ -408,7 +407,6 @@ class FakeInsights(Calls):
         new = list({i.item_id: i for i in items if i.item_id not in self.items}.values())
         self.items.update((i.item_id, i) for i in new)
         inc = increments(new)
-        self.counts.update(inc.counts)
         for key, counters in inc.rollups.items():
             row = self.rollups.setdefault(key, {})
             for name, value in counters.items():

@@ -92,7 +92,6 @@ def test_a_survey_answer_without_text_counts_for_nps_and_csat_only() -> None:
     assert (got.item_id, got.sentiment, got.nps_group, got.touch_point) == (f"survey:{answer.event_id}", None,
                                                                             "promoter", "staff")
     inc = increments([got])
-    assert inc.counts == {}  # no text: nothing in the need × sentiment counts
     assert inc.rollups[("2026-11-03", "all", "all")] == {"answers": 1, "promoters": 1, "csat_sum": 5, "csat_count": 1}
     assert not any(dim == "need" for _, dim, _ in inc.rollups)
 
@@ -102,25 +101,11 @@ def test_each_need_counts_with_its_own_polarity_and_no_need_counts_as_none() -> 
     plain = item(sentiment="neutral", score=0.0, needs=())
     inc = increments([mixed, plain])
     day = START.isoformat()
-    assert inc.counts == {(day, "experience", "positive", "en", "google", "store"): 1,
-                          (day, "price", "negative", "en", "google", "store"): 1,
-                          (day, "none", "neutral", "en", "google", "store"): 1}
-    assert inc.rollups[(day, "need", "price")]["negative"] == 1
+    assert {key[2]: (row["items"], row.get("positive", 0), row.get("negative", 0), row.get("neutral", 0))
+            for key, row in inc.rollups.items() if key[1] == "need"} == {
+        "experience": (1, 1, 0, 0), "price": (1, 0, 1, 0), "none": (1, 0, 0, 1)}
     assert "negative" not in inc.rollups[(day, "all", "all")]  # the items themselves: one positive, one neutral
     assert inc.rollups[(day, "all", "all")]["items"] == 2
-    assert inc.scores[(day, "google", "en", "store")]["positive"] == 1
-
-
-def test_the_counts_grain_is_written_as_one_document_per_day_language_source_and_touch_point() -> None:
-    from alerts.stores.insights import count_fields
-
-    day = START.isoformat()
-    inc = increments([item(needs=(("price", "negative"), ("empathy", "negative"))),
-                      item(needs=(("price", "negative"),)), item(sentiment="neutral", score=0.0, needs=()),
-                      item(needs=(("price", "negative"),), language="kk")])
-    assert count_fields(inc.counts) == {
-        (day, "en", "google", "store"): {"needs.price.negative": 2, "needs.empathy.negative": 1, "needs.none.neutral": 1},
-        (day, "kk", "google", "store"): {"needs.price.negative": 1}}
 
 
 def test_a_redelivered_batch_adds_nothing() -> None:
@@ -129,7 +114,7 @@ def test_a_redelivered_batch_adds_nothing() -> None:
     assert store.record(batch) == 2
     assert store.record(batch + batch) == 0
     assert store.rollups[(START.isoformat(), "all", "all")]["items"] == 2
-    assert sum(store.counts.values()) == 2
+    assert store.rollups[(START.isoformat(), "need", "price")]["items"] == 2
 
 
 def test_the_report_gives_weekly_negative_share_nps_and_csat() -> None:

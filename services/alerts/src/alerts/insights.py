@@ -156,8 +156,6 @@ def item_public(item: InsightItem) -> dict[str, Any]:
 
 
 # ---- aggregation ---------------------------------------------------------------------------------------
-CountKey = tuple[str, str, str, str, str, str]  # day, need, sentiment, language, source, touch_point
-ScoreKey = tuple[str, str, str, str]  # day, source, language, touch_point
 RollupKey = tuple[str, str, str]  # day, dimension (or "all"), value
 
 
@@ -165,8 +163,6 @@ RollupKey = tuple[str, str, str]  # day, dimension (or "all"), value
 class Increments:
     """What a batch of new items adds to the aggregates (``$inc`` each key by its counters)."""
 
-    counts: dict[CountKey, int] = field(default_factory=lambda: defaultdict(int))
-    scores: dict[ScoreKey, dict[str, float]] = field(default_factory=dict)
     rollups: dict[RollupKey, dict[str, float]] = field(default_factory=dict)
     #: Per rollup, the batch's most negative items for it (id, score), lowest first, at most WORST_KEPT.
     worst: dict[RollupKey, list[tuple[str, float]]] = field(default_factory=dict)
@@ -219,10 +215,7 @@ def increments(items: Iterable[InsightItem]) -> Increments:
     for item in items:
         day = item.day.isoformat()
         polarities = item.need_polarities()
-        for need, sentiment in polarities:
-            inc.counts[(day, need, sentiment, item.language, item.source, item.touch_point)] += 1
         whole = _counters(item, item.sentiment)
-        _add(inc.scores, (day, item.source, item.language, item.touch_point), whole)
         _add(inc.rollups, (day, ALL, ALL), whole)
         for dimension in ("language", "source", "touch_point"):
             key = (day, dimension, getattr(item, dimension))

@@ -1,5 +1,10 @@
 """The insights read model in MongoDB: items for the drill-down, and the aggregates the report reads.
 
+Only what the report and the drill-down read is written. (Versions before this one also kept
+``insight_counts`` and ``insight_scores``, finer grains that nothing read; about 8 % of the embedded
+database's work while make bench's scored items flowed. Their documents in an older database are left as
+they were.)
+
 A batch is written in one transaction: the items not stored yet are inserted, and only theirs are added
 to the aggregates, so a redelivered batch (or one replayed after a crash between the write and the offset
 commit) counts nothing twice. Another replica writing the same item at the same moment (a rebalance)
@@ -21,7 +26,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from alerts.insights import (
     WORST_KEPT,
-    CountKey,
     InsightItem,
     ItemQuery,
     Period,
@@ -45,30 +49,15 @@ def contiguous(days: Sequence[date]) -> list[tuple[date, date]]:
         else:
             runs.append((day, day))
     return runs
+
+
 ATTEMPTS = 3
-
-
-def count_fields(counts: dict[CountKey, int]) -> dict[tuple[str, str, str, str], dict[str, int]]:
-    """The counts per day × need × sentiment × language × source × touch point, as one document per day ×
-    language × source × touch point holding ``needs.<need>.<sentiment>`` counters.
-
-    The same grain in a quarter of the writes or fewer: one upsert per (day, need, sentiment, ...) was
-    about one per item (16,300 for 15,000 items in make bench's mixed load, the embedded database's
-    largest single cost), since few items in a batch share all six values. Need and sentiment names come
-    from the event contract's closed vocabularies (no dots, no ``$``). (Documents written by earlier
-    versions, one per need and sentiment, have six-part ids and stay as they were: nothing reads them.)"""
-    grouped: dict[tuple[str, str, str, str], dict[str, int]] = {}
-    for (day, need, sentiment, language, source, touch_point), n in counts.items():
-        grouped.setdefault((day, language, source, touch_point), {})[f"needs.{need}.{sentiment}"] = n
-    return grouped
 
 
 class MongoInsights:
     def __init__(self, db: Database[Doc]) -> None:
         self.client = db.client
         self.items: MongoCollection[Doc] = db["insight_items"]
-        self.counts: MongoCollection[Doc] = db["insight_counts"]
-        self.scores: MongoCollection[Doc] = db["insight_scores"]
         self.rollups: MongoCollection[Doc] = db["insight_rollups"]
         self.weekly: MongoCollection[Doc] = db["insight_rollups_weekly"]
 
@@ -77,8 +66,6 @@ class MongoInsights:
         # tripled it). The drill-down walks the day index newest first until it has its page.
         self.items.create_index([("day", DESCENDING)])
         self.items.create_index([("customer_id", ASCENDING)])
-        self.counts.create_index([("day", ASCENDING)])
-        self.scores.create_index([("day", ASCENDING)])
         self.rollups.create_index([("dimension", ASCENDING), ("day", ASCENDING)])
         self.weekly.create_index([("dimension", ASCENDING), ("day", ASCENDING)])
 
@@ -99,20 +86,11 @@ class MongoInsights:
                 return 0
             self.items.insert_many(new, ordered=True, session=session)
             inc = increments(by_id[d["_id"]] for d in new)
-            counts = [UpdateOne({"_id": "|".join(key)},
-                                {"$inc": fields, "$setOnInsert": dict(zip(("day", "language", "source", "touch_point"),
-                                                                          key, strict=True))}, upsert=True)
-                      for key, fields in count_fields(inc.counts).items()]
-            scores = [UpdateOne({"_id": "|".join(key)},
-                                {"$inc": counters, "$setOnInsert": dict(zip(("day", "source", "language",
-                                                                             "touch_point"), key, strict=True))},
-                                upsert=True) for key, counters in inc.scores.items() if counters]
             rollups = [UpdateOne({"_id": "|".join(key)}, self._rollup_update(key, counters, inc.worst.get(key, [])),
                                  upsert=True) for key, counters in inc.rollups.items() if counters]
             weekly = [UpdateOne({"_id": "|".join(key)}, self._rollup_update(key, counters, inc.weekly_worst.get(key, [])),
                                 upsert=True) for key, counters in inc.weekly.items() if counters]
-            for collection, ops in ((self.counts, counts), (self.scores, scores), (self.rollups, rollups),
-                                    (self.weekly, weekly)):
+            for collection, ops in ((self.rollups, rollups), (self.weekly, weekly)):
                 if ops:
                     collection.bulk_write(ops, ordered=False, session=session)
             return len(new)
