@@ -53,13 +53,13 @@ def test_needs_head_loads_with_the_right_shapes() -> None:
     head = load_needs_head()
     assert head.version == NEEDS_HEAD_VERSION
     assert head.needs == NEEDS
-    assert head.coef.shape == (len(NEEDS), EMBEDDING_DIM)
-    assert head.intercept.shape == (len(NEEDS),)
+    assert head.attention is not None and head.attention.bias.shape == (len(NEEDS),)
     assert head.thresholds.shape == (len(NEEDS),)
     assert ((head.thresholds > 0) & (head.thresholds < 1)).all()
     assert (head.calibration_scale > 0).all()
     assert head.max_needs == 3
-    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4], np.eye(LEXICAL_DIM)[:4])
+    probabilities = head.probabilities(np.eye(EMBEDDING_DIM)[:4], np.eye(LEXICAL_DIM)[:4],
+                                       [np.eye(EMBEDDING_DIM)[i:i + 3] for i in range(4)])
     assert probabilities.shape == (4, len(NEEDS))
     assert ((probabilities > 0) & (probabilities < 1)).all()
     assert head.neighbours is not None and head.calibration_knn_scale is not None

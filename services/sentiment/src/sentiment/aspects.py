@@ -3,8 +3,8 @@ price is negative even where the text praises the rest).
 
 A text is cut into clauses at sentence ends, semicolons, commas and contrast words ("but", "но", "ama",
 "lekin", "მაგრამ", "բայց" ...). The encoder embeds each clause from the same run as the whole text (the
-mean of the clause's token states: ``E5Encoder.embed_with_clauses``), and the same heads score the
-clause vectors. A need takes the polarity of the clause that speaks most of it (the needs head's
+mean of the clause's token states: ``E5Encoder.encode``), and the same heads score the clause vectors (the
+needs head's attention view reads the clause's token states). A need takes the polarity of the clause that speaks most of it (the needs head's
 probability), when that clause has a clear polarity; otherwise it keeps the text's overall label.
 """
 

@@ -261,6 +261,16 @@ class _GraphBuilder:
         return bytes(helper.make_model(graph, opset_imports=opsets).SerializeToString())
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """What one encoder run gives for a batch of texts (``E5Encoder.encode``)."""
+
+    embeddings: FloatArray  # (n, dim), L2-normalised: ``E5Encoder.embed``
+    clause_embeddings: list[FloatArray]  # per text: (clauses, dim), L2-normalised; the text's own when one clause
+    states: list[FloatArray]  # per text: (tokens, dim) last hidden states, ``<s>`` and ``</s>`` included
+    clause_states: list[list[FloatArray]]  # per text, per clause: its tokens' states (the text's when one clause)
+
+
 class E5Encoder:
     """``embed(texts)`` → (n, 384) L2-normalised multilingual-e5-small query embeddings.
 
@@ -388,40 +398,60 @@ class E5Encoder:
     def embed_with_clauses(
         self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
     ) -> tuple[FloatArray, list[FloatArray]]:
-        """``embed(texts)`` and, from the same run, an embedding of each clause of each text: the mean of the
-        last hidden states over the clause's tokens, L2-normalised. ``cuts`` are the character offsets in
-        each text where a new clause begins. The tokens, and so the text embeddings, are exactly those of
-        ``embed``; a clause's states have seen the whole text (attention), which is the point: no second
-        pass. A text longer than one window gets its own embedding as its only clause."""
+        """``embed(texts)`` and, from the same run, an embedding of each clause of each text (``encode``)."""
+        encoded = self.encode(texts, cuts)
+        return encoded.embeddings, encoded.clause_embeddings
+
+    def encode(self, texts: Sequence[str], cuts: Sequence[Sequence[int]] | None = None) -> Encoded:
+        """One encoder run per window, and from it: ``embed(texts)``, each text's last hidden states (the
+        needs head's attention view reads them), and an embedding and the states of each clause of each
+        text: the mean of the last hidden states over the clause's tokens, L2-normalised. ``cuts`` are the
+        character offsets in each text where a new clause begins (None: no cuts). The tokens, and so the
+        text embeddings, are those of ``embed``; a clause's states have seen the whole text (attention),
+        which is the point: no second pass. A text longer than one window is its own only clause, and its
+        states are those of all its windows in order (each window's ``<s>`` and ``</s>`` included), its
+        embedding the windows' means weighted by their token counts, as ``embed``."""
         window = self.header.max_positions - 2
         tokenised = []
-        for text, text_cuts in zip(texts, cuts, strict=True):
+        for text, text_cuts in zip(texts, cuts if cuts is not None else [()] * len(texts), strict=True):
             ids, starts = self._viterbi(self._normalised(text))
             # A cut's position in the normalised text: the length of the normalised text before it.
             positions = [len(self._normalised(text[:cut])) for cut in text_cuts]
             bounds = [0, *(sum(1 for s in starts if s < position) for position in positions), len(ids)]
             spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
             tokenised.append((ids, spans if len(ids) <= window else []))
-        if any(len(ids) > window for ids, _ in tokenised):
-            # Long texts go through the windowed path; they are scored as one clause.
-            embeddings = self.embed(texts)
-            clause_embeddings = []
-            for row, (ids, spans) in enumerate(tokenised):
-                if len(ids) > window or len(spans) < 2:
-                    clause_embeddings.append(embeddings[row:row + 1])
-                else:
-                    [hidden] = self._hidden([ids])
-                    clause_embeddings.append(_span_means(hidden, spans))
-            return embeddings, clause_embeddings
-        hidden_states = self._hidden([ids for ids, _ in tokenised])
-        pooled = np.stack([h.mean(axis=0) for h in hidden_states])
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        for row, (ids, _) in enumerate(tokenised):
+            for start in range(0, max(len(ids), 1), window):
+                windows.append(ids[start:start + window])
+                owners.append(row)
+        hidden = self._hidden(windows)
+        per_text: list[list[int]] = [[] for _ in texts]
+        for at, row in enumerate(owners):
+            per_text[row].append(at)
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        states: list[FloatArray] = []
+        for row, chosen in enumerate(per_text):
+            if len(chosen) == 1:
+                pooled[row] = hidden[chosen[0]].mean(axis=0)
+                states.append(hidden[chosen[0]])
+            else:
+                weights = np.array([max(len(windows[at]), 1) for at in chosen], dtype=np.float32)
+                pooled[row] = (np.stack([hidden[at].mean(axis=0) for at in chosen]) * weights[:, None]).sum(axis=0)
+                states.append(np.concatenate([hidden[at] for at in chosen]))
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         embeddings = np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
-        clause_embeddings = [
-            _span_means(h, spans) if len(spans) >= 2 else embeddings[row:row + 1]
-            for row, (h, (_, spans)) in enumerate(zip(hidden_states, tokenised, strict=True))
-        ]
-        return embeddings, clause_embeddings
+        clause_embeddings: list[FloatArray] = []
+        clause_states: list[list[FloatArray]] = []
+        for row, (_, spans) in enumerate(tokenised):
+            if len(spans) >= 2:
+                clause_embeddings.append(_span_means(states[row], spans))
+                clause_states.append([states[row][1 + a:1 + b] for a, b in spans])
+            else:
+                clause_embeddings.append(embeddings[row:row + 1])
+                clause_states.append([states[row]])
+        return Encoded(embeddings, clause_embeddings, states, clause_states)
 
     def _hidden(self, windows: list[list[int]]) -> list[FloatArray]:
         """The last hidden states of each window, ``<s>`` and ``</s>`` included: (len + 2, dim) each."""

@@ -1,8 +1,9 @@
 """The heads trained on this project's labelled data (``python -m sentiment_training.train``), read at runtime.
 
 They ship as small JSON files inside the package, so serving needs only numpy: a multinomial logistic
-sentiment head whose probabilities are mixed with sentimentai's packaged heads, and 16 one-vs-rest
-logistic needs classifiers stacked with a nearest-neighbour vote of the training texts, each need
+sentiment head whose probabilities are mixed with sentimentai's packaged heads, and a needs head of 16
+per-need attention poolings over the encoder's token states (from the run that gives the embedding)
+stacked with letter n-gram classifiers and a nearest-neighbour vote of the training texts, each need
 calibrated and with its own threshold. The weights, the neutral calibration and the threshold
 were chosen by cross-validation on ``train.jsonl`` only; the file records how, and on which data.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -28,7 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
 SENTIMENT_HEAD_VERSION = "sentiment-lr9"
-NEEDS_HEAD_VERSION = "needs-ovr12-knnc"
+NEEDS_HEAD_VERSION = "needs-attn13-knnc"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"
@@ -133,6 +134,66 @@ class NeedsNeighbours:
         return _logit(self.floor + (1.0 - 2.0 * self.floor) * vote)
 
 
+@dataclass(frozen=True)
+class PackedStates:
+    """The last hidden states of several texts stacked into one (tokens, dim) float32 matrix, each text's
+    rows scaled so that their mean has norm 1 (the mean is then the text's L2-normalised embedding)."""
+
+    states: npt.NDArray[np.float32]  # (tokens, dim)
+    starts: npt.NDArray[np.int64]  # (texts,) each text's first row
+    rows: npt.NDArray[np.int64]  # (tokens,) the text of each row
+
+
+def pack_states(states: Sequence[npt.ArrayLike]) -> PackedStates:
+    """``PackedStates`` of each text's (tokens, dim) states (at least one row each)."""
+    parts = [np.asarray(s, dtype=np.float32) for s in states]
+    lengths = np.array([len(p) for p in parts], dtype=np.int64)
+    if len(parts) == 0:
+        return PackedStates(np.zeros((0, EMBEDDING_DIM), dtype=np.float32), lengths, lengths)
+    if (lengths < 1).any():
+        raise ValueError("every text needs at least one token state")
+    scales = [1.0 / max(float(np.linalg.norm(p.mean(axis=0))), 1e-12) for p in parts]
+    packed = np.concatenate([p * np.float32(c) for p, c in zip(parts, scales, strict=True)]).astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return PackedStates(packed, starts, np.repeat(np.arange(len(parts), dtype=np.int64), lengths))
+
+
+def attention_forward(
+    packed: PackedStates, query: npt.NDArray[np.float32], value: npt.NDArray[np.float32], bias: FloatArray
+) -> tuple[FloatArray, npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per-need attention pooling: logit_j = sum_t softmax_t(h_t . q_j) (h_t . w_j) + b_j over each text's
+    (scaled) states h_t. ``query`` and ``value`` are (dim, k). Returns the (texts, k) logits and, for the
+    gradient (``sentiment_training.train.fit_needs_attention``), the attention weights and values per row
+    and the pooled values per text. The runtime and the training call this one function."""
+    if len(packed.starts) == 0:
+        empty = np.zeros((0, query.shape[1]), dtype=np.float32)
+        return np.zeros((0, query.shape[1])), empty, empty, empty
+    scores = packed.states @ query
+    top = np.maximum.reduceat(scores, packed.starts, axis=0)
+    e = np.exp(scores - top[packed.rows])
+    attention = e / np.add.reduceat(e, packed.starts, axis=0)[packed.rows]
+    values = packed.states @ value
+    pooled = np.add.reduceat(attention * values, packed.starts, axis=0)
+    return np.asarray(pooled + bias, dtype=np.float64), attention, values, pooled
+
+
+@dataclass(frozen=True)
+class NeedsAttention:
+    """The first view of the attention needs head: for each need a query q_j and a value direction w_j over
+    the text's last hidden states (``sentiment.encoder.Encoded.states``, scaled as ``pack_states``):
+    logit_j = sum_t softmax_t(h_t . q_j) (h_t . w_j) + b_j. Each need reads the tokens that speak of it, where
+    the mean embedding averages them with the rest (chosen over the embedding's logistic regression by
+    cross-validation on train.jsonl: ``sentiment_training.train``)."""
+
+    query: npt.NDArray[np.float32]  # (dim, 16)
+    value: npt.NDArray[np.float32]  # (dim, 16)
+    bias: FloatArray  # (16,)
+
+    def logits(self, states: Sequence[npt.ArrayLike]) -> FloatArray:
+        """(n, 16) logits of the n texts (or clauses) whose token states are given."""
+        return attention_forward(pack_states(states), self.query, self.value, self.bias)[0]
+
+
 def centre_embeddings(embeddings: npt.ArrayLike, centres: npt.ArrayLike) -> FloatArray:
     """Each row minus the centre of highest cosine to it, L2-normalised again (``NeedsNeighbours.centres``)."""
     x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
@@ -156,14 +217,16 @@ def decode_float16(text: str, shape: tuple[int, int]) -> FloatArray:
 
 @dataclass(frozen=True)
 class NeedsHead:
-    """One-vs-rest logistic classifiers, one per need, each followed by its own calibration (Platt scaling
-    fitted on out-of-fold scores) and its own decision threshold; at most ``max_needs`` needs per text, the
-    most likely one kept from ``top_threshold`` instead of its own threshold when the head has one."""
+    """Three views per need (the embedding's logistic regression or, in an attention head, a per-need
+    attention pooling of the token states; the letter n-grams; the nearest training texts), stacked by
+    their own calibration (Platt scaling fitted on out-of-fold scores), and each need's own decision
+    threshold; at most ``max_needs`` needs per text, the most likely one kept from ``top_threshold``
+    instead of its own threshold when the head has one."""
 
     version: str
     needs: tuple[str, ...]
-    coef: FloatArray  # (16, dim), rows in NEEDS order
-    intercept: FloatArray  # (16,)
+    coef: FloatArray | None  # (16, dim), rows in NEEDS order (None: the attention view instead)
+    intercept: FloatArray | None  # (16,)
     lexical: LexicalHead  # (16, LEXICAL_DIM)
     #: p = sigmoid(scale * z + lexical_scale * z_lexical + knn_scale * z_knn + offset), the three views' logits
     calibration_scale: FloatArray  # (16,)
@@ -175,14 +238,29 @@ class NeedsHead:
     #: The most likely need is kept from this threshold instead of its own (None: from its own). Most
     #: feedback is about something, and a text left with no need at all was the commonest miss.
     top_threshold: float | None = None
-    #: The nearest-neighbour view and its calibration weight (None: a head of the two linear views only).
+    #: The nearest-neighbour view and its calibration weight (None: a head of the other two views only).
     neighbours: NeedsNeighbours | None = None
     calibration_knn_scale: FloatArray | None = None  # (16,)
+    #: The first view as attention pooling over the token states, in place of ``coef`` (None: ``coef``).
+    attention: NeedsAttention | None = None
 
-    def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike) -> FloatArray:
-        """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order."""
+    def first_view_logits(self, embeddings: npt.ArrayLike, states: Sequence[npt.ArrayLike] | None) -> FloatArray:
+        """The first view's (n, 16) logits: the attention over ``states`` or the linear model of ``embeddings``."""
+        if self.attention is not None:
+            if states is None:
+                raise ValueError(f"{self.version}: the attention needs head scores the token states, none given")
+            return self.attention.logits(states)
+        if self.coef is None or self.intercept is None:
+            raise ValueError(f"{self.version}: a needs head without coef or attention")
         x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
-        z = ((x @ self.coef.T + self.intercept) * self.calibration_scale
+        return np.asarray(x @ self.coef.T + self.intercept, dtype=np.float64)
+
+    def probabilities(self, embeddings: npt.ArrayLike, lexical_features: SparseRows | npt.ArrayLike,
+                      states: Sequence[npt.ArrayLike] | None = None) -> FloatArray:
+        """Calibrated, independent per-need probabilities: (n, 16) in NEEDS order. ``states``: each text's
+        last hidden states (``sentiment.encoder.Encoded``), which an attention head needs."""
+        x = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        z = (self.first_view_logits(x, states) * self.calibration_scale
              + self.lexical.logits(lexical_features) * self.calibration_lexical_scale + self.calibration_offset)
         if self.neighbours is not None and self.calibration_knn_scale is not None:
             z = z + self.neighbours.logits(x) * self.calibration_knn_scale
@@ -281,11 +359,21 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
             raise ValueError(f"{NEEDS_HEAD_FILE}: bad neighbours k {neighbours.k}, temperature "
                              f"{neighbours.temperature} or floor {neighbours.floor}")
         knn_scale = _matrix(calibration["knn_scale"], (len(NEEDS),), "needs calibration knn scale")
+    attention, coef, intercept = None, None, None
+    if data.get("attention") is not None:
+        pooling = data["attention"]
+        attention = NeedsAttention(
+            query=_matrix(pooling["query"], (len(NEEDS), EMBEDDING_DIM), "needs attention query").T.astype(np.float32),
+            value=_matrix(pooling["value"], (len(NEEDS), EMBEDDING_DIM), "needs attention value").T.astype(np.float32),
+            bias=_matrix(pooling["bias"], (len(NEEDS),), "needs attention bias"))
+    else:
+        coef = _matrix(data["coef"], (len(NEEDS), EMBEDDING_DIM), "needs coef")
+        intercept = _matrix(data["intercept"], (len(NEEDS),), "needs intercept")
     return NeedsHead(
         version=version,
         needs=needs,
-        coef=_matrix(data["coef"], (len(NEEDS), EMBEDDING_DIM), "needs coef"),
-        intercept=_matrix(data["intercept"], (len(NEEDS),), "needs intercept"),
+        coef=coef,
+        intercept=intercept,
         lexical=_lexical_head(data["lexical"], len(NEEDS), NEEDS_HEAD_FILE),
         calibration_scale=scale,
         calibration_lexical_scale=_matrix(calibration["lexical_scale"], (len(NEEDS),), "needs calibration lexical scale"),
@@ -296,6 +384,7 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         top_threshold=top_threshold,
         neighbours=neighbours,
         calibration_knn_scale=knn_scale,
+        attention=attention,
     )
 
 

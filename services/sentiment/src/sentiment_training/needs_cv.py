@@ -9,6 +9,10 @@ calibrated (Platt per need, stacked over its views) and given per-need threshold
 fold left out ("cross-fitted"): the number is not flattered by choosing the thresholds on the rows scored.
 Each k,temperature pair is scored twice: on the embeddings as they are, and with the nearest of the training
 folds' language means taken from every embedding first (``train.NEEDS_KNN_CENTRES``, the shipped view).
+``--attention`` also scores the shipped head's first view, attention pooling over the token states
+(``train.attention_needs_oof``, 15 fits of about a minute), in place of the embedding's logistic regression,
+with the centred neighbours; ``--seed-offset`` draws other folds (round thirteen checked round twelve's
+choice on offsets 10 to 12).
 """
 
 from __future__ import annotations
@@ -28,14 +32,15 @@ from sentiment_training.evaluate import default_data_file
 GROUP_COSINE = 0.95
 
 
-def group_splits(data: T.TrainingSet, strata: Sequence[str], cosine: float = GROUP_COSINE) -> T.Splits:
+def group_splits(data: T.TrainingSet, strata: Sequence[str], cosine: float = GROUP_COSINE,
+                 seed_offset: int = 0) -> T.Splits:
     from sklearn.model_selection import StratifiedGroupKFold  # type: ignore[import-untyped]
 
     similar = data.embeddings @ data.embeddings.T >= cosine
     _, groups = connected_components(sparse.csr_matrix(similar), directed=False)
     return [
         [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64)) for tr, te in
-         StratifiedGroupKFold(T.FOLDS, shuffle=True, random_state=T.SEED + r).split(
+         StratifiedGroupKFold(T.FOLDS, shuffle=True, random_state=T.SEED + seed_offset + r).split(
              np.zeros(len(strata)), list(strata), groups)]
         for r in range(T.REPEATS)
     ]
@@ -80,10 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--knn", nargs="*", default=[f"{T.NEEDS_KNN_K},{T.NEEDS_KNN_TEMPERATURE:g}"],
                         help="k,temperature pairs to compare")
     parser.add_argument("--cosine", type=float, default=GROUP_COSINE, help="group texts at this cosine or more")
+    parser.add_argument("--attention", action="store_true",
+                        help="also score the shipped head's views (attention pooling over the token states in place "
+                             "of the embedding's logistic regression), paired per repeat with the logistic one")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="fold seeds SEED + offset + repeat (another draw of the folds than the usual)")
     args = parser.parse_args(argv)
     data = T.load_training_set(default_data_file("train.jsonl"))
     strata = [f"{item['lang']}/{item['label']}" for item in data.items]
-    splits = group_splits(data, strata, args.cosine)
+    splits = group_splits(data, strata, args.cosine, args.seed_offset)
     everything = np.arange(len(data.items), dtype=np.int64)
     with threadpool_limits(limits=1):
         linear = [T.logit(p) for p in T.needs_oof(data, everything, splits, 30.0, None)]
@@ -91,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = cross_fitted_micro_f1([[z, zl] for z, zl in zip(linear, lexical, strict=True)], data.needs, splits)
         print(f"embedding LR (C 30) + letter n-grams: cross-fitted micro-F1 {np.mean(base):.4f} "
               f"({' '.join(f'{s:.4f}' for s in base)})", flush=True)
+        attention: list[T.FloatArray] | None = None
         for pair, raw in itertools.product(args.knn, (True, False)):
             k, temperature = (float(x) for x in pair.split(","))
             knn = T.knn_needs_oof(data, splits, k=int(k), temperature=temperature, centred=not raw)
@@ -99,6 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  + nearest neighbours k {int(k)}, temperature {temperature:g}"
                   f"{'' if raw else ', nearest language mean taken away'}: cross-fitted micro-F1 "
                   f"{np.mean(scores):.4f} ({' '.join(f'{s:.4f}' for s in scores)})", flush=True)
+            if args.attention and not raw:
+                if attention is None:
+                    attention = T.attention_needs_oof(data, splits)
+                with_attention = cross_fitted_micro_f1(
+                    [[za, zl, zk] for za, zl, zk in zip(attention, lexical, knn, strict=True)], data.needs, splits)
+                print(f"    the attention view in place of the logistic regression: cross-fitted micro-F1 "
+                      f"{np.mean(with_attention):.4f} ({' '.join(f'{s:.4f}' for s in with_attention)}); paired "
+                      f"differences {' '.join(f'{a - b:+.4f}' for a, b in zip(with_attention, scores, strict=True))}",
+                      flush=True)
     return 0
 
 

