@@ -84,8 +84,6 @@ LEXICAL_C = 10.0
 WEIGHT_STEP = 0.1
 NEUTRAL_BIAS_GRID: tuple[float, ...] = tuple(float(round(b, 2)) + 0.0 for b in np.arange(-0.6, 0.61, 0.1))
 
-NEEDS_C_GRID: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0)
-NEEDS_CLASS_WEIGHTS: tuple[str | None, ...] = (None, "balanced")
 NEEDS_THRESHOLD_GRID: tuple[float, ...] = tuple(float(round(t, 3)) for t in np.arange(0.05, 0.951, 0.025))
 #: Platt scaling fits two numbers per need on thousands of scores: practically unregularised.
 CALIBRATION_C = 1e4
@@ -152,19 +150,6 @@ class SentimentChoice:
     cv_accuracy: float
     cv_macro_f1: float
     cv_language_accuracy: dict[str, float]
-
-
-@dataclass(frozen=True)
-class NeedsChoice:
-    c: float
-    class_weight: str | None
-    top_threshold: float  # the best need is tagged from here ...
-    threshold: float  # ... the second and third from here
-    cv_micro_f1: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"C": self.c, "class_weight": self.class_weight, "top_threshold": self.top_threshold,
-                "threshold": self.threshold, "cv_micro_f1": self.cv_micro_f1}
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -386,17 +371,6 @@ def needs_oof(data: TrainingSet, subset: IntArray, splits: Splits, c: float, cla
             p[te] = sigmoid(x[te] @ coef.T + intercept)
         oof.append(p)
     return oof
-
-
-def select_needs_logistic(data: TrainingSet, subset: IntArray, splits: Splits) -> tuple[NeedsChoice, list[NeedsChoice]]:
-    """The best one-vs-rest setting (C, class weighting, the two thresholds) by mean OOF micro-F1."""
-    truth = data.needs[subset].astype(bool)
-    grid = []
-    for c, class_weight in itertools.product(NEEDS_C_GRID, NEEDS_CLASS_WEIGHTS):
-        score, top, threshold = best_thresholds(needs_oof(data, subset, splits, c, class_weight), truth,
-                                                NEEDS_THRESHOLD_GRID)
-        grid.append(NeedsChoice(c, class_weight, top, threshold, score))
-    return max(grid, key=lambda r: (r.cv_micro_f1, -r.c)), grid
 
 
 def logit(p: FloatArray) -> FloatArray:
@@ -690,21 +664,6 @@ def prototype_z_scores(x_train: FloatArray, needs_train: IntArray, x_test: Float
 def z_scores(sims: FloatArray) -> FloatArray:
     spread = sims.std(axis=1, keepdims=True)
     return np.asarray((sims - sims.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1e-9))
-
-
-def nested_needs_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[str, Any]:
-    """Re-run the logistic needs selection inside each outer fold and score the outer test fold with it."""
-    predicted = np.zeros(data.needs.shape, dtype=bool)
-    chosen = []
-    [outer] = stratified_splits(strata, folds=OUTER_FOLDS, repeats=1, seed=SEED + 1000)
-    for tr, te in outer:
-        inner = stratified_splits([strata[i] for i in tr], folds=FOLDS, repeats=REPEATS, seed=SEED)
-        choice, _ = select_needs_logistic(data, tr, inner)
-        chosen.append(choice.as_dict())
-        coef, intercept = fit_needs_lr(data.embeddings[tr], data.needs[tr], choice.c, choice.class_weight)
-        p = sigmoid(data.embeddings[te] @ coef.T + intercept)
-        predicted[te] = needs_mask(p, choice.top_threshold, choice.threshold)
-    return {"micro_f1": micro_f1_matrix(data.needs.astype(bool), predicted), "choices_per_outer_fold": chosen}
 
 
 def packaged_prototype_baseline(data: TrainingSet) -> float:
