@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -52,10 +53,33 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port that binds now, below the kernel's ephemeral range, and not handed out before by this process.
+
+    Why not ``bind(0)``: that picks from the ephemeral range, where every outgoing connection also takes
+    its local port, so between this call and the server's bind a client connection (to the broker, the
+    database) could take the port ("address already in use"); and two calls may return the same port.
+    """
+    low, _ = _ephemeral_range()
+    floor = 20000 if low > 21000 else 1024
+    ceiling = low if low > floor + 1000 else 65535
+    for _ in range(500):
+        port = random.randrange(floor, ceiling)
+        if port not in _handed_out and port_free(host, port):
+            _handed_out.add(port)
+            return port
+    raise StackError(f"no free port found between {floor} and {ceiling}")
 
 
 def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
