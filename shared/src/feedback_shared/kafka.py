@@ -209,6 +209,11 @@ DLQ_TRUNCATED_HEADER = "dlq-truncated-from-bytes"
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, KafkaError, OSError, asyncio.TimeoutError)
 
 
+def _ids(model: Any) -> dict[str, str]:
+    """The event's ``event_id`` and ``trace_id`` as log fields (every event model carries both)."""
+    return {name: str(value) for name in ("event_id", "trace_id") if (value := getattr(model, name, None)) is not None}
+
+
 class MessageProcessor(Generic[M]):
     """Decode each message through the registry and apply a handler, at least once, without loss.
 
@@ -265,11 +270,12 @@ class MessageProcessor(Generic[M]):
         """Decode one message through the registry (raises ``DecodeError``)."""
         return self.spec.decode(event.value)
 
-    async def retrying(self, what: str, action: Callable[[], Awaitable[None]]) -> None:
+    async def retrying(self, where: dict[str, Any], action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` until it succeeds.
 
         Transient failures (database or broker down) are retried with capped backoff for as long as
         they last. Any other failure is retried ``max_handler_attempts`` times and then re-raised.
+        ``where`` (partition and offset, or the batch's size; the event's ids) goes into the log lines.
         """
         attempt = 0
         failures = 0
@@ -280,12 +286,12 @@ class MessageProcessor(Generic[M]):
                 return
             except TRANSIENT_ERRORS as exc:
                 delay = min(self.max_backoff_s, 0.2 * 2 ** min(attempt, 6))
-                logger.warning("transient_failure topic=%s %s attempt=%d retry_in=%.1fs error=%r",
-                               self.spec.name, what, attempt, delay, exc)
+                logger.warning("transient_failure", extra={"topic": self.spec.name, **where, "attempt": attempt,
+                                                           "retry_in_s": delay, "error": repr(exc)})
                 await asyncio.sleep(delay)
             except Exception:
                 failures += 1
-                logger.exception("handler_failed topic=%s %s attempt=%d", self.spec.name, what, failures)
+                logger.exception("handler_failed", extra={"topic": self.spec.name, **where, "attempt": failures})
                 if failures >= self.max_handler_attempts:
                     raise
                 await asyncio.sleep(min(self.max_backoff_s, 0.1 * 2**failures))
@@ -296,7 +302,7 @@ class MessageProcessor(Generic[M]):
         except DecodeError as exc:
             await self.dead_letter(event, exc.reason)
             return
-        where = f"offset={event.message.partition}:{event.message.offset}"
+        where = {"partition": event.message.partition, "offset": event.message.offset, **_ids(model)}
         try:
             await self.retrying(where, lambda: self.handler(model))
         except Exception as exc:
@@ -320,12 +326,12 @@ class MessageProcessor(Generic[M]):
             return
         models = [m for _, m in good]
         try:
-            await self.retrying(f"batch={len(models)}", lambda: batch_handler(models))
+            await self.retrying({"batch": len(models)}, lambda: batch_handler(models))
         except Exception:
             for event, model in good:
                 try:
-                    await self.retrying(f"offset={event.message.offset}",
-                                        lambda m=model: batch_handler([m]))  # type: ignore[misc]
+                    await self.retrying({"partition": event.message.partition, "offset": event.message.offset,
+                                         **_ids(model)}, lambda m=model: batch_handler([m]))  # type: ignore[misc]
                 except Exception as exc:
                     await self.dead_letter(event, f"handler failed: {type(exc).__name__}: {exc}")
 
@@ -347,7 +353,8 @@ class MessageProcessor(Generic[M]):
                 attempt += 1
                 if on_stall is not None:
                     on_stall(self.spec.name)
-                logger.exception("partition_stalled topic=%s batch=%d attempt=%d", self.spec.name, len(events), attempt)
+                logger.exception("partition_stalled", extra={"topic": self.spec.name, "batch": len(events),
+                                                              "attempt": attempt})
                 await asyncio.sleep(min(self.max_backoff_s * 6, 0.5 * 2 ** min(attempt, 6)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -64,6 +65,17 @@ def test_review_is_accepted_published_and_nfc_normalised(client: TestClient, pub
     assert event.text.startswith("Café ")
     assert event.text_original == REVIEW["text"]
     assert event.is_public is True and event.kind == "review"
+
+
+def test_the_accepted_log_line_carries_the_ids_as_fields(client: TestClient, publisher: FakePublisher,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="ingest.service"):
+        resp = client.post("/v1/reviews", json=REVIEW, headers=AUTH)
+    [(_, event)] = publisher.sent
+    [record] = [r for r in caplog.records if r.getMessage() == "accepted"]
+    assert record.event_id == resp.json()["event_id"] == str(event.event_id)  # type: ignore[attr-defined]
+    assert record.trace_id == event.trace_id  # type: ignore[attr-defined]
+    assert record.topic == FEEDBACK_RECEIVED.name  # type: ignore[attr-defined]
 
 
 def test_same_source_and_external_id_is_a_duplicate(client: TestClient, publisher: FakePublisher,

@@ -68,9 +68,9 @@ class CustomerContacts:
         self.metrics.customer_messages.labels(kind=trigger.kind, outcome=outcome).inc()
         if outcome == "sent" and trigger.kind == "purchase_followup" and is_late(trigger, now):
             self.metrics.followups_late.inc()
-            logger.warning("followup_late key=%s due_at=%s", trigger.key,
-                           trigger.due_at.isoformat() if trigger.due_at else "-")
-        logger.info("customer_contact kind=%s key=%s outcome=%s", trigger.kind, trigger.key, outcome)
+            logger.warning("followup_late", extra={"key": trigger.key,
+                                                   "due_at": trigger.due_at.isoformat() if trigger.due_at else None})
+        logger.info("customer_contact", extra={"kind": trigger.kind, "key": trigger.key, "outcome": outcome})
 
     def status_changed(self, case: Case) -> ContactOutcome | None:
         """The acknowledgement or the resolution check-in, when ``case`` has just moved to that status."""

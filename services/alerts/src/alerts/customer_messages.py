@@ -214,7 +214,7 @@ def _customer_zone(time_zone: str | None) -> tuple[tzinfo, str]:
         except (ZoneInfoNotFoundError, ValueError, OSError):
             # An unknown name, a malformed one, or no tz database at all (tzdata absent): a time in UTC
             # that says so is still a concrete promise, a guessed local time is not.
-            logger.warning("customer_time_zone_unavailable time_zone=%r fallback=UTC", time_zone)
+            logger.warning("customer_time_zone_unavailable", extra={"time_zone": time_zone, "fallback": "UTC"})
         else:
             return zone, zone.key
     return UTC, "UTC"

@@ -358,8 +358,9 @@ class Dispatcher:
             delay = backoff(doc["attempts"], self.settings.delivery_backoff_s, self.settings.delivery_backoff_max_s)
             self.outbox.mark_failed(doc["_id"], dead=dead, next_attempt_at=self.clock() + delay, error=repr(exc))
             self.metrics.notifications.labels(channel=channel, outcome="dead" if dead else "retry").inc()
-            logger.warning("delivery_failed delivery=%s alert_id=%s channel=%s attempt=%d dead=%s error=%r",
-                           doc["_id"], doc["alert_id"], channel, doc["attempts"], dead, exc)
+            logger.warning("delivery_failed", extra={"delivery": doc["_id"], "alert_id": doc["alert_id"],
+                                                     "channel": channel, "attempt": doc["attempts"], "dead": dead,
+                                                     "error": repr(exc)})
             return False
         return True
 
@@ -370,7 +371,7 @@ class Dispatcher:
         if created is not None and doc.get("kind") != "webhook":
             # From intake to the page out of the door (not to the outbox's record of it, a write later).
             self.metrics.feedback_to_alert.observe(max(0.0, (sent_at - created).total_seconds()))
-        logger.info("delivered delivery=%s alert_id=%s channel=%s", doc["_id"], doc["alert_id"], channel)
+        logger.info("delivered", extra={"delivery": doc["_id"], "alert_id": doc["alert_id"], "channel": channel})
 
     def hand_over(self, doc: dict[str, Any]) -> None:
         """A delivery this process enqueued already claimed (``Outbox.enqueue(claim_for=…)``):
@@ -417,7 +418,7 @@ class Dispatcher:
                 elif self._held.pop(delivery_id, None) is not None:
                     doc["lease_until"] = self.clock()  # past: _attempt leaves it (if not already sending)
                     lost += 1
-                    logger.warning("delivery_lease_lost delivery=%s alert_id=%s", delivery_id, doc["alert_id"])
+                    logger.warning("delivery_lease_lost", extra={"delivery": delivery_id, "alert_id": doc["alert_id"]})
         return len(renewed), lost
 
     def wake(self) -> None:

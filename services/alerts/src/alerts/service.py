@@ -190,7 +190,7 @@ class AlertService:
             logger.info("erased_customer_item_dropped", extra={"event_id": str(scored.feedback_event_id),
                                                                "trace_id": scored.trace_id})
         for case in decisions.unroutable:
-            logger.warning("no_notify_urls alert_id=%s csm=%s", case.id, case.csm_id)
+            logger.warning("no_notify_urls", extra={"alert_id": case.id, "csm": case.csm_id})
         return events
 
     def _spike(self, decisions: Decisions, linked_now: set[str], state: BatchState,
@@ -214,15 +214,16 @@ class AlertService:
         if not inserted:
             return []
         self._raised(crisis.case)
-        logger.warning("crisis_alert alert_id=%s count=%d window_min=%s", crisis.case.id, crisis.case.event_count,
-                       self.policy.spike.window_minutes)
+        logger.warning("crisis_alert", extra={"alert_id": crisis.case.id, "count": crisis.case.event_count,
+                                              "window_min": self.policy.spike.window_minutes})
         self._enqueue(crisis.deliveries, now)
         return crisis.events
 
     def _raised(self, case: Case) -> None:
         self.metrics.raised.labels(priority=case.priority).inc()
-        logger.info("alert_raised alert_id=%s priority=%s csm=%s paged=%s", case.id, case.priority, case.csm_id,
-                    case.paged, extra={"event_id": case.first_feedback_event_id, "trace_id": case.trace_id})
+        logger.info("alert_raised", extra={"alert_id": case.id, "priority": case.priority, "csm": case.csm_id,
+                                           "paged": case.paged, "event_id": case.first_feedback_event_id,
+                                           "trace_id": case.trace_id})
 
     def _enqueue(self, deliveries: Sequence[Delivery], now: datetime) -> list[dict[str, Any]]:
         """Put ``deliveries`` in the outbox (those there already are skipped); the ones added."""

@@ -139,7 +139,7 @@ class SilenceMonitor:
         for risk in risks:
             if risk.case.id in inserted:
                 self.metrics.silent_customers.inc()
-                logger.info("churn_risk_case alert_id=%s csm=%s", risk.case.id, risk.case.csm_id)
+                logger.info("churn_risk_case", extra={"alert_id": risk.case.id, "csm": risk.case.csm_id})
                 self.service.enqueue_deliveries(risk.deliveries)
                 events.append(risk.event)
         store.activity.flag([(a.customer_id, a.last_interaction_at) for a in silent])

@@ -38,8 +38,9 @@ class SlaMonitor:
             escalate, breach = sla_due(case, now)
             if escalate and (marked := self.cases.mark_once(case.id, "escalated_at", now)) is not None:
                 self.metrics.escalations.inc()
-                logger.warning("sla_escalation alert_id=%s priority=%s target=%s", case.id, case.priority,
-                               case.internal_target.isoformat() if case.internal_target else "-")
+                logger.warning("sla_escalation", extra={
+                    "alert_id": case.id, "priority": case.priority,
+                    "target": case.internal_target.isoformat() if case.internal_target else None})
                 if self.manager_notify:
                     text = marked.latest.text if marked.latest else ""
                     promised = case.promised_by.isoformat(timespec="minutes") if case.promised_by else "-"
@@ -52,7 +53,7 @@ class SlaMonitor:
                 events.append(self.service.announce(marked, "escalation"))
             if breach and (marked := self.cases.mark_once(case.id, "breached_at", now)) is not None:
                 self.metrics.breaches.inc()
-                logger.warning("sla_breach alert_id=%s priority=%s", case.id, case.priority)
+                logger.warning("sla_breach", extra={"alert_id": case.id, "priority": case.priority})
                 events.append(self.service.announce(marked, "breach"))
         return events
 

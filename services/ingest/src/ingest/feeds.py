@@ -127,9 +127,10 @@ class FeedPoller:
         async def follow(feed: FeedSettings) -> None:
             async def tick() -> None:
                 result = await self.poll_once(feed)
-                logger.info("feed_polled source=%s entries=%d accepted=%d duplicates=%d rejected=%d "
-                            "unavailable=%d errors=%s", feed.source, result.entries, result.accepted,
-                            result.duplicates, result.rejected, result.unavailable, result.errors[:3])
+                logger.info("feed_polled", extra={
+                    "source": feed.source, "entries": result.entries, "accepted": result.accepted,
+                    "duplicates": result.duplicates, "rejected": result.rejected, "unavailable": result.unavailable,
+                    "errors": "; ".join(result.errors[:3])})
 
             await every(feed.interval_s, tick, name=f"feed_poll.{feed.source}")
 

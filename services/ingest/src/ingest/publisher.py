@@ -77,8 +77,8 @@ class Publisher:
                 future.get(timeout=max(0.1, deadline - time.perf_counter()))
                 results.append(time.perf_counter() - started)
             except KafkaError as exc:
-                logger.warning("publish_failed topic=%s event_id=%s error=%s", spec.name, event.event_id,
-                               type(exc).__name__)
+                logger.warning("publish_failed", extra={"topic": spec.name, "event_id": str(event.event_id),
+                                                        "trace_id": event.trace_id, "error": type(exc).__name__})
                 results.append(DependencyUnavailable(f"broker did not acknowledge: {type(exc).__name__}"))
         return results
 

@@ -116,7 +116,7 @@ class IngestService:
         except PyMongoError:
             # The events are durably in Kafka; a retry would republish them under the same event_ids,
             # which every consumer de-duplicates. Worth a log line, not a failed request.
-            logger.warning("mark_published_failed count=%d", len(acknowledged))
+            logger.warning("mark_published_failed", extra={"count": len(acknowledged)})
         for (i, sub), result in zip(to_publish, published, strict=True):
             if isinstance(result, DependencyUnavailable):
                 self.metrics.rejected.labels(reason="broker_unavailable").inc()
@@ -125,8 +125,8 @@ class IngestService:
             self.metrics.publish_seconds.observe(result)
             self.metrics.ingested.labels(source=self.metrics.source_label(sub.source), kind=sub.kind).inc()
             self.metrics.observe_accepted(sub.kind, sub.event)
-            logger.info("accepted event_id=%s kind=%s topic=%s trace_id=%s",
-                        sub.event.event_id, sub.kind, sub.spec.name, sub.event.trace_id)
+            logger.info("accepted", extra={"event_id": str(sub.event.event_id), "kind": sub.kind,
+                                           "topic": sub.spec.name, "trace_id": sub.event.trace_id})
             results[i] = Outcome(sub.event.event_id, duplicate=False)
         for i, first in repeats:
             earlier = results[first]

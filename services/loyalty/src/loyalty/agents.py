@@ -58,7 +58,7 @@ def register_agents(
         entries = await asyncio.to_thread(
             service.anonymise_customer, request.customer_id, request.ingested_at
         )
-        logger.info("customer_anonymised event_id=%s ledger_entries=%d", request.event_id, entries)
+        logger.info("customer_anonymised", extra={"event_id": str(request.event_id), "ledger_entries": entries})
 
     register_batch_agent(
         app, COMMERCE_EVENTS, "loyalty.handle_commerce", on_commerce, metrics.dlq, stalls=metrics.stalls

@@ -95,7 +95,7 @@ class LoyaltyService:
             except WriteConflict:
                 if attempt == ATTEMPTS:
                     raise
-                logger.info("loyalty_batch_conflict attempt=%d size=%d", attempt, len(batch))
+                logger.info("loyalty_batch_conflict", extra={"attempt": attempt, "size": len(batch)})
                 continue
             return self._effects(decisions)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -136,14 +136,14 @@ class LoyaltyService:
             self.metrics.purchases.labels(kind="first" if record.ordinal == 1 else "repeat").inc()
         for entry in decisions.entries:
             self.metrics.points.labels(rule=entry.rule).inc(abs(entry.points))
-            logger.info("ledger_entry entry_id=%s source=%s rule=%s points=%d", entry.entry_id,
-                        entry.source_event_id, entry.rule, entry.points)
+            logger.info("ledger_entry", extra={"entry_id": entry.entry_id, "event_id": entry.source_event_id,
+                                               "rule": entry.rule, "points": entry.points})
         for event in decisions.erased_late:
             self.metrics.erased_late.labels(type=event.event_type).inc()
-            logger.info("erased_customer_event_late event_id=%s type=%s", event.event_id, event.event_type)
+            logger.info("erased_customer_event_late", extra={"event_id": str(event.event_id), "type": event.event_type})
         for scored in decisions.not_bought:
-            logger.info("review_bonus_waits_for_purchase event_id=%s order_id=%s product_id=%s", scored.event_id,
-                        scored.order_id, scored.product_id)
+            logger.info("review_bonus_waits_for_purchase", extra={
+                "event_id": str(scored.event_id), "order_id": scored.order_id, "product_id": scored.product_id})
         return Effects(points=decisions.points, notifications=decisions.notifications)
 
     # ---- requests --------------------------------------------------------------------------------
