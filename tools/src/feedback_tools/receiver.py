@@ -1,11 +1,15 @@
 """The one stand-in HTTP receiver: a CSM's pager, Slack or an integration, for the demo, the bench, the
 chaos run and the tests. It records each POST (path, headers, body), can be taken down (it answers
 503, as an overloaded channel does), and can run a callback before it answers (to print a page, or to
-inject a fault mid-send)."""
+inject a fault mid-send). It keeps connections open between requests (HTTP/1.1), as Slack, Teams and
+webhook receivers do: a stand-in that closed each one made every page pay for a new connection, which
+the services' pooled clients never do against a real receiver."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,14 +29,31 @@ class StandInReceiver:
         self.keep = keep
         self.on_request = on_request
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with outer._lock:
+                    outer._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with outer._lock:
+                    outer._connections.discard(self.connection)
+                super().finish()
+
+            def answer(self, status: int) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
                 if not outer.up:
-                    self.send_response(503)
-                    self.end_headers()
+                    self.answer(503)
                     return
                 try:
                     body: Any = json.loads(raw)
@@ -46,8 +67,7 @@ class StandInReceiver:
                         outer.received.append(request)
                 if outer.on_request is not None:
                     outer.on_request(request)
-                self.send_response(200)
-                self.end_headers()
+                self.answer(200)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -73,5 +93,11 @@ class StandInReceiver:
             self.received, self.count = [], 0
 
     def close(self) -> None:
+        """Stop listening and drop the open connections (their threads would otherwise go on answering)."""
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
