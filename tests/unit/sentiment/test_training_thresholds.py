@@ -6,12 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from feedback_shared.events import NEEDS
-from sentiment.scoring import needs_from_probabilities
-from sentiment_training.train import choose_per_need_thresholds, per_need_mask
-
-
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    return np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+from sentiment.scoring import need_ranks, needs_from_probabilities
+from sentiment_training.train import choose_per_need_thresholds, needs_mask, per_need_mask
 
 
 def test_the_training_mask_is_the_runtime_rule_with_a_top_threshold() -> None:
@@ -19,7 +15,7 @@ def test_the_training_mask_is_the_runtime_rule_with_a_top_threshold() -> None:
     scores = rng.random((40, len(NEEDS)))
     thresholds = rng.uniform(0.3, 0.9, len(NEEDS))
     for top in (None, 0.2, 0.95):
-        mask = per_need_mask(_ranks(scores), scores, thresholds, top_threshold=top)
+        mask = per_need_mask(need_ranks(scores), scores, thresholds, top_threshold=top)
         for row, p in zip(mask, scores, strict=True):
             runtime = {n.need for n in needs_from_probabilities(p, threshold=thresholds, top_threshold=top)}
             assert runtime == {NEEDS[j] for j in np.flatnonzero(row)}
@@ -50,3 +46,15 @@ def test_no_top_threshold_when_it_does_not_help() -> None:
 
     assert chosen.top_threshold is None
     assert chosen.cv_micro_f1 == chosen.per_need_cv_micro_f1 == 1.0
+
+
+def test_the_shared_threshold_mask_is_the_runtime_rule() -> None:
+    rng = np.random.default_rng(11)
+    scores = rng.random((40, len(NEEDS)))
+    scores[:5, :4] = 0.5  # ties: the NEEDS order decides, at runtime and in training alike
+    for top, shared in ((0.3, 0.6), (0.7, 0.7), (0.95, 0.2)):
+        mask = needs_mask(scores, top, shared)
+        for row, p in zip(mask, scores, strict=True):
+            runtime = [n.need for n in needs_from_probabilities(p, threshold=shared, top_threshold=top)]
+            assert set(runtime) == {NEEDS[j] for j in np.flatnonzero(row)}
+            assert len(runtime) <= 3

@@ -95,25 +95,43 @@ def combine_probabilities(
     return np.asarray(mixed / mixed.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
+def need_ranks(scores: npt.ArrayLike) -> npt.NDArray[np.intp]:
+    """Each need's rank in its row (0 for the most likely; ties keep the NEEDS order)."""
+    s = np.asarray(scores, dtype=float)
+    return np.argsort(np.argsort(-s, axis=-1, kind="stable"), axis=-1, kind="stable")
+
+
+def needs_mask(scores: npt.ArrayLike, threshold: npt.ArrayLike, *, top_threshold: float | None = None,
+               max_needs: int = 3, ranks: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.bool_]:
+    """The needs decision rule on a matrix of texts by needs (or one row): of each row's ``max_needs``
+    highest needs, those that reach their threshold (one number, or one per need in NEEDS order); with
+    ``top_threshold``, the most likely need from that threshold instead. Training chooses the thresholds
+    with this very function, on whole matrices (``ranks``, when given, are ``need_ranks(scores)``: they do
+    not depend on the thresholds, so a threshold search computes them once)."""
+    s = np.asarray(scores, dtype=float)
+    r = need_ranks(s) if ranks is None else ranks
+    own = s >= np.broadcast_to(np.asarray(threshold, dtype=float), s.shape[-1:])
+    if top_threshold is not None:
+        own = np.where(r == 0, s >= top_threshold, own)
+    return np.asarray((r < max_needs) & own, dtype=bool)
+
+
 def needs_from_probabilities(
     probabilities: Sequence[float], *, threshold: npt.ArrayLike, top_threshold: float | None = None,
     max_needs: int = 3, sentiment: SentimentLabel = "neutral",
 ) -> list[NeedScore]:
-    """The needs a text is about, highest first: up to ``max_needs`` of those whose probability reaches their
-    threshold. ``threshold`` is one number for every need or one per need (in NEEDS order: each need's
-    probabilities are calibrated separately, and its threshold chosen by cross-validation on train.jsonl).
-    With ``top_threshold``, the most likely need is kept from that (lower) threshold instead.
-    Each need is returned with ``sentiment`` (the text's overall label, unless the caller knows the need's own).
+    """The needs a text is about, highest first (``needs_mask`` on one text). Each need's probabilities are
+    calibrated separately, and its threshold chosen by cross-validation on train.jsonl. Each need is returned
+    with ``sentiment`` (the text's overall label, unless the caller knows the need's own).
     """
     p = np.asarray(probabilities, dtype=float)
     if p.shape != (len(NEEDS),):
         raise ValueError(f"expected {len(NEEDS)} probabilities, got {p.shape}")
-    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)
-    order = np.argsort(-p, kind="stable")[:max_needs]
+    kept = needs_mask(p, np.broadcast_to(np.asarray(threshold, dtype=float), p.shape),
+                      top_threshold=top_threshold, max_needs=max_needs)
     return [
         NeedScore(need=NEEDS[i], score=round(float(p[i]), 4), sentiment=sentiment)  # type: ignore[arg-type]
-        for rank, i in enumerate(order)
-        if p[i] >= (top_threshold if rank == 0 and top_threshold is not None else thresholds[i])
+        for i in np.argsort(-p, kind="stable") if kept[i]
     ]
 
 

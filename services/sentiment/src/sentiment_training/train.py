@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
+from sentiment import scoring
 from sentiment.heads import (
     EMBEDDING_DIM,
     NEEDS_HEAD_FILE,
@@ -321,12 +322,9 @@ def nested_sentiment_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[
 
 
 def needs_mask(scores: FloatArray, top_threshold: float, threshold: float, max_needs: int = MAX_NEEDS) -> BoolArray:
-    """The runtime rule (``scoring.needs_from_probabilities``) on a whole matrix: per row, the best need if
-    it reaches ``top_threshold`` and the next ``max_needs - 1`` if they reach ``threshold``."""
-    ranks = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
-    first = (ranks == 0) & (scores >= top_threshold)
-    more = (ranks > 0) & (ranks < max_needs) & (scores >= threshold)
-    return np.asarray(first | more, dtype=bool)
+    """The runtime rule (``scoring.needs_mask``) with one threshold for every need: per row, the best need
+    if it reaches ``top_threshold`` and the next ``max_needs - 1`` if they reach ``threshold``."""
+    return scoring.needs_mask(scores, threshold, top_threshold=top_threshold, max_needs=max_needs)
 
 
 def micro_f1_matrix(truth: BoolArray, predicted: BoolArray) -> float:
@@ -560,14 +558,9 @@ def lexical_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
 
 def per_need_mask(ranks: IntArray, scores: FloatArray, thresholds: FloatArray, max_needs: int = MAX_NEEDS,
                   top_threshold: float | None = None) -> BoolArray:
-    """The runtime rule (``scoring.needs_from_probabilities`` with per-need thresholds) on a whole matrix:
-    of the ``max_needs`` highest needs of a row, those that reach their own threshold, the highest one from
-    ``top_threshold`` instead when it is given. ``ranks`` are the needs' ranks in each row (precomputed:
-    they do not depend on the thresholds)."""
-    own = scores >= thresholds[None, :]
-    if top_threshold is not None:
-        own = np.where(ranks == 0, scores >= top_threshold, own)
-    return np.asarray((ranks < max_needs) & own, dtype=bool)
+    """The runtime rule (``scoring.needs_mask``) with per-need thresholds; ``ranks`` are
+    ``scoring.need_ranks(scores)``, computed once by a threshold search."""
+    return scoring.needs_mask(scores, thresholds, top_threshold=top_threshold, max_needs=max_needs, ranks=ranks)
 
 
 @dataclass(frozen=True)
@@ -584,7 +577,7 @@ def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> Thres
     """The best single threshold first, then each need's own by coordinate ascent over the grid (a change
     must raise the mean OOF micro-F1); then a threshold for the most likely need of each text, ascended
     together with the per-need ones. It is kept only where it raises the score."""
-    ranks = [np.argsort(np.argsort(-p, axis=1, kind="stable"), axis=1, kind="stable") for p in oof]
+    ranks = [scoring.need_ranks(p) for p in oof]
 
     def score(thresholds: FloatArray, top: float | None = None) -> float:
         return round(float(np.mean([micro_f1_matrix(truth, per_need_mask(r, p, thresholds, top_threshold=top))
