@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from feedback_shared.events import NEEDS
-from sentiment.scoring import need_ranks, needs_from_probabilities
-from sentiment_training.train import choose_per_need_thresholds, needs_mask, per_need_mask
+from sentiment.scoring import need_ranks, needs_from_probabilities, needs_mask
+from sentiment_training.train import choose_per_need_thresholds
 
 
 def test_the_training_mask_is_the_runtime_rule_with_a_top_threshold() -> None:
@@ -15,7 +15,7 @@ def test_the_training_mask_is_the_runtime_rule_with_a_top_threshold() -> None:
     scores = rng.random((40, len(NEEDS)))
     thresholds = rng.uniform(0.3, 0.9, len(NEEDS))
     for top in (None, 0.2, 0.95):
-        mask = per_need_mask(need_ranks(scores), scores, thresholds, top_threshold=top)
+        mask = needs_mask(scores, thresholds, top_threshold=top, ranks=need_ranks(scores))
         for row, p in zip(mask, scores, strict=True):
             runtime = {n.need for n in needs_from_probabilities(p, threshold=thresholds, top_threshold=top)}
             assert runtime == {NEEDS[j] for j in np.flatnonzero(row)}
@@ -53,7 +53,7 @@ def test_the_shared_threshold_mask_is_the_runtime_rule() -> None:
     scores = rng.random((40, len(NEEDS)))
     scores[:5, :4] = 0.5  # ties: the NEEDS order decides, at runtime and in training alike
     for top, shared in ((0.3, 0.6), (0.7, 0.7), (0.95, 0.2)):
-        mask = needs_mask(scores, top, shared)
+        mask = needs_mask(scores, shared, top_threshold=top)
         for row, p in zip(mask, scores, strict=True):
             runtime = [n.need for n in needs_from_probabilities(p, threshold=shared, top_threshold=top)]
             assert set(runtime) == {NEEDS[j] for j in np.flatnonzero(row)}

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import sparse  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import connected_components  # type: ignore[import-untyped]
 
-from sentiment.scoring import need_ranks
+from sentiment.scoring import needs_mask
 from sentiment_training import train as T
 from sentiment_training.evaluate import default_data_file
 
@@ -73,7 +73,7 @@ def cross_fitted_micro_f1(views_per_repeat: list[list[T.FloatArray]], needs: T.I
             models = stack([v[rest] for v in views], needs[rest])
             choice = T.choose_per_need_thresholds([apply([v[rest] for v in views], models)], truth[rest])
             p = apply([v[held] for v in views], models)
-            predicted[held] = T.per_need_mask(need_ranks(p), p, choice.thresholds, top_threshold=choice.top_threshold)
+            predicted[held] = needs_mask(p, choice.thresholds, top_threshold=choice.top_threshold, max_needs=T.MAX_NEEDS)
         scores.append(T.micro_f1_matrix(truth, predicted))
     return scores
 

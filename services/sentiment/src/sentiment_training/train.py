@@ -321,12 +321,6 @@ def nested_sentiment_estimate(data: TrainingSet, strata: Sequence[str]) -> dict[
 # -- needs --------------------------------------------------------------------------------------------
 
 
-def needs_mask(scores: FloatArray, top_threshold: float, threshold: float, max_needs: int = MAX_NEEDS) -> BoolArray:
-    """The runtime rule (``scoring.needs_mask``) with one threshold for every need: per row, the best need
-    if it reaches ``top_threshold`` and the next ``max_needs - 1`` if they reach ``threshold``."""
-    return scoring.needs_mask(scores, threshold, top_threshold=top_threshold, max_needs=max_needs)
-
-
 def micro_f1_matrix(truth: BoolArray, predicted: BoolArray) -> float:
     """Micro-F1 of 0/1 matrices; the same number as ``evaluate.micro_f1`` on the sets (unit-tested there)."""
     tp = int((truth & predicted).sum())
@@ -354,7 +348,7 @@ def best_thresholds(oof: list[FloatArray], truth: BoolArray, grid: Sequence[floa
     """(mean out-of-fold micro-F1, top threshold, threshold) over pairs with top threshold <= threshold;
     ties go to the higher thresholds (fewer tags)."""
     return max(
-        (round(float(np.mean([micro_f1_matrix(truth, needs_mask(p, top, t)) for p in oof])), 9), top, t)
+        (round(float(np.mean([micro_f1_matrix(truth, scoring.needs_mask(p, t, top_threshold=top, max_needs=MAX_NEEDS)) for p in oof])), 9), top, t)
         for top in grid for t in grid if top <= t
     )
 
@@ -556,13 +550,6 @@ def lexical_needs_oof(data: TrainingSet, splits: Splits) -> list[FloatArray]:
     return oof
 
 
-def per_need_mask(ranks: IntArray, scores: FloatArray, thresholds: FloatArray, max_needs: int = MAX_NEEDS,
-                  top_threshold: float | None = None) -> BoolArray:
-    """The runtime rule (``scoring.needs_mask``) with per-need thresholds; ``ranks`` are
-    ``scoring.need_ranks(scores)``, computed once by a threshold search."""
-    return scoring.needs_mask(scores, thresholds, top_threshold=top_threshold, max_needs=max_needs, ranks=ranks)
-
-
 @dataclass(frozen=True)
 class ThresholdChoice:
     thresholds: FloatArray  # (16,)
@@ -580,8 +567,9 @@ def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> Thres
     ranks = [scoring.need_ranks(p) for p in oof]
 
     def score(thresholds: FloatArray, top: float | None = None) -> float:
-        return round(float(np.mean([micro_f1_matrix(truth, per_need_mask(r, p, thresholds, top_threshold=top))
-                                    for r, p in zip(ranks, oof, strict=True)])), 9)
+        masks = [scoring.needs_mask(p, thresholds, top_threshold=top, max_needs=MAX_NEEDS, ranks=r)
+                 for r, p in zip(ranks, oof, strict=True)]
+        return round(float(np.mean([micro_f1_matrix(truth, mask) for mask in masks])), 9)
 
     def ascend(thresholds: FloatArray, top: float | None, best: float) -> tuple[FloatArray, float | None, float]:
         for _ in range(THRESHOLD_PASSES):
@@ -640,7 +628,7 @@ def select_needs_prototypes(data: TrainingSet, splits: Splits) -> tuple[float, f
         oof.append(z)
     truth = needs.astype(bool)
     return max(
-        (round(float(np.mean([micro_f1_matrix(truth, needs_mask(z, m, m)) for z in oof])), 9), m)
+        (round(float(np.mean([micro_f1_matrix(truth, scoring.needs_mask(z, m, top_threshold=m, max_needs=MAX_NEEDS)) for z in oof])), 9), m)
         for m in PROTOTYPE_MIN_Z_GRID
     )
 
@@ -674,7 +662,7 @@ def packaged_prototype_baseline(data: TrainingSet) -> float:
         centroid = embed(e5, prototypes[need]).astype(np.float64).mean(axis=0)
         centroids.append(centroid / np.linalg.norm(centroid))
     z = z_scores(data.embeddings @ np.array(centroids).T)
-    return micro_f1_matrix(data.needs.astype(bool), needs_mask(z, 1.6, 1.6))
+    return micro_f1_matrix(data.needs.astype(bool), scoring.needs_mask(z, 1.6, top_threshold=1.6, max_needs=MAX_NEEDS))
 
 
 # -- output -------------------------------------------------------------------------------------------
