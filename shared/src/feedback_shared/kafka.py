@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from feedback_shared.config import KafkaSettings
 from feedback_shared.errors import DecodeError
+from feedback_shared.logs import event_fields
 from feedback_shared.topics import (
     ALL_TOPICS,
     DLQ_CONSUMER_HEADER,
@@ -209,11 +210,6 @@ DLQ_TRUNCATED_HEADER = "dlq-truncated-from-bytes"
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (PyMongoError, KafkaError, OSError, asyncio.TimeoutError)
 
 
-def _ids(model: Any) -> dict[str, str]:
-    """The event's ``event_id`` and ``trace_id`` as log fields (every event model carries both)."""
-    return {name: str(value) for name in ("event_id", "trace_id") if (value := getattr(model, name, None)) is not None}
-
-
 class MessageProcessor(Generic[M]):
     """Decode each message through the registry and apply a handler, at least once, without loss.
 
@@ -302,7 +298,7 @@ class MessageProcessor(Generic[M]):
         except DecodeError as exc:
             await self.dead_letter(event, exc.reason)
             return
-        where = {"partition": event.message.partition, "offset": event.message.offset, **_ids(model)}
+        where = {"partition": event.message.partition, "offset": event.message.offset, **event_fields(model)}
         try:
             await self.retrying(where, lambda: self.handler(model))
         except Exception as exc:
@@ -331,7 +327,7 @@ class MessageProcessor(Generic[M]):
             for event, model in good:
                 try:
                     await self.retrying({"partition": event.message.partition, "offset": event.message.offset,
-                                         **_ids(model)}, lambda m=model: batch_handler([m]))  # type: ignore[misc]
+                                         **event_fields(model)}, lambda m=model: batch_handler([m]))  # type: ignore[misc]
                 except Exception as exc:
                     await self.dead_letter(event, f"handler failed: {type(exc).__name__}: {exc}")
 

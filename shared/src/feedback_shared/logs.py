@@ -29,6 +29,11 @@ def is_plain_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None and _DIGIT_RUN.search(value) is None
 
 
+def event_fields(event: Any) -> dict[str, str]:
+    """An event's ``event_id`` and ``trace_id`` as log fields (``extra=``), the ones an operator traces by."""
+    return {name: str(value) for name in ("event_id", "trace_id") if (value := getattr(event, name, None)) is not None}
+
+
 def _redact_values(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event_dict.items()):
         if isinstance(value, str) and key not in _ADDED and not is_plain_id(value):

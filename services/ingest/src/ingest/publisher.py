@@ -15,6 +15,7 @@ from feedback_shared.config import KafkaSettings
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import Event
 from feedback_shared.kafka import create_producer
+from feedback_shared.logs import event_fields
 from feedback_shared.topics import TopicSpec
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ class Publisher:
                 future.get(timeout=max(0.1, deadline - time.perf_counter()))
                 results.append(time.perf_counter() - started)
             except KafkaError as exc:
-                logger.warning("publish_failed", extra={"topic": spec.name, "event_id": str(event.event_id),
-                                                        "trace_id": event.trace_id, "error": type(exc).__name__})
+                logger.warning("publish_failed", extra={"topic": spec.name, **event_fields(event),
+                                                        "error": type(exc).__name__})
                 results.append(DependencyUnavailable(f"broker did not acknowledge: {type(exc).__name__}"))
         return results
 

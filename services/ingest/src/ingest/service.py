@@ -13,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.events import Event
+from feedback_shared.logs import event_fields
 from feedback_shared.pii import mask_card_numbers
 from feedback_shared.topics import TopicSpec
 from ingest.metrics import IngestMetrics
@@ -125,8 +126,7 @@ class IngestService:
             self.metrics.publish_seconds.observe(result)
             self.metrics.ingested.labels(source=self.metrics.source_label(sub.source), kind=sub.kind).inc()
             self.metrics.observe_accepted(sub.kind, sub.event)
-            logger.info("accepted", extra={"event_id": str(sub.event.event_id), "kind": sub.kind,
-                                           "topic": sub.spec.name, "trace_id": sub.event.trace_id})
+            logger.info("accepted", extra={**event_fields(sub.event), "kind": sub.kind, "topic": sub.spec.name})
             results[i] = Outcome(sub.event.event_id, duplicate=False)
         for i, first in repeats:
             earlier = results[first]
