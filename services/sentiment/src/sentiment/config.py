@@ -5,12 +5,21 @@ from functools import lru_cache
 from pydantic import Field
 
 from feedback_shared.config import HttpSettings, KeyedServiceSettings, service_settings_config
+from feedback_shared.events import MAX_TEXT_CHARS
+
+#: The largest body a schema-valid ``POST /v1/score`` can take: a JSON encoder that escapes non-ASCII
+#: writes a character outside the BMP as two ``\uXXXX`` escapes, 12 bytes, so a text of MAX_TEXT_CHARS
+#: such characters is 1.2 MB, and the language (16 characters) and the keys fit in the rest. With the
+#: shared 1 MB limit a valid request got 413 and an over-long text 413 instead of the 422 that names it
+#: (schemathesis found it).
+SCORE_BODY_BYTES = 12 * MAX_TEXT_CHARS + 4_096
 
 
 class Settings(KeyedServiceSettings):
     model_config = service_settings_config("SENTIMENT_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8001))
+    max_body_bytes: int = SCORE_BODY_BYTES
     #: Messages scored together (the embedding is batched), and how long to wait to fill a batch. A quiet
     #: stream's batches are the few messages of one wait, so the size only matters under a backlog: there
     #: 64 spends less per text than 32 (each encoder run and each batch's publish has a fixed cost), which
