@@ -3,15 +3,20 @@ or bounded, nothing sent after them is lost, and the services stay healthy meanw
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
+from feedback_shared.topics import ALL_TOPICS
 from feedback_tools.devstack import EmbeddedStack
-from tests.helpers import eventually, uid
+from tests.helpers import Receiver, alerts_for, eventually, negative, read_topic, uid
 
 pytestmark = pytest.mark.integration
 Api = Callable[[str], httpx.Client]
@@ -84,3 +89,68 @@ def test_an_inward_notify_url_is_refused_with_the_reason(api: Api) -> None:
                         ("json://10.0.0.5/hook", "private")):
         answer = api("alerts").put(f"/v1/csms/{uid('csm')}", json={"name": "X", "notify": [url]})
         assert answer.status_code == 422 and reason in answer.text
+
+
+#: The issue's two spellings, and the digits of the card in any spelling (separators of spaces, dots or
+#: dashes between the groups).
+CARD_SPELLINGS = ("4111 1111 1111 1111 123", "4111.1111.1111.1111")
+UNMASKED_CARD = re.compile(r"4111\W{0,8}1111\W{0,8}1111\W{0,8}1111")
+
+
+def test_a_card_number_is_masked_in_the_case_the_page_and_every_topic(api: Api, stack: EmbeddedStack,
+                                                                      receiver: Receiver) -> None:
+    csm, customer, marker = uid("csm"), uid("card"), uid("marker")
+    api("alerts").put(f"/v1/csms/{csm}", json={"name": "Cara", "notify": [receiver.url(csm)]}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{customer}", json={"csm_id": csm}).raise_for_status()
+    for spelling in CARD_SPELLINGS:
+        negative(api, customer, f"You charged my card {spelling} twice and nobody answers. Terrible! {marker}")
+
+    def case_with_both() -> dict[str, Any] | None:
+        listed = [c for c in api("alerts").get("/v1/alerts", params={"limit": 500}).json()
+                  if c["customer_id"] == customer]
+        case = api("alerts").get(f"/v1/alerts/{listed[0]['alert_id']}").text if listed else ""
+        return json.loads(case) if case.count(marker) >= 2 else None
+
+    case = eventually(case_with_both, timeout_s=60)
+    pages = eventually(lambda: receiver.bodies(csm), timeout_s=30)
+    texts = {"case": json.dumps(case), "page": json.dumps(pages)}
+    assert texts["case"].count("[card ****1111]") >= 2 and "[card ****1111]" in texts["page"]
+
+    for spec in ALL_TOPICS:
+        for topic in (spec.name, spec.dlq_name):
+            records = asyncio.run(read_topic(stack.config.bootstrap, topic, timeout_s=3))
+            texts[topic] = "\n".join(r.value.decode("utf-8", "replace") for r in records
+                                     if marker.encode() in (r.value or b""))
+    carried = [where for where, text in texts.items() if marker in text]
+    assert {"case", "page", "feedback.received.v1", "feedback.scored.v1"} <= set(carried), carried
+    leaked = {where: UNMASKED_CARD.findall(text) for where, text in texts.items() if UNMASKED_CARD.search(text)}
+    assert not leaked, leaked
+
+
+def test_a_csm_token_lists_its_own_cases_and_the_queue_and_gets_404_for_another_csms(api: Api,
+                                                                                      stack: EmbeddedStack) -> None:
+    from tests.integration.test_inbox_browser import csm_token
+
+    mine, theirs = uid("csm"), uid("csm")
+    own, other, unrouted = uid("own"), uid("other"), uid("queue")
+    for csm in (mine, theirs):
+        api("alerts").put(f"/v1/csms/{csm}", json={"name": csm}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{own}", json={"csm_id": mine}).raise_for_status()
+    api("alerts").put(f"/v1/accounts/{other}", json={"csm_id": theirs}).raise_for_status()
+    for customer in (own, other, unrouted):  # no account: the fallback queue's
+        negative(api, customer, "The parcel came broken and support never answers. Awful.")
+    cases = {c: eventually(lambda c=c: alerts_for(api, c), timeout_s=60)[0] for c in (own, other, unrouted)}
+    assert cases[unrouted]["csm_id"] == "fallback-queue" and cases[other]["csm_id"] == theirs
+
+    with httpx.Client(base_url=stack.config.service_url("alerts"), timeout=20,
+                      headers={"Authorization": f"Bearer {csm_token(stack, mine)}"}) as client:
+        listed = client.get("/v1/alerts", params={"limit": 500}).json()
+        assert {own, unrouted} <= {c["customer_id"] for c in listed}
+        assert {c["csm_id"] for c in listed} <= {mine, "fallback-queue"}
+        assert client.get("/v1/alerts", params={"csm": theirs}).json() == []
+        assert client.get(f"/v1/alerts/{cases[own]['alert_id']}").status_code == 200
+        assert client.get(f"/v1/alerts/{cases[unrouted]['alert_id']}").status_code == 200
+        theirs_case = cases[other]["alert_id"]
+        assert client.get(f"/v1/alerts/{theirs_case}").status_code == 404
+        assert client.post(f"/v1/alerts/{theirs_case}/ack").status_code == 404
+    assert api("alerts").get(f"/v1/alerts/{theirs_case}").json()["status"] == "open"
