@@ -31,6 +31,8 @@ KINDS = ("review", "mention", "complaint", "survey", "suggestion")
 #: Taken as they are, when present: where in the journey (any kind), and a survey's answers.
 JOURNEY_FIELDS = ("touch_point", "journey_stage")
 SURVEY_FIELDS = ("survey_id", "response_id", "nps", "csat", "expected", "perceived", "questions")
+SURVEY_SCORES = ("nps", "csat", "expected", "perceived")
+FLAG_TEXTS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 #: What a survey answer has of the generic fields (it has no author, rating, url or thread): a source's
 #: "score" is not taken as an NPS or a CSAT, which it could be either of.
 SURVEY_GENERIC_FIELDS = ("text", "occurred_at", "customer_id", "language", "product_id", "order_id")
@@ -56,6 +58,21 @@ def _first(item: Mapping[str, Any], field: str) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def _number_from_text(value: Any) -> Any:
+    """A CSV cell, a feed or a source's JSON may write a score as text ("5"); the request models take a
+    JSON number only. Anything else is left for validation to refuse with the field named."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 10:
+        return int(value.strip())
+    return value
+
+
+def _flag_from_text(value: Any) -> Any:
+    """The same for a yes/no field written as text ("true", "0")."""
+    if isinstance(value, str) and value.strip().lower() in FLAG_TEXTS:
+        return FLAG_TEXTS[value.strip().lower()]
+    return value
 
 
 def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> dict[str, Any]:
@@ -85,8 +102,10 @@ def generic_item(item: Mapping[str, Any], *, default_kind: str = "review") -> di
             fields[field] = str(fields[field])
     if "occurred_at" in fields:
         fields["occurred_at"] = _instant(fields["occurred_at"])
+    if "rating" in fields:
+        fields["rating"] = _number_from_text(fields["rating"])
     if "is_public" in item:
-        fields["is_public"] = item["is_public"]
+        fields["is_public"] = _flag_from_text(item["is_public"])
     for field in JOURNEY_FIELDS:
         if item.get(field) not in (None, ""):
             fields[field] = item[field]
@@ -106,7 +125,7 @@ def _survey_item(item: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, A
         survey["response_id"] = fields["external_id"]
     for field in SURVEY_FIELDS:
         if item.get(field) not in (None, ""):
-            survey[field] = item[field]
+            survey[field] = _number_from_text(item[field]) if field in SURVEY_SCORES else item[field]
     if isinstance(survey.get("response_id"), int) and not isinstance(survey["response_id"], bool):
         survey["response_id"] = str(survey["response_id"])
     return survey

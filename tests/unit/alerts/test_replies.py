@@ -80,7 +80,7 @@ def test_a_good_draft_has_no_findings(world: dict[str, Any]) -> None:
 
 def test_a_reply_with_findings_is_not_sent_without_override(world: dict[str, Any]) -> None:
     refused = post(world, text="This is your fault.", send=True)
-    assert refused.status_code == 422 and "blame" in {f["code"] for f in refused.json()["findings"]}
+    assert refused.status_code == 409 and "blame" in {f["code"] for f in refused.json()["findings"]}
     assert world["store"].outbox.deliveries == {}
 
 

@@ -47,36 +47,6 @@ DERANDOMIZE = os.environ.get("FUZZ_RANDOM") != "1"
 #: over-long text of astral characters that found the body limit below the largest valid request.
 SENTIMENT_EXAMPLES = min(EXAMPLES, 10) if DERANDOMIZE else EXAMPLES
 
-#: Checks left out for one operation, each with the reason it is a false positive there: rules that
-#: JSON Schema cannot state. Every other check still runs on these operations.
-EXCLUDED: dict[tuple[str, str], str] = {
-    ("PUT /v1/csms/{csm_id}", "positive_data_acceptance"):
-        "notify[] must be a URL Apprise understands: each scheme's plugin has its own rules (tokens, hosts, "
-        "ports), which no JSON Schema pattern states; any string is schema-valid, few are Apprise URLs.",
-    ("GET /v1/alerts", "negative_data_rejection"):
-        "negative examples make its optional string filters (status, csm, need) objects or arrays; a query "
-        "string cannot carry those, and the form-style serialization of an empty one sends no parameter, so "
-        "the request on the wire is valid. The instances inspected were object- and array-valued filters; "
-        "unknown and repeated parameters are refused (RefuseUnknownQuery), the rest is schemathesis' encoding.",
-    ("GET /v1/insights", "negative_data_rejection"):
-        "the same as GET /v1/alerts: negative examples make its optional query parameters arrays or objects "
-        "(seen: to=[0.0]), which a query string cannot carry; what goes on the wire is a valid request.",
-    ("GET /v1/insights/items", "negative_data_rejection"):
-        "the same as GET /v1/alerts: negative examples make its optional query parameters arrays or objects "
-        "(seen: to=[0.0]), which a query string cannot carry; what goes on the wire is a valid request.",
-    ("GET /v1/insights", "positive_data_acceptance"):
-        "the range: from no later than to, at most 400 days, and a period of the same length before it that "
-        "is still a date: relations between two parameters (and today, their default) that JSON Schema cannot "
-        "state; each date alone is schema-valid.",
-    ("GET /v1/insights/items", "positive_data_acceptance"):
-        "the same range rule as GET /v1/insights (from no later than to, at most 400 days).",
-    ("POST /v1/customers/{customer_id}/redeem", "positive_data_acceptance"):
-        "the idempotency key is required in the body (idempotency_key) OR the Idempotency-Key header: OpenAPI "
-        "cannot require one of a header and a body field, so both are documented optional, and a request "
-        "with neither is schema-valid but refused with a 422 naming the key.",
-}
-
-
 @contextlib.asynccontextmanager
 async def _no_lifespan(_: FastAPI) -> AsyncIterator[None]:
     # The app's own lifespan connects to MongoDB and Kafka; app.state holds fakes instead.
@@ -167,9 +137,11 @@ def _describe(failure: Failure) -> str:
 def fuzz(service: str, operation: Any, mode: schemathesis.GenerationMode, examples: int, checks: list[Any],
          requests: dict[str, int], failures: dict[str, str]) -> None:
     """``examples`` generated requests for ``operation`` in ``mode``, each response run through ``checks``
-    (less the operation's exclusions); counts into ``requests`` (and the fuzz summary), each distinct failure into ``failures``."""
+    (less those schemathesis.toml turns off for the operation, with the reason); counts into ``requests`` (and the fuzz summary), each distinct failure into ``failures``."""
     label = f"{operation.label} ({mode.value})"
-    excluded = [c for c in checks if (operation.label, c.__name__) in EXCLUDED]
+    # Checks passed by name run whatever the config says: leave out those it turns off for this operation.
+    config = operation.schema.config.checks_config_for(operation=operation)
+    excluded = [check for check in checks if not config.get_by_name(name=check.__name__).enabled]
 
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None,
               derandomize=DERANDOMIZE)
@@ -303,3 +275,58 @@ def test_a_sources_epoch_timestamp_is_converted_by_its_adapter() -> None:
     assert generic_item({"id": "1", "text": "x", "date": "2026-11-01 09:30:00+01:00"})["occurred_at"] == (
         "2026-11-01T09:30:00+01:00")
     assert generic_item({"id": "1", "text": "x", "date": "yesterday"})["occurred_at"] == "yesterday"
+
+
+# ---- what `schemathesis run --checks all` found against the running stack, pinned ----------------------
+REVIEW_BODY = {"source": "google", "external_id": "r-1", "text": "late"}
+PURCHASE_BODY = {"order_id": "o-1", "customer_id": "c-1", "amount": "9.90", "currency": "EUR"}
+
+
+@pytest.mark.parametrize(("service", "method", "path", "body", "field"), [
+    ("ingest", "POST", "/v1/reviews", {**REVIEW_BODY, "is_public": 0}, "is_public"),
+    ("ingest", "POST", "/v1/mentions", {**REVIEW_BODY, "source": "x", "is_public": 1}, "is_public"),
+    ("ingest", "POST", "/v1/suggestions", {"text": "more colours", "is_public": "true"}, "is_public"),
+    ("ingest", "POST", "/v1/surveys", {"survey_id": "s", "response_id": "r", "nps": False}, "nps"),
+    ("ingest", "POST", "/v1/reviews", {**REVIEW_BODY, "rating": "5"}, "rating"),
+    ("ingest", "POST", "/v1/purchases", {**PURCHASE_BODY, "items": [{"sku": "s", "quantity": 10**7}]}, "quantity"),
+    ("alerts", "POST", "/v1/alerts/a-1/replies", {"text": "We are sorry", "override": 0}, "override"),
+    ("alerts", "PUT", "/v1/accounts/c-1", {"consent": {"marketing": 1}}, "marketing"),
+    ("alerts", "PUT", "/v1/accounts/c-1", {"consent": {"first.name": True}}, "consent"),
+    ("alerts", "PUT", "/v1/accounts/c-1", {"consent": {"$set": True}}, "consent"),
+    ("alerts", "GET", "/v1/insights?to=0", None, "to"),
+    ("alerts", "GET", "/v1/insights/items?from=0&to=86400", None, "from"),
+    ("loyalty", "GET", "/v1/customers/c-1/points?offset=48965628476229412427841667072", None, "offset"),
+    ("loyalty", "POST", "/v1/customers/c-1/redeem", {"points": 1}, "idempotency_key"),
+    ("loyalty", "POST", "/v1/customers/c-1/redeem", {"points": True, "idempotency_key": "k-1"}, "points"),
+])
+def test_a_value_the_document_does_not_allow_is_a_422_naming_it(service: str, method: str, path: str,
+                                                                 body: Any, field: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic's lax mode took 0 for false, false for 0, "5" for 5 and "0" for a date; an offset past
+    2**63 and a consent named "a.b" reached MongoDB (500s); the redeem key was optional in the document and
+    required in the code."""
+    from fastapi.testclient import TestClient
+
+    if service != "ingest":
+        monkeypatch.setattr(f"{service}.main.broker_reachable", lambda _: True)
+    with TestClient(APPS[service][0](), headers=AUTH) as client:
+        response = client.request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    assert field in [str(part) for part in response.json()["detail"][0]["loc"]], response.text
+
+
+def test_a_whole_number_written_with_a_fraction_of_zero_is_a_whole_number() -> None:
+    """5.0 is an integer in JSON Schema: refusing it would refuse what the document allows."""
+    with _ingest_client() as client:
+        assert client.post("/v1/reviews", json={**REVIEW_BODY, "rating": 5.0}).status_code == 202
+        assert client.post("/v1/reviews", json={**REVIEW_BODY, "external_id": "r-2", "rating": 4.5}).status_code == 422
+
+
+def test_sources_that_write_scores_and_flags_as_text_are_converted_by_the_adapter() -> None:
+    """A CSV cell or a feed writes "5" and "true": the adapters turn them into the JSON the models take."""
+    from feedback_shared.adapters import generic_item
+
+    item = generic_item({"id": "1", "text": "x", "rating": " 5", "is_public": "False"})
+    assert item["rating"] == 5 and item["is_public"] is False
+    survey = generic_item({"type": "survey", "survey_id": "s", "id": "1", "nps": "9", "csat": "x"})
+    assert survey["nps"] == 9 and survey["csat"] == "x"

@@ -100,10 +100,6 @@ def to_item(row: dict[str, Any], *, source: str | None, kind: str) -> dict[str, 
         item["source"] = row["source"]
     elif source:
         item["source"] = source
-    for number_field in ("rating", "nps", "csat", "expected", "perceived"):
-        value = item.get(number_field)
-        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
-            item[number_field] = int(value)
     questions = item.get("questions")
     if isinstance(questions, str) and questions.lstrip().startswith("{"):
         # A CSV cell holds a survey's other answers as a JSON object.

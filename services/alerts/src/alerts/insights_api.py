@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 from datetime import date
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BeforeValidator
 
 from alerts.inbox import page, page_principal
 from alerts.insights import (
@@ -36,7 +38,18 @@ insights_router = APIRouter(tags=["insights"], responses=AUTH_RESPONSES, depende
 insights_pages = APIRouter(include_in_schema=False)
 
 InsightsReader = Annotated[Principal, Depends(require("insights.read"))]
-Day = Annotated[date | None, Query(description="YYYY-MM-DD")]
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day_text(value: object) -> object:
+    """A day is written YYYY-MM-DD: pydantic alone reads "0" or "1700000000" as a Unix time (schemathesis
+    found to=0 taken as 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date | None, BeforeValidator(_day_text), Query(description="YYYY-MM-DD")]
 BAD_RANGE: dict[int | str, dict[str, Any]] = {422: {"description": "A bad date, a reversed range or one over 400 days."}}
 #: The vendored charting library (uPlot, MIT) and the page's own script: served from here, no CDN.
 STATIC = {

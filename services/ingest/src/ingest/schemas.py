@@ -16,12 +16,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     WithJsonSchema,
     model_validator,
 )
 
 from feedback_shared.events import (
     MAX_TEXT_CHARS,
+    NUMBER_ONLY,
     TOUCH_POINTS,
     Email,
     JourneyStage,
@@ -114,12 +116,15 @@ TouchPointIn = Annotated[
                     "description": "One of " + ", ".join(TOUCH_POINTS) + "; any other value is kept as "
                     "'other' (spelling is forgiven: 'Price tags' is price_tags)."}),
 ]
-NpsScore = Annotated[int, Field(ge=0, le=10, description="Net Promoter answer: 0-10.")]
-CsatScore = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction: 1-5.")]
+#: JSON true or false only: pydantic's lax mode reads 0, 1, "yes" or "off" as a flag, where the document says
+#: boolean (schemathesis found is_public: 0 taken).
+Flag = Annotated[bool, Strict()]
+NpsScore = Annotated[int, Field(ge=0, le=10, description="Net Promoter answer: 0-10."), NUMBER_ONLY]
+CsatScore = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction: 1-5."), NUMBER_ONLY]
 ExpectedFeeling = Annotated[int, Field(ge=1, le=5, description="SUR-3: the feeling the customer expected (desired) "
-                                       "at this touch point: 1-5.")]
+                                       "at this touch point: 1-5."), NUMBER_ONLY]
 PerceivedFeeling = Annotated[int, Field(ge=1, le=5, description="SUR-3: the feeling the customer had (perceived) at "
-                                        "this touch point: 1-5. The insights report perceived minus expected.")]
+                                        "this touch point: 1-5. The insights report perceived minus expected."), NUMBER_ONLY]
 
 
 class _Request(BaseModel):
@@ -153,9 +158,9 @@ class ReviewIn(_ItemIn):
 
     source: Slug = Field(examples=["google"])
     external_id: Id = Field(description="The review's id at the source; the same id twice is a duplicate.")
-    rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    rating: Annotated[int, Field(ge=1, le=5), NUMBER_ONLY] | None = None
     channel: Slug = "review_site"
-    is_public: bool = True
+    is_public: Flag = True
 
 
 class MentionIn(_Journey):
@@ -170,7 +175,7 @@ class MentionIn(_Journey):
     url: Annotated[str, Field(max_length=2048)] | None = None
     thread_id: Short | None = None
     channel: Slug = "social"
-    is_public: bool = True
+    is_public: Flag = True
     occurred_at: Instant | None = None
 
 
@@ -271,7 +276,7 @@ class SuggestionIn(_ItemIn):
         default=None, description="Your id for this suggestion; resubmitting it is a duplicate. Without it, "
         "the customer (or author) and the text identify it.")
     channel: Slug = "web"
-    is_public: bool = False
+    is_public: Flag = False
 
 
 class OrderLineIn(BaseModel):
@@ -280,7 +285,7 @@ class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     sku: Short
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1_000_000), NUMBER_ONLY] = 1
     price: Amount | None = None
 
 
