@@ -195,6 +195,8 @@ def test_the_range_defaults_to_eight_weeks_and_refuses_reversed_or_huge_ranges()
         period_of(date(2025, 1, 1), date(2026, 12, 1), today)
     with pytest.raises(BadRange):
         period_of(date(1, 1, 2), date(1, 1, 9), today)
+    with pytest.raises(BadRange, match="too early"):  # the default start, 7 weeks before, is no date
+        period_of(None, date(1, 1, 1), today)
 
 
 def test_erasure_blanks_the_customer_and_the_excerpts_but_keeps_the_counts() -> None:

@@ -287,15 +287,17 @@ def period_of(start: date | None, end: date | None, today: date) -> Period:
     """The range asked for: by default the last 8 weeks (this one and the 7 before it) up to today; refused
     when reversed or over a year."""
     end = end or today
-    start = start or monday_of(end) - timedelta(days=7 * (DEFAULT_WEEKS - 1))
-    if start > end:
-        raise BadRange("from is after to")
-    if (end - start).days + 1 > MAX_RANGE_DAYS:
-        raise BadRange(f"the range is over {MAX_RANGE_DAYS} days")
-    period = Period(start, end)
-    try:  # the report compares with the period before: it must be a date too (not before year 1)
+    try:  # the default start, the weeks' Mondays and the period before must be dates too (not before year 1)
+        start = start or monday_of(end) - timedelta(days=7 * (DEFAULT_WEEKS - 1))
+        if start > end:
+            raise BadRange("from is after to")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise BadRange(f"the range is over {MAX_RANGE_DAYS} days")
+        period = Period(start, end)
         period.previous()
+        period.weeks()
     except OverflowError:
+        # to=0001-01-01 alone was a 500 (schemathesis): its default start, 7 weeks earlier, is no date.
         raise BadRange("the range starts too early") from None
     return period
 
