@@ -59,8 +59,9 @@ typecheck: install ## mypy (strict)
 bench: install ## Throughput and latency on the embedded stack, beside the broker's ceiling (BENCH_EVENTS=20000)
 	$(BIN)/python -m feedback_tools.bench
 
-fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; schemathesis (every check) on each service's OpenAPI document (at most 200 per operation); counts per decoder
+fuzz: install ## Fuzz every decoder and the ingest intake (hypothesis), FUZZ_EXAMPLES=2000 per test; schemathesis (every check) on each service's OpenAPI document, in-process and as `schemathesis run` against the running services (at most 200 per operation); counts per decoder
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/unit/fuzz -q $(PYTEST_ARGS)
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/integration/test_schemathesis_cli.py -q $(PYTEST_ARGS)
 
 chaos: install ## Kill every worker, pause broker and database, poison every topic; audit lost=0, duplicated=0 (CHAOS_EVENTS=3000, CHAOS_REPLICAS=2 kills one of two replicas of each stream worker)
 	$(BIN)/python -m feedback_tools.chaos

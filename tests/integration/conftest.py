@@ -33,6 +33,11 @@ T = TypeVar("T")
 API_KEY = "integration-test-key"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` after the rest (a stable sort: the order is otherwise kept)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 def _containers() -> tuple[str, str, Callable[[], None]]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.mongodb import MongoDbContainer
