@@ -126,3 +126,21 @@ def test_train_keeps_the_sentiment_mix_in_every_language() -> None:
         for label, share in (("negative", 0.40), ("neutral", 0.30), ("positive", 0.30)):
             assert abs(labels[label] / total - share) <= 0.05, (lang, label, labels)
 
+
+
+def test_the_unused_candidate_texts_are_well_formed_and_no_evaluation_paraphrase() -> None:
+    """Round sixteen's 77 two-need texts, measured and not added (data/README.md): nothing reads them, but the
+    day something does they must already keep the rules of train.jsonl."""
+    candidates = _items("candidates-round16.jsonl")
+    assert len(candidates) == 77
+    train_ids = {i["id"] for i in _items("train.jsonl")}
+    assert len({i["id"] for i in candidates}) == len(candidates)
+    evaluation = _items("eval.jsonl")
+    for item in candidates:
+        assert REQUIRED_KEYS <= item.keys() <= REQUIRED_KEYS | OPTIONAL_KEYS, item["id"]
+        assert item["id"].startswith("train-") and item["id"] not in train_ids, item["id"]
+        assert item["label"] in LABELS and item["kind"] in KINDS, item["id"]
+        assert set(item["needs"]) <= set(NEEDS) and len(item["needs"]) <= 3, item["id"]
+        for need, sentiment in item.get("need_sentiments", {}).items():
+            assert need in item["needs"] and sentiment in LABELS and sentiment != item["label"], item["id"]
+    assert _close_paraphrases(candidates, evaluation) == []
