@@ -141,8 +141,8 @@ def test_ingest_api_never_answers_5xx(stack: EmbeddedStack) -> None:
     Driven through hypothesis directly: schemathesis' lazy pytest fixture loader does not work with
     pytest 9 yet.
     """
-    schema = schemathesis.openapi.from_url(f"{stack.config.service_url('ingest')}/openapi.json")
     auth = {"Authorization": f"Bearer {stack.config.api_key}"}
+    schema = schemathesis.openapi.from_url(f"{stack.config.service_url('ingest')}/openapi.json", headers=auth)
     tried: dict[str, int] = {}
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -101,3 +101,16 @@ def test_every_service_has_a_body_size_limit(service: str) -> None:
     client = TestClient(app)
     response = client.post("/v1/anything", content=b"x" * (limit + 1), headers={"Authorization": "Bearer k"})
     assert response.status_code == 413 and str(limit) in response.json()["detail"]
+
+
+@pytest.mark.parametrize("service", sorted(APPS))
+def test_the_api_document_and_its_viewer_need_a_principal_too(service: str) -> None:
+    """FastAPI serves /openapi.json, /docs and /redoc to anyone unless told otherwise."""
+    client = TestClient(APPS[service]())
+    for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path).status_code in (401, 404), path
+    assert client.get("/openapi.json").status_code == 401
+    assert client.get("/docs").status_code == 401
+    signed = {"Authorization": "Bearer k"}
+    assert client.get("/openapi.json", headers=signed).json()["paths"]
+    assert "swagger-ui" in client.get("/docs", headers=signed).text

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from feedback_shared.auth import Authenticator, MongoTokenStore, require
+from feedback_shared.auth import Authenticator, MongoTokenStore, current_principal, require
 from feedback_shared.config import KeyedServiceSettings
 
 #: The OpenAPI responses of every route that reads a JSON body, besides its own and the 422 FastAPI documents.
@@ -130,8 +131,32 @@ def add_operational_endpoints(app: FastAPI, registry: CollectorRegistry,
     # Both spellings: the scrape configs name /metrics/ (where the mounted exporter used to redirect).
     for path in ("/metrics", "/metrics/"):
         app.add_api_route(path, metrics, methods=["GET"], include_in_schema=False, dependencies=guard)
-
+    guard_api_documents(app)
     return authenticator
+
+
+#: What FastAPI serves to anyone by default: the OpenAPI document and its two viewers.
+API_DOCUMENT_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def guard_api_documents(app: FastAPI) -> None:
+    """``/openapi.json`` and the Swagger UI at ``/docs`` for a principal, like every other route (the only
+    exceptions are the probes and, where configured, ``/metrics``): the document names every route and
+    field. Tools send the token (``schemathesis run -H 'Authorization: Bearer …'``); in the alerts
+    service, a signed-in session opens ``/docs`` in the browser. ReDoc is not served."""
+    app.router.routes[:] = [route for route in app.router.routes
+                            if getattr(route, "path", None) not in API_DOCUMENT_PATHS]
+    signed_in = [Depends(current_principal)]
+
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title}: API")
+
+    app.add_api_route("/openapi.json", openapi_document, methods=["GET"], include_in_schema=False,
+                      dependencies=signed_in)
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False, dependencies=signed_in)
 
 
 def connect_token_store(app: FastAPI, client: Any, settings: KeyedServiceSettings) -> MongoTokenStore:

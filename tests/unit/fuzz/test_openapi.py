@@ -178,7 +178,8 @@ def test_schemathesis_finds_nothing(service: str, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(f"{service}.main.broker_reachable", lambda _: True)
     build, examples = APPS[service]
     app = build()
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_path(CONFIG))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_path(CONFIG),
+                                            headers=AUTH)
     checks = all_checks()
     requests: dict[str, int] = {}
     failures: dict[str, str] = {}

@@ -262,7 +262,7 @@ def test_signed_webhook_maps_the_native_shape(client: TestClient, publisher: Fak
     [
         ({"secret": "whsec_" + base64.b64encode(b"another-secret-another-secret!!").decode()}, 401, "does not match"),
         ({"age_s": 3600}, 401, "tolerance"),
-        ({"source": "google"}, 404, "no webhook is configured"),
+        ({"source": "google"}, 401, "no webhook is configured"),
     ],
 )
 def test_webhook_refuses_bad_signatures_replays_and_unknown_sources(

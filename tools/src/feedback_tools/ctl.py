@@ -168,8 +168,8 @@ The pipeline is running (Ctrl-C stops everything). Every route needs a token:
   development key  {config.api_key}  (also admin; refused outside development)
   more tokens      .venv/bin/feedbackctl tokens create --role csm --csm-id csm-demo
 
-  Ingest API docs     {u('ingest')}/docs
-  Scoring API docs    {u('sentiment')}/docs
+  Ingest API          {u('ingest')}/openapi.json  (OpenAPI; /docs too: both need the token, as every route)
+  Scoring API         {u('sentiment')}/openapi.json
   CSM inbox           {u('alerts')}/  (sign in with a token)
   Alerts API          {u('alerts')}/v1/alerts
   Loyalty points      {u('loyalty')}/v1/customers/cust-boris/points

@@ -204,7 +204,7 @@ def post_batch(body: BatchIn, service: ServiceDep, settings: SettingsDep, respon
 
 
 @webhook_router.post("/webhooks/{source}", response_model=BatchResult, tags=["ingest"], responses={
-    401: {"description": "Missing, wrong or stale signature."}, 404: {"description": "No webhook for this source."},
+    401: {"description": "Missing, wrong or stale signature, or no webhook secret for this source."},
 })
 async def post_webhook(
     source: Annotated[Slug, Path()], request: Request, service: ServiceDep,
@@ -214,7 +214,10 @@ async def post_webhook(
     source's secret (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)."""
     secret = settings.webhook_secrets.get(source)
     if secret is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no webhook is configured for source {source!r}")
+        # 401 like every other call it cannot authenticate: without a secret no signature can be right.
+        service.metrics.rejected.labels(reason="unauthorized").inc()
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            detail=f"webhook signature: no webhook is configured for source {source!r}")
     body = await request.body()
     try:
         verify(secret.get_secret_value(), request.headers, body, tolerance_s=settings.webhook_tolerance_s)
