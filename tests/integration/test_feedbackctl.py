@@ -83,7 +83,7 @@ def test_up_serves_the_pipeline_and_ctrl_c_stops_every_process(tmp_path: Path) -
         reader.join(timeout=10)
     output = "".join(lines)
     assert proc.returncode == 0, output
-    assert "Ingest API docs" in output and "CSM inbox" in output and "Stopped." in output
+    assert "Ingest API" in output and "/openapi.json" in output and "CSM inbox" in output and "Stopped." in output
     time.sleep(0.5)
     assert [pid for pid in children if alive(pid)] == []
 
