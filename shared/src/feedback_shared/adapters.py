@@ -63,8 +63,9 @@ def _first(item: Mapping[str, Any], field: str) -> Any:
 def _number_from_text(value: Any) -> Any:
     """A CSV cell, a feed or a source's JSON may write a score as text ("5"); the request models take a
     JSON number only. Anything else is left for validation to refuse with the field named."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 10:
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and text.isascii() and text.isdigit() and len(text) < 10:
+        return int(text)
     return value
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 #: Namespace for ids derived from other ids (uuid5), so a retried derivation gives the same id.
 DERIVED_ID_NAMESPACE = uuid.UUID("6f1c3f0e-3b5e-4a51-9c8e-2f0a6d1d9b11")
@@ -78,6 +78,10 @@ def _a_number(value: object) -> object:
 #: the field's constraints (``Annotated[int, Field(ge=1), NUMBER_ONLY]``): placed before them, pydantic writes
 #: them into the document as "ge"/"le", which JSON Schema does not know, instead of minimum/maximum.
 NUMBER_ONLY = BeforeValidator(_a_number)
+
+#: A yes/no in a request: JSON true or false only. pydantic's lax mode reads 0, 1, "yes" or "off" as a flag,
+#: where the document says boolean (schemathesis found is_public: 0 and override: 0 taken).
+Flag = Annotated[bool, Strict()]
 
 #: An e-mail address in a request: checked by the pattern its document shows, and by nothing else
 #: (pydantic's EmailStr also refuses addresses the document calls valid, e.g. at reserved domains).

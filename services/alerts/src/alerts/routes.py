@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import apprise
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from alerts.domain import OPEN_STATUSES, Case
 from alerts.inbox import visible_csms
@@ -19,7 +19,7 @@ from alerts.service import AlertService
 from alerts.stores import AlertsStore
 from alerts.timeline import satisfaction_index
 from feedback_shared.auth import AUTH_RESPONSES, Principal, current_principal, require
-from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, Need, utcnow
+from feedback_shared.events import AlertStatus, CustomerProfileUpdated, Email, Flag, Need, utcnow
 from feedback_shared.http import BODY_RESPONSES
 from feedback_shared.outbound import OutboundPolicy, OutboundRefused, check_notify_url
 
@@ -82,7 +82,7 @@ CONSENT_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 #: a key with a NUL, a "." or a leading "$" (schemathesis found a 500). Written out for the document, as
 #: pydantic would state the key pattern as patternProperties, which let any other key through.
 Consents = Annotated[
-    dict[Annotated[str, Field(pattern=CONSENT_NAME)], Annotated[bool, Strict()]],
+    dict[Annotated[str, Field(pattern=CONSENT_NAME)], Flag],
     Field(max_length=16),
     WithJsonSchema({"type": "object", "maxProperties": 16, "propertyNames": {"pattern": CONSENT_NAME},
                     "additionalProperties": {"type": "boolean"}}),
@@ -169,9 +169,8 @@ class ReplyIn(BaseModel):
 
     text: Annotated[str, Field(min_length=1, max_length=5000)]
     channel: ReplyChannel = "email"
-    # true or false only: pydantic would read 0 and 1 as flags (schemathesis found override: 0 taken).
-    send: Annotated[bool, Strict()] = False
-    override: Annotated[bool, Strict()] = False
+    send: Flag = False
+    override: Flag = False
 
 
 @router.post("/v1/alerts/{alert_id}/replies", responses={

@@ -16,7 +16,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    Strict,
     WithJsonSchema,
     model_validator,
 )
@@ -26,6 +25,7 @@ from feedback_shared.events import (
     NUMBER_ONLY,
     TOUCH_POINTS,
     Email,
+    Flag,
     JourneyStage,
     KnownTouchPoint,
     Slug,
@@ -116,9 +116,6 @@ TouchPointIn = Annotated[
                     "description": "One of " + ", ".join(TOUCH_POINTS) + "; any other value is kept as "
                     "'other' (spelling is forgiven: 'Price tags' is price_tags)."}),
 ]
-#: JSON true or false only: pydantic's lax mode reads 0, 1, "yes" or "off" as a flag, where the document says
-#: boolean (schemathesis found is_public: 0 taken).
-Flag = Annotated[bool, Strict()]
 NpsScore = Annotated[int, Field(ge=0, le=10, description="Net Promoter answer: 0-10."), NUMBER_ONLY]
 CsatScore = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction: 1-5."), NUMBER_ONLY]
 ExpectedFeeling = Annotated[int, Field(ge=1, le=5, description="SUR-3: the feeling the customer expected (desired) "
