@@ -24,6 +24,10 @@ $(STAMP):
 	$(BIN)/python -m pip install --quiet $(addprefix -e ,$(COMPONENTS)) -e ".[dev]"
 	@# Only the scoring heads are used; its declared dependencies (torch, sentence-transformers) are not.
 	$(BIN)/python -m pip install --quiet --no-deps "sentimentai-py==2.0.0"
+	@# Offline only: fitting the encoder's adaptation (python -m sentiment_training.adapt) and its tests. The
+	@# CPU build (no CUDA libraries), from a local wheel directory (PIP_FIND_LINKS) or else PyTorch's CPU index.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
+	  || $(BIN)/python -m pip install --quiet "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.org/whl/cpu
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

