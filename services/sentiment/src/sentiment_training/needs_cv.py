@@ -13,6 +13,10 @@ folds' language means taken from every embedding first (``train.NEEDS_KNN_CENTRE
 (``train.attention_needs_oof``, 15 fits of about a minute), in place of the embedding's logistic regression,
 with the centred neighbours; ``--seed-offset`` draws other folds (round thirteen checked round twelve's
 choice on offsets 10 to 12).
+
+Since round nineteen the texts are embedded by the packaged adapted encoder, which was fitted on all of train: its
+out-of-fold figures are flattered (the encoder has seen every held-out fold) and compare head variants only with
+that caveat; ``python -m sentiment_training.adapt --cv`` fits an adapter per fold.
 """
 
 from __future__ import annotations
