@@ -110,12 +110,14 @@ def test_the_heads_were_trained_on_the_packaged_adapter_and_the_model_version_na
 
 
 def test_heads_of_another_adapter_are_refused_at_start() -> None:
+    from sentiment.heads import load_needs_head, load_sentiment_head
     from sentiment.model import check_heads_match_encoder
 
     packaged = load_adapter(ADAPTER_FILE)
-    check_heads_match_encoder(E5Encoder(threads=1))  # the packaged pair starts
+    heads = [load_sentiment_head(), load_needs_head()]
+    check_heads_match_encoder(E5Encoder(threads=1), heads)  # the packaged pair starts
     other = EncoderAdapter(version="lora-other", scale=packaged.scale, factors=packaged.factors)
     with pytest.raises(RuntimeError, match="trained on encoder adapter 'lora19'.*runs 'lora-other'"):
-        check_heads_match_encoder(E5Encoder(threads=1, adapter=other))
+        check_heads_match_encoder(E5Encoder(threads=1, adapter=other), heads)
     with pytest.raises(RuntimeError, match="runs None"):
-        check_heads_match_encoder(E5Encoder(threads=1, adapter=None))
+        check_heads_match_encoder(E5Encoder(threads=1, adapter=None), heads)

@@ -84,7 +84,7 @@ class EncoderAdapter:
         if name not in self.factors:
             return None
         a, b = self.factors[name]
-        return np.asarray(self.scale * (b.astype(np.float32) @ a.astype(np.float32)), dtype=np.float32)
+        return np.asarray(np.float32(self.scale) * (b @ a), dtype=np.float32)
 
     def save(self, path: Path) -> None:
         arrays: dict[str, Any] = {"version": np.array(self.version), "scale": np.array(self.scale)}

