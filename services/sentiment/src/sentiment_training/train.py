@@ -26,6 +26,13 @@ Steps:
    with calibration and thresholds cross-fitted, are its estimate.)
 5. Refit the chosen models on all of train.jsonl and write ``sentiment_head.json`` and ``needs_head.json``.
 
+The encoder's adaptation (``sentiment_training.adapt``) is fitted on all of train.jsonl, so the out-of-fold
+scores of steps 2 and 3 on its embeddings are of texts it has seen: the choices made on them suit a separation
+that new text lacks. ``--cross-fitted`` (``make train-heads``) reads the encoder-dependent views of those steps
+from ``sentiment_training.crossfit`` instead, where each fold was scored by an encoder adapted on the other folds
+only (the first ``crossfit.CROSS_FIT_REPEATS`` repeats); the final heads are still fitted on the shipped
+adapter's embeddings of all of train.jsonl, the space they run in.
+
 Deterministic: fixed fold seeds, deterministic solvers, single-threaded BLAS while fitting.
 """
 
@@ -40,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +73,9 @@ from sentiment.heads import (
 from sentiment.lexical import LEXICAL_DIM, NGRAM_SIZES, ngram_counts, weighted
 from sentiment.scoring import LABELS, combine_probabilities
 from sentiment_training.evaluate import accuracy, default_data_file, f1_from_counts, macro_f1, read_items
+
+if TYPE_CHECKING:
+    from sentiment_training.crossfit import CrossFittedViews
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -250,27 +260,43 @@ def lexical_sentiment_oof(data: TrainingSet, subset: IntArray, splits: Splits) -
     return oof
 
 
-def select_sentiment(data: TrainingSet, subset: IntArray, splits: Splits) -> SentimentChoice:
+def sentiment_lr_oof(data: TrainingSet, subset: IntArray, splits: Splits, c: float) -> list[FloatArray]:
+    x, y = data.embeddings[subset], data.labels[subset]
+    oof = []
+    for repeat in splits:
+        p = np.zeros((len(subset), len(LABELS)))
+        for tr, te in repeat:
+            p[te] = fit_sentiment_lr(x[tr], y[tr], c).predict_proba(x[te])
+        oof.append(p)
+    return oof
+
+
+def select_sentiment(data: TrainingSet, subset: IntArray, splits: Splits,
+                     cross_fitted: CrossFittedViews | None = None) -> SentimentChoice:
     """Pick C, mixture weights and neutral bias by mean out-of-fold accuracy over the repeats.
 
     ``splits`` index into ``subset``. Ties go to the higher macro-F1, then the better worst language,
-    then the smaller bias and the smaller C (the simpler setting).
+    then the smaller bias and the smaller C (the simpler setting). With ``cross_fitted`` (``subset`` all of
+    train, ``splits`` its repeats), the embedding's logistic regression and the packaged heads are read from
+    encoders adapted without the fold scored instead of the shipped adapter's embeddings.
     """
-    x, y = data.embeddings[subset], data.labels[subset]
+    y = data.labels[subset]
     languages = data.languages[subset]
-    packaged = [data.packaged[key][subset] for key in PACKAGED_HEADS]
+    if cross_fitted is None:
+        packaged = [[data.packaged[key][subset] for key in PACKAGED_HEADS]] * len(splits)
+    else:
+        if len(subset) != len(data.items) or len(splits) != cross_fitted.repeats:
+            raise ValueError("cross-fitted views cover all of train on their own repeats only")
+        packaged = [[cross_fitted.packaged[key][r] for key in PACKAGED_HEADS] for r in range(len(splits))]
     lexical = lexical_sentiment_oof(data, subset, splits)
     weights_grid = weight_grid(2 + len(PACKAGED_HEADS), WEIGHT_STEP)
     best: tuple[tuple[float, ...], SentimentChoice] | None = None
     for c in SENTIMENT_C_GRID:
-        oof = []
-        for repeat in splits:
-            p = np.zeros((len(subset), len(LABELS)))
-            for tr, te in repeat:
-                p[te] = fit_sentiment_lr(x[tr], y[tr], c).predict_proba(x[te])
-            oof.append(p)
+        oof = (sentiment_lr_oof(data, subset, splits, c) if cross_fitted is None
+               else cross_fitted.sentiment_lr[c])
         for weights in weights_grid:
-            mixed = [combine_probabilities([p, *packaged, lex], weights) for p, lex in zip(oof, lexical, strict=True)]
+            mixed = [combine_probabilities([p, *heads, lex], weights)
+                     for p, heads, lex in zip(oof, packaged, lexical, strict=True)]
             for bias in NEUTRAL_BIAS_GRID:
                 predictions = [(m * np.exp([0.0, bias, 0.0])).argmax(axis=1) for m in mixed]
                 acc = float(np.mean([np.mean(pred == y) for pred in predictions]))
@@ -605,11 +631,14 @@ def choose_per_need_thresholds(oof: list[FloatArray], truth: BoolArray) -> Thres
     return ThresholdChoice(thresholds, chosen_top, best, shared, shared_score, per_need_score)
 
 
-def calibrate_needs(data: TrainingSet, splits: Splits, oof: list[FloatArray]) -> NeedsCalibration:
+def calibrate_needs(data: TrainingSet, splits: Splits, oof: list[FloatArray],
+                    knn_oof: list[FloatArray] | None = None) -> NeedsCalibration:
     """Calibration and per-need thresholds from the first view's out-of-fold logits ``oof`` on train and
-    the other two views' on the same folds."""
+    the other two views' on the same folds (the nearest-neighbour view's given as ``knn_oof`` when
+    cross-fitted)."""
     lexical_oof = lexical_needs_oof(data, splits)
-    knn_oof = knn_needs_oof(data, splits)
+    if knn_oof is None:
+        knn_oof = knn_needs_oof(data, splits)
     scale, lexical_scale, knn_scale, offset = fit_calibration(oof, lexical_oof, knn_oof, data.needs)
     chosen = choose_per_need_thresholds(
         [calibrated(z, zl, zk, scale, lexical_scale, knn_scale, offset)
@@ -711,7 +740,8 @@ def write_json(path: Path, document: dict[str, Any], parse: Callable[[dict[str, 
 
 def sentiment_document(train_file: Path, data: TrainingSet, choice: SentimentChoice, nested: dict[str, Any] | None,
                        baselines: dict[str, float], final: Any, final_lexical: Any,
-                       embedding_doc: dict[str, Any]) -> dict[str, Any]:
+                       embedding_doc: dict[str, Any], cross_fitted_doc: dict[str, Any] | None = None,
+                       repeats: int = REPEATS) -> dict[str, Any]:
     return {
         "version": SENTIMENT_HEAD_VERSION,
         "type": "multinomial-logistic",
@@ -732,9 +762,10 @@ def sentiment_document(train_file: Path, data: TrainingSet, choice: SentimentCho
                     "intercept": rounded(final_lexical.intercept_), "C": LEXICAL_C},
         "hyperparameters": {"C": choice.c, "penalty": "l2", "solver": "lbfgs"},
         "selection": {
-            "procedure": f"stratified (language x label) {FOLDS}-fold CV x {REPEATS} repeats on train.jsonl; "
+            "procedure": f"stratified (language x label) {FOLDS}-fold CV x {repeats} repeats on train.jsonl; "
                          "grid over C, mixture weights (step 0.1) and neutral log-bias; best mean OOF accuracy",
             "seed": SEED,
+            "cross_fitted": cross_fitted_doc,
             "grids": {"C": list(SENTIMENT_C_GRID), "weight_step": WEIGHT_STEP,
                       "neutral_log_bias": list(NEUTRAL_BIAS_GRID)},
             "cv_accuracy": round(choice.cv_accuracy, 4),
@@ -753,9 +784,10 @@ def sentiment_document(train_file: Path, data: TrainingSet, choice: SentimentCho
 
 
 def sentiment_selection(data: TrainingSet, strata: Sequence[str], everything: IntArray, splits: Splits, *,
-                        skip_nested: bool) -> tuple[SentimentChoice, dict[str, Any] | None]:
+                        skip_nested: bool, cross_fitted: CrossFittedViews | None = None
+                        ) -> tuple[SentimentChoice, dict[str, Any] | None]:
     """The sentiment head's selection by CV (and its nested-CV estimate unless skipped), printed."""
-    choice = select_sentiment(data, everything, splits)
+    choice = select_sentiment(data, everything, splits, cross_fitted)
     print(f"  chosen: C={choice.c} weights(trained, {', '.join('-'.join(k) for k in PACKAGED_HEADS)}, lexical)="
           f"{choice.weights} neutral_log_bias={choice.neutral_log_bias}")
     print(f"  CV accuracy {choice.cv_accuracy:.4f}, macro-F1 {choice.cv_macro_f1:.4f}, per language "
@@ -769,6 +801,22 @@ def sentiment_selection(data: TrainingSet, strata: Sequence[str], everything: In
     return choice, nested
 
 
+def read_cross_fitted(path: Path, data: TrainingSet) -> tuple[CrossFittedViews, dict[str, Any]]:
+    """The cross-fitted views of ``path``, refused unless they are of this training data and of the shipped
+    adapter's settings; and their record for the head files."""
+    from sentiment_training.crossfit import adapter_settings, load_cross_fitted
+
+    views = load_cross_fitted(path)
+    if views.train_sha256 != data.sha256:
+        raise SystemExit(f"{path} is of another train.jsonl: re-run python -m sentiment_training.crossfit")
+    if views.adapter_settings != adapter_settings() or load_adapter().version != views.adapter_settings["version"]:
+        raise SystemExit(f"{path} was fitted with other adapter settings than the shipped adapter's")
+    return views, {"file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "repeats": views.repeats,
+                   "adapter_settings": views.adapter_settings,
+                   "views": "embedding logistic regression, packaged heads, attention, nearest neighbours: each "
+                            "fold scored by an encoder adapted on the other folds only"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
@@ -779,6 +827,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-nested", action="store_true", help="skip the sentiment head's nested-CV estimate (faster)")
     parser.add_argument("--needs-only", action="store_true",
                         help="train and write the needs head only (the sentiment head file is left as it is)")
+    parser.add_argument("--cross-fitted", type=Path, metavar="NPZ",
+                        help="choose on the out-of-fold views of encoders adapted without the fold scored "
+                             "(python -m sentiment_training.crossfit) instead of the shipped adapter's")
     args = parser.parse_args(argv)
     if args.train_file.name != "train.jsonl":
         raise SystemExit("refusing to train on anything but train.jsonl (eval.jsonl is held out)")
@@ -787,6 +838,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_training_set(args.train_file)
     strata = [f"{item['lang']}/{item['label']}" for item in data.items]
     splits = stratified_splits(strata, folds=FOLDS, repeats=REPEATS, seed=SEED)
+    cross_fitted, cross_fitted_doc = None, None
+    if args.cross_fitted is not None:
+        cross_fitted, cross_fitted_doc = read_cross_fitted(args.cross_fitted, data)
+        splits = splits[:cross_fitted.repeats]
+        print(f"  choosing on cross-fitted views ({args.cross_fitted}: {cross_fitted.repeats} of the {REPEATS} "
+              "repeats, an adapter per fold)")
     everything = np.arange(len(data.items), dtype=np.int64)
     y = list(data.labels)
 
@@ -803,11 +860,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             choice, nested = None, None
         else:
             print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
-            choice, nested = sentiment_selection(data, strata, everything, splits, skip_nested=args.skip_nested)
+            choice, nested = sentiment_selection(data, strata, everything, splits, skip_nested=args.skip_nested,
+                                                 cross_fitted=cross_fitted)
         print(f"Needs: attention pooling over the token states (L2 {NEEDS_ATTENTION_L2_VALUE:g} on the values, "
               f"{NEEDS_ATTENTION_L2_QUERY:g} on the queries, {NEEDS_ATTENTION_ITERATIONS} L-BFGS iterations), "
-              f"out-of-fold on the same CV folds ({FOLDS * REPEATS} fits) ", end="", flush=True)
-        attention_oof = attention_needs_oof(data, splits)
+              f"out-of-fold on the same CV folds ({FOLDS * len(splits)} fits) ", end="", flush=True)
+        attention_oof = attention_needs_oof(data, splits) if cross_fitted is None else cross_fitted.attention
+        if cross_fitted is not None:
+            print("(cross-fitted)")
         truth = data.needs.astype(bool)
         attention_score, attention_top, attention_threshold = best_thresholds(
             [sigmoid(z) for z in attention_oof], truth, NEEDS_THRESHOLD_GRID)
@@ -820,7 +880,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if proto_score >= attention_score:
             raise SystemExit("the prototype approach won the CV: the runtime supports the attention needs head "
                              "only, so extend sentiment.heads before shipping this")
-        calibration = calibrate_needs(data, splits, attention_oof)
+        calibration = calibrate_needs(data, splits, attention_oof,
+                                      None if cross_fitted is None else cross_fitted.knn)
         print(f"  calibrated (Platt per need); one shared threshold {calibration.shared_threshold}: CV micro-F1 "
               f"{calibration.shared_cv_micro_f1:.4f}; per-need thresholds: CV micro-F1 {calibration.per_need_cv_micro_f1:.4f}; "
               f"with the top need's threshold {calibration.top_threshold}: CV micro-F1 {calibration.cv_micro_f1:.4f}")
@@ -839,7 +900,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             final_lexical = fit_lexical_sentiment(data.lexical, data.labels)
         write_json(args.out_dir / SENTIMENT_HEAD_FILE,
                    sentiment_document(args.train_file, data, choice, nested, baselines, final, final_lexical,
-                                      embedding_doc), parse_sentiment_head)
+                                      embedding_doc, cross_fitted_doc, len(splits)), parse_sentiment_head)
     final_neighbours = needs_neighbours(data.embeddings, data.needs, data.languages)
     needs_doc = {
         "version": NEEDS_HEAD_VERSION,
@@ -884,6 +945,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "shared_cv_micro_f1": round(calibration.shared_cv_micro_f1, 4),
                                     "passes_at_most": THRESHOLD_PASSES},
             "seed": SEED,
+            "repeats": len(splits),
+            "cross_fitted": cross_fitted_doc,
             "attention_alone": {"cv_micro_f1": round(attention_score, 4), "top_threshold": attention_top,
                                 "threshold": attention_threshold},
             "train_prototypes": {"cv_micro_f1": round(proto_score, 4), "min_z": proto_min_z},
