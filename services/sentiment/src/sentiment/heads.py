@@ -28,8 +28,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Bump these when a retrained head changes its parameters: the model version (and so the ids of
 #: scored events) is derived from them, and a head file whose version differs is refused at load.
-SENTIMENT_HEAD_VERSION = "sentiment-lr12"
-NEEDS_HEAD_VERSION = "needs-attn19-knnc"
+SENTIMENT_HEAD_VERSION = "sentiment-lr13"
+NEEDS_HEAD_VERSION = "needs-attn20-knnc"
 
 SENTIMENT_HEAD_FILE = "sentiment_head.json"
 NEEDS_HEAD_FILE = "needs_head.json"

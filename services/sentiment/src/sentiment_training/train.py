@@ -859,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  --needs-only: the sentiment head is not retrained")
             choice, nested = None, None
         else:
-            print(f"Sentiment: {FOLDS}-fold CV x {REPEATS} repeats over C, mixture weights and neutral bias ...")
+            print(f"Sentiment: {FOLDS}-fold CV x {len(splits)} repeats over C, mixture weights and neutral bias ...")
             choice, nested = sentiment_selection(data, strata, everything, splits, skip_nested=args.skip_nested,
                                                  cross_fitted=cross_fitted)
         print(f"Needs: attention pooling over the token states (L2 {NEEDS_ATTENTION_L2_VALUE:g} on the values, "
