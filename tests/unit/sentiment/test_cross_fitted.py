@@ -70,6 +70,10 @@ def test_cross_fitted_views_survive_the_file(tmp_path: Path) -> None:
         np.testing.assert_array_equal(loaded.packaged[key][1], views.packaged[key][1])
     np.testing.assert_array_equal(loaded.attention[0], views.attention[0])
     np.testing.assert_array_equal(loaded.knn[1], views.knn[1])
+    assert loaded.sha256() == views.sha256()
+    changed = [a.copy() for a in views.knn]
+    changed[1][0, 0] += 1e-9
+    assert crossfit.CrossFittedViews(**{**views.__dict__, "knn": changed}).sha256() != views.sha256()
 
 
 def test_views_of_other_training_data_or_adapter_settings_are_refused(tmp_path: Path) -> None:
@@ -87,7 +91,7 @@ def test_views_of_other_training_data_or_adapter_settings_are_refused(tmp_path: 
         T.read_cross_fitted(tmp_path / "other-settings.npz", data)
     views.save(tmp_path / "good.npz")
     _, record = T.read_cross_fitted(tmp_path / "good.npz", data)
-    assert record["repeats"] == 1 and len(record["file_sha256"]) == 64
+    assert record["repeats"] == 1 and record["views_sha256"] == views.sha256()
 
 
 def test_the_sentiment_mixture_is_chosen_on_the_cross_fitted_views(monkeypatch: pytest.MonkeyPatch) -> None:

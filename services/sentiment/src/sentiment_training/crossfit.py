@@ -55,6 +55,16 @@ class CrossFittedViews:
     attention: list[T.FloatArray]  # per repeat (n, 16) logits
     knn: list[T.FloatArray]  # per repeat (n, 16) logits
 
+    def sha256(self) -> str:
+        """A digest of the views' contents (a saved file's bytes carry the time it was written)."""
+        digest = hashlib.sha256(json.dumps([self.train_sha256, self.adapter_settings, self.repeats],
+                                           sort_keys=True).encode())
+        arrays = [*(a for c in sorted(self.sentiment_lr) for a in self.sentiment_lr[c]),
+                  *(a for key in sorted(self.packaged) for a in self.packaged[key]), *self.attention, *self.knn]
+        for array in arrays:
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
     def save(self, path: Path) -> None:
         arrays: dict[str, Any] = {"meta": np.array(json.dumps({
             "train_sha256": self.train_sha256, "adapter_settings": self.adapter_settings, "repeats": self.repeats}))}
