@@ -51,22 +51,6 @@ def group_splits(data: T.TrainingSet, strata: Sequence[str], cosine: float = GRO
     ]
 
 
-def stack(views: list[T.FloatArray], needs: T.IntArray) -> list[tuple[T.FloatArray, float]]:
-    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
-
-    models = []
-    for j in range(needs.shape[1]):
-        model = LogisticRegression(C=T.CALIBRATION_C, max_iter=10_000).fit(
-            np.column_stack([v[:, j] for v in views]), needs[:, j])
-        models.append((model.coef_[0], float(model.intercept_[0])))
-    return models
-
-
-def apply(views: list[T.FloatArray], models: list[tuple[T.FloatArray, float]]) -> T.FloatArray:
-    return np.column_stack([T.sigmoid(np.column_stack([v[:, j] for v in views]) @ c + b)
-                            for j, (c, b) in enumerate(models)])
-
-
 def cross_fitted_micro_f1(views_per_repeat: list[list[T.FloatArray]], needs: T.IntArray, splits: T.Splits) -> list[float]:
     truth = needs.astype(bool)
     scores = []
@@ -74,9 +58,10 @@ def cross_fitted_micro_f1(views_per_repeat: list[list[T.FloatArray]], needs: T.I
         predicted = np.zeros(truth.shape, dtype=bool)
         for _, held in repeat:
             rest = np.setdiff1d(np.arange(len(needs)), held)
-            models = stack([v[rest] for v in views], needs[rest])
-            choice = T.choose_per_need_thresholds([apply([v[rest] for v in views], models)], truth[rest])
-            p = apply([v[held] for v in views], models)
+            weights, offset = T.stack_views([v[rest] for v in views], needs[rest])
+            choice = T.choose_per_need_thresholds([T.apply_stacked([v[rest] for v in views], weights, offset)],
+                                                  truth[rest])
+            p = T.apply_stacked([v[held] for v in views], weights, offset)
             predicted[held] = needs_mask(p, choice.thresholds, top_threshold=choice.top_threshold, max_needs=T.MAX_NEEDS)
         scores.append(T.micro_f1_matrix(truth, predicted))
     return scores

@@ -418,19 +418,28 @@ def fit_calibration(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Platt scaling per need, stacked over the three views: p = sigmoid(scale * z + lexical_scale * z_lex +
     knn_scale * z_knn + offset), fitted on the out-of-fold logits of every repeat (z: the first view's)."""
+    weights, offset = stack_views([np.concatenate(oof) for oof in (first_oof, lexical_oof, knn_oof)],
+                                  np.concatenate([needs] * len(first_oof)))
+    return weights[:, 0].copy(), weights[:, 1].copy(), weights[:, 2].copy(), offset
+
+
+def stack_views(views: Sequence[FloatArray], needs: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Per need, a logistic regression on that need's logit from each view (Platt scaling, stacked): the
+    weights (needs, views) and the offsets (needs,)."""
     from sklearn.linear_model import LogisticRegression
 
-    z = np.concatenate(first_oof)
-    z_lex = np.concatenate(lexical_oof)
-    z_knn = np.concatenate(knn_oof)
-    y = np.concatenate([needs] * len(first_oof))
     n = needs.shape[1]
-    scale, lexical_scale, knn_scale, offset = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    weights, offset = np.zeros((n, len(views))), np.zeros(n)
     for j in range(n):
         model = LogisticRegression(C=CALIBRATION_C, max_iter=10_000).fit(
-            np.column_stack([z[:, j], z_lex[:, j], z_knn[:, j]]), y[:, j])
-        (scale[j], lexical_scale[j], knn_scale[j]), offset[j] = model.coef_[0], model.intercept_[0]
-    return scale, lexical_scale, knn_scale, offset
+            np.column_stack([v[:, j] for v in views]), needs[:, j])
+        weights[j], offset[j] = model.coef_[0], model.intercept_[0]
+    return weights, offset
+
+
+def apply_stacked(views: Sequence[FloatArray], weights: FloatArray, offset: FloatArray) -> FloatArray:
+    """The calibrated probabilities (rows, needs) of ``stack_views``' fit."""
+    return sigmoid(sum((v * weights[:, i] for i, v in enumerate(views)), np.zeros_like(views[0])) + offset)
 
 
 def calibrated(z: FloatArray, z_lex: FloatArray, z_knn: FloatArray, scale: FloatArray, lexical_scale: FloatArray,
