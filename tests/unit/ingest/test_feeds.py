@@ -73,3 +73,38 @@ def test_rss_reviews_and_repeats_are_duplicates() -> None:
     assert isinstance(event, FeedbackReceived)
     assert event.kind == "review" and event.external_id == "r-1"
     assert event.text == "Great shop\nFast delivery, thank you!"
+
+
+def test_a_feed_body_over_its_bound_is_refused_and_not_parsed() -> None:
+    publisher, seen = FakePublisher(), []
+    feed = FeedSettings(url="https://reviews.example/rss", source="trustpilot", kind="review", max_bytes=2048)
+    padded = RSS.replace("<title>Reviews</title>", "<title>Reviews</title><!--" + "x" * 4096 + "-->")
+    poller = poller_for({feed.url: padded}, publisher, seen)
+
+    result = asyncio.run(poller.poll_once(feed))
+
+    assert (result.entries, result.accepted) == (0, 0)
+    assert result.errors == ["feed body over 2048 bytes (max_bytes): not read"]
+    assert publisher.sent == []
+    # No validators were kept from the refused answer: the next poll asks for the whole feed again.
+    asyncio.run(poller.poll_once(feed))
+    assert "if-none-match" not in seen[-1].headers
+    # The same feed within the bound is read.
+    roomy = FeedSettings(url=feed.url, source="trustpilot", kind="review", max_bytes=1_000_000)
+    assert asyncio.run(poller.poll_once(roomy)).accepted == 1
+
+
+def test_a_failure_while_the_body_is_read_is_a_fetch_failure() -> None:
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            yield b"<?xml version='1.0'?><rss"
+            raise httpx.ReadError("connection reset")
+
+    publisher = FakePublisher()
+    service = IngestService(FakeRepo(), publisher, IngestMetrics.create(CollectorRegistry()))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, stream=Broken())))
+    feed = FeedSettings(url="https://reviews.example/rss", kind="review")
+
+    result = asyncio.run(FeedPoller([feed], service, client).poll_once(feed))
+
+    assert result.errors == ["fetch failed: ReadError"] and result.entries == 0 and publisher.sent == []

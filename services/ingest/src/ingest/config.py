@@ -23,6 +23,8 @@ class FeedSettings(BaseModel):
     kind: Literal["mention", "review"] = "mention"
     interval_s: Annotated[float, Field(ge=5)] = 300.0
     is_public: bool = True
+    #: The largest feed body read (a feed is a third party's input); a larger one is refused, not parsed.
+    max_bytes: Annotated[int, Field(ge=1024, le=100_000_000)] = 10_000_000
 
 
 class Settings(PseudonymSettings):

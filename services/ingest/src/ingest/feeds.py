@@ -75,6 +75,17 @@ def _strip_html(text: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", text)).strip()
 
 
+async def read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    chunks, read = [], 0
+    async for chunk in response.aiter_bytes():
+        read += len(chunk)
+        if read > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class FeedPoller:
     def __init__(self, feeds: list[FeedSettings], service: IngestService, client: httpx.AsyncClient) -> None:
         self.feeds = feeds
@@ -87,20 +98,26 @@ class FeedPoller:
         result = PollResult()
         headers = self._validators.get(feed.url, {})
         try:
-            resp = await self.client.get(feed.url, headers=headers, follow_redirects=True, timeout=30)
+            async with self.client.stream("GET", feed.url, headers=headers, follow_redirects=True,
+                                          timeout=30) as resp:
+                if resp.status_code == 304:
+                    return result
+                if resp.status_code != 200:
+                    result.errors.append(f"fetch answered {resp.status_code}")
+                    return result
+                content = await read_at_most(resp, feed.max_bytes)
         except httpx.HTTPError as exc:
             result.errors.append(f"fetch failed: {type(exc).__name__}")
             return result
-        if resp.status_code == 304:
-            return result
-        if resp.status_code != 200:
-            result.errors.append(f"fetch answered {resp.status_code}")
+        if content is None:
+            # Not parsed, and no validators kept: the next poll fetches it again, and says so again.
+            result.errors.append(f"feed body over {feed.max_bytes} bytes (max_bytes): not read")
             return result
         self._validators[feed.url] = {
             k: v for k, v in (("If-None-Match", resp.headers.get("etag")),
                               ("If-Modified-Since", resp.headers.get("last-modified"))) if v
         }
-        parsed = feedparser.parse(resp.content)
+        parsed = feedparser.parse(content)
         model: type[ReviewIn] | type[MentionIn] = ReviewIn if feed.kind == "review" else MentionIn
         submissions = []
         for entry in parsed.entries:
