@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from feedback_shared.events import FeedbackReceived
 from ingest.config import FeedSettings
-from ingest.feeds import FeedPoller
+from ingest.feeds import FeedParser, FeedPoller
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 from tests.unit.ingest.fakes import FakePublisher, FakeRepo
@@ -108,3 +108,33 @@ def test_a_failure_while_the_body_is_read_is_a_fetch_failure() -> None:
     result = asyncio.run(FeedPoller([feed], service, client).poll_once(feed))
 
     assert result.errors == ["fetch failed: ReadError"] and result.entries == 0 and publisher.sent == []
+
+
+def test_a_feed_that_parses_too_slowly_is_reported_and_the_next_one_parses() -> None:
+    # feedparser's author e-mail pattern takes the square of an author name's length: 70,000 characters
+    # take about 17 s. The parse runs in a process of its own that is killed at the time limit.
+    publisher, seen = FakePublisher(), []
+    slow = RSS.replace("<guid>r-1</guid>", "<guid>r-1</guid><author>" + "x" * 70_000 + "</author>")
+    feed = FeedSettings(url="https://reviews.example/rss", source="trustpilot", kind="review", parse_timeout_s=1)
+    poller = poller_for({feed.url: slow}, publisher, seen)
+    try:
+        result = asyncio.run(poller.poll_once(feed))
+
+        assert (result.entries, result.accepted) == (0, 0) and publisher.sent == []
+        assert result.errors == ["feed not parsed: feed body not parsed within 1 s (parse_timeout_s)"]
+        assert poller._validators == {}  # the next poll fetches the whole feed again
+        other = FeedSettings(url="https://reviews.example/other", source="trustpilot", kind="review")
+        poller_routes = poller_for({other.url: RSS}, publisher, seen)
+        poller_routes.parser = poller.parser  # the same parser, its process started afresh
+        assert asyncio.run(poller_routes.poll_once(other)).accepted == 1
+    finally:
+        poller.parser.close()
+
+
+def test_the_parser_process_parses_feeds_and_tolerates_garbage() -> None:
+    parser = FeedParser()
+    try:
+        assert parser.parse(RSS.encode(), FeedSettings(url="https://r.example/rss", kind="review"))[0][0] == "r-1"
+        assert parser.parse(b"\x00\xff not a feed", FeedSettings(url="https://r.example/rss")) == []
+    finally:
+        parser.close()

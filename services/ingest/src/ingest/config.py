@@ -25,6 +25,8 @@ class FeedSettings(BaseModel):
     is_public: bool = True
     #: The largest feed body read (a feed is a third party's input); a larger one is refused, not parsed.
     max_bytes: Annotated[int, Field(ge=1024, le=100_000_000)] = 10_000_000
+    #: Seconds a body may take to parse (in a process of its own, killed at the limit; ``ingest.feeds``).
+    parse_timeout_s: Annotated[float, Field(ge=0.5, le=300)] = 20.0
 
 
 class Settings(PseudonymSettings):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -86,11 +88,77 @@ async def read_at_most(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class FeedParseTimeout(Exception):
+    pass
+
+
+def feed_entries(content: bytes, feed: FeedSettings) -> list[tuple[str, dict[str, Any]]]:
+    """Each entry of a feed body: (its id for messages, its review or mention request)."""
+    return [(str(entry.get("id", "?")), entry_item(entry, feed)) for entry in feedparser.parse(content).entries]
+
+
+def _serve_parses(connection: Any) -> None:
+    """The parser process: a feed body and its settings in, its entries (or the error's text) out."""
+    while True:
+        try:
+            content, feed = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send(("ok", feed_entries(content, feed)))
+        except Exception as exc:  # any failure of the parser is this feed's error, reported by the poll
+            connection.send(("error", f"{type(exc).__name__}: {exc}"[:200]))
+
+
+class FeedParser:
+    """feedparser in a process of its own, with a time limit: a feed is a third party's input, and feedparser
+    is slow on some of it (its author e-mail pattern backtracks: a 10,000-character author name takes 0.35 s,
+    70,000 about 17 s, growing with the square). Parsing in the service would stall every request it serves;
+    here a parse past the feed's ``parse_timeout_s`` kills the process, the poll reports it, and the next parse
+    starts another."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._connection: Any = None
+
+    def parse(self, content: bytes, feed: FeedSettings) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            self._connection.send((content, feed))
+            if not self._connection.poll(feed.parse_timeout_s):
+                self.close()
+                raise FeedParseTimeout(f"feed body not parsed within {feed.parse_timeout_s:g} s (parse_timeout_s)")
+            status, value = self._connection.recv()
+        if status != "ok":
+            raise ValueError(value)
+        entries: list[tuple[str, dict[str, Any]]] = value
+        return entries
+
+    def _start(self) -> None:
+        # Not fork: the service runs threads (the Kafka producer's), and a forked copy of them can deadlock.
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_parses, args=(child,), daemon=True, name="feed-parser")
+        self._process.start()
+        child.close()
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+            self._connection.close()
+        self._process = self._connection = None
+
+
 class FeedPoller:
-    def __init__(self, feeds: list[FeedSettings], service: IngestService, client: httpx.AsyncClient) -> None:
+    def __init__(self, feeds: list[FeedSettings], service: IngestService, client: httpx.AsyncClient,
+                 parser: FeedParser | None = None) -> None:
         self.feeds = feeds
         self.service = service
         self.client = client
+        self.parser = parser or FeedParser()
         self._validators: dict[str, dict[str, str]] = {}
 
     async def poll_once(self, feed: FeedSettings) -> PollResult:
@@ -113,21 +181,26 @@ class FeedPoller:
             # Not parsed, and no validators kept: the next poll fetches it again, and says so again.
             result.errors.append(f"feed body over {feed.max_bytes} bytes (max_bytes): not read")
             return result
+        try:
+            entries = await asyncio.to_thread(self.parser.parse, content, feed)
+        except (FeedParseTimeout, ValueError) as exc:
+            # Not parsed, and no validators kept: the next poll tries the whole feed again.
+            result.errors.append(f"feed not parsed: {exc}")
+            return result
         self._validators[feed.url] = {
             k: v for k, v in (("If-None-Match", resp.headers.get("etag")),
                               ("If-Modified-Since", resp.headers.get("last-modified"))) if v
         }
-        parsed = feedparser.parse(content)
         model: type[ReviewIn] | type[MentionIn] = ReviewIn if feed.kind == "review" else MentionIn
         submissions = []
-        for entry in parsed.entries:
+        for entry_id, item in entries:
             result.entries += 1
             try:
-                body = model.model_validate(entry_item(entry, feed))
+                body = model.model_validate(item)
             except ValidationError as exc:
                 result.rejected += 1
                 fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-                result.errors.append(f"entry {entry.get('id', '?')}: invalid {fields}")
+                result.errors.append(f"entry {entry_id}: invalid {fields}")
                 continue
             submissions.append(submission_for("review" if feed.kind == "review" else "mention", body))
         outcomes = await asyncio.to_thread(self.service.accept_many, submissions) if submissions else []

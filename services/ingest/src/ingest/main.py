@@ -63,12 +63,14 @@ def create_app(
         app.state.database_ready = lambda: reachable(client)
         app.state.ingest_service = service = IngestService(mongo_repo, kafka_publisher, metrics)
         async with httpx.AsyncClient(headers={"User-Agent": "feedback-pipeline/1 (feed poller)"}) as http:
-            poller = asyncio.create_task(FeedPoller(settings.feeds, service, http).run_forever()) if settings.feeds else None
+            feed_poller = FeedPoller(settings.feeds, service, http) if settings.feeds else None
+            poller = asyncio.create_task(feed_poller.run_forever()) if feed_poller is not None else None
             yield
-            if poller is not None:
+            if poller is not None and feed_poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+                feed_poller.parser.close()
         kafka_publisher.close()
         client.close()
 
