@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from feedback_shared.events import FeedbackReceived
 from ingest.config import FeedSettings
-from ingest.feeds import FeedParser, FeedPoller
+from ingest.feeds import FeedParseError, FeedParser, FeedPoller
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 from tests.unit.ingest.fakes import FakePublisher, FakeRepo
@@ -136,5 +139,25 @@ def test_the_parser_process_parses_feeds_and_tolerates_garbage() -> None:
     try:
         assert parser.parse(RSS.encode(), FeedSettings(url="https://r.example/rss", kind="review"))[0][0] == "r-1"
         assert parser.parse(b"\x00\xff not a feed", FeedSettings(url="https://r.example/rss")) == []
+    finally:
+        parser.close()
+
+
+def test_a_parser_process_that_dies_is_started_again_and_one_killed_mid_parse_is_a_parse_failure() -> None:
+    parser = FeedParser()
+    feed = FeedSettings(url="https://r.example/rss", kind="review", parse_timeout_s=60)
+    slow = RSS.replace("<guid>r-1</guid>", "<guid>r-1</guid><author>" + "x" * 70_000 + "</author>").encode()
+    try:
+        assert len(parser.parse(RSS.encode(), feed)) == 1
+        parser._process.kill()  # between parses, as the kernel's OOM killer would: the next parse starts another
+        parser._process.join()
+        assert len(parser.parse(RSS.encode(), feed)) == 1
+
+        threading.Timer(0.5, parser._process.kill).start()  # during a parse (this one takes about 17 s)
+        started = time.monotonic()
+        with pytest.raises(FeedParseError, match="parser process failed: EOFError"):
+            parser.parse(slow, feed)
+        assert time.monotonic() - started < 10
+        assert len(parser.parse(RSS.encode(), feed)) == 1
     finally:
         parser.close()

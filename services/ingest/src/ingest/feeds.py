@@ -88,8 +88,8 @@ async def read_at_most(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-class FeedParseTimeout(Exception):
-    pass
+class FeedParseError(Exception):
+    """A feed body the parser process gave no entries for: past its time limit, or the process failed."""
 
 
 def feed_entries(content: bytes, feed: FeedSettings) -> list[tuple[str, dict[str, Any]]]:
@@ -126,11 +126,17 @@ class FeedParser:
         with self._lock:
             if self._process is None or not self._process.is_alive():
                 self._start()
-            self._connection.send((content, feed))
-            if not self._connection.poll(feed.parse_timeout_s):
+            try:
+                self._connection.send((content, feed))
+                answered = self._connection.poll(feed.parse_timeout_s)
+                reply: tuple[str, Any] = self._connection.recv() if answered else ("", None)
+            except (OSError, EOFError) as exc:  # the process died (it could not start, or was killed)
                 self.close()
-                raise FeedParseTimeout(f"feed body not parsed within {feed.parse_timeout_s:g} s (parse_timeout_s)")
-            status, value = self._connection.recv()
+                raise FeedParseError(f"parser process failed: {type(exc).__name__}") from exc
+            if not answered:
+                self.close()
+                raise FeedParseError(f"feed body not parsed within {feed.parse_timeout_s:g} s (parse_timeout_s)")
+        status, value = reply
         if status != "ok":
             raise ValueError(value)
         entries: list[tuple[str, dict[str, Any]]] = value
@@ -183,7 +189,7 @@ class FeedPoller:
             return result
         try:
             entries = await asyncio.to_thread(self.parser.parse, content, feed)
-        except (FeedParseTimeout, ValueError) as exc:
+        except (FeedParseError, ValueError) as exc:
             # Not parsed, and no validators kept: the next poll tries the whole feed again.
             result.errors.append(f"feed not parsed: {exc}")
             return result
