@@ -66,7 +66,9 @@ def test_feed_entries_are_published_and_a_slow_feed_is_cut_off(
     own = EmbeddedStack(StackConfig(
         data_dir=tmp_path, api_key="feed-key", service_ports={"ingest": free_port()},
         external_bootstrap=stack.config.bootstrap, external_mongo_url=stack.config.mongo_url,
-        extra_env={"INGEST_FEEDS": json.dumps(feeds), "INGEST_MONGO__DATABASE": f"ingest_{uuid.uuid4().hex[:6]}"},
+        extra_env={"INGEST_FEEDS": json.dumps(feeds), "INGEST_MONGO__DATABASE": f"ingest_{uuid.uuid4().hex[:6]}",
+                   # The local feed server is on loopback, which a feed may reach only when allowed.
+                   "INGEST_FEED_ALLOW_HOSTS": '["127.0.0.1"]'},
     ))
     try:
         own.start_services(["ingest"])

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from feedback_shared.events import FeedbackReceived
+from feedback_shared.outbound import OutboundPolicy
 from ingest.config import FeedSettings
 from ingest.feeds import FeedParseError, FeedParser, FeedPoller
 from ingest.metrics import IngestMetrics
@@ -32,6 +33,14 @@ RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Reviews</title>
 </channel></rss>"""
 
 
+def public_and_private(host: str) -> list[str]:
+    """A stand-in resolver: ``*.internal`` names resolve inward, the rest to a public address."""
+    return ["10.0.0.7"] if host.endswith(".internal") else ["93.184.216.34"]
+
+
+PUBLIC_DNS = OutboundPolicy(resolve=public_and_private)
+
+
 def poller_for(routes: dict[str, str], publisher: FakePublisher, seen: list[httpx.Request]) -> FeedPoller:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -40,7 +49,7 @@ def poller_for(routes: dict[str, str], publisher: FakePublisher, seen: list[http
         return httpx.Response(200, text=routes[str(request.url)], headers={"ETag": '"v1"'})
 
     service = IngestService(FakeRepo(), publisher, IngestMetrics.create(CollectorRegistry()))
-    return FeedPoller([], service, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return FeedPoller([], service, httpx.AsyncClient(transport=httpx.MockTransport(handler)), policy=PUBLIC_DNS)
 
 
 def test_atom_entries_become_mentions_once() -> None:
@@ -108,7 +117,7 @@ def test_a_failure_while_the_body_is_read_is_a_fetch_failure() -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, stream=Broken())))
     feed = FeedSettings(url="https://reviews.example/rss", kind="review")
 
-    result = asyncio.run(FeedPoller([feed], service, client).poll_once(feed))
+    result = asyncio.run(FeedPoller([feed], service, client, policy=PUBLIC_DNS).poll_once(feed))
 
     assert result.errors == ["fetch failed: ReadError"] and result.entries == 0 and publisher.sent == []
 
@@ -161,3 +170,50 @@ def test_a_parser_process_that_dies_is_started_again_and_one_killed_mid_parse_is
         assert len(parser.parse(RSS.encode(), feed)) == 1
     finally:
         parser.close()
+
+
+def redirecting_poller(routes: dict[str, httpx.Response], seen: list[httpx.Request],
+                       policy: OutboundPolicy = PUBLIC_DNS) -> tuple[FeedPoller, FakePublisher]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return routes[str(request.url)]
+
+    publisher = FakePublisher()
+    service = IngestService(FakeRepo(), publisher, IngestMetrics.create(CollectorRegistry()))
+    return FeedPoller([], service, httpx.AsyncClient(transport=httpx.MockTransport(handler)), policy=policy), publisher
+
+
+def test_a_feed_url_or_a_redirect_that_reaches_inward_is_refused_before_any_request() -> None:
+    seen: list[httpx.Request] = []
+    moved = httpx.Response(301, headers={"Location": "http://metadata.internal/latest/"})
+    poller, publisher = redirecting_poller({"https://reviews.example/rss": moved}, seen)
+
+    inward = asyncio.run(poller.poll_once(FeedSettings(url="http://feeds.internal/rss", kind="review")))
+    assert inward.errors[0].startswith("feed URL refused: ") and "10.0.0.7" in inward.errors[0]
+    assert seen == []
+
+    redirected = asyncio.run(poller.poll_once(FeedSettings(url="https://reviews.example/rss", kind="review")))
+    assert redirected.errors[0].startswith("feed URL refused: ") and "10.0.0.7" in redirected.errors[0]
+    assert [str(r.url) for r in seen] == ["https://reviews.example/rss"]  # the inward target never asked
+    not_http = asyncio.run(poller.poll_once(FeedSettings(url="file:///etc/passwd", kind="review")))
+    assert not_http.errors[0].startswith("feed URL refused: scheme file://")
+    assert publisher.sent == []
+
+
+def test_public_redirects_are_followed_a_few_times_and_allow_listed_hosts_are_polled() -> None:
+    seen: list[httpx.Request] = []
+    routes = {f"https://r.example/{i}": httpx.Response(302, headers={"Location": f"https://r.example/{i + 1}"})
+              for i in range(10)}
+    routes["https://r.example/2"] = httpx.Response(200, text=RSS)
+    poller, publisher = redirecting_poller(routes, seen)
+
+    assert asyncio.run(poller.poll_once(FeedSettings(url="https://r.example/0", kind="review"))).accepted == 1
+    looping = asyncio.run(poller.poll_once(FeedSettings(url="https://r.example/3", kind="review")))
+    assert looping.errors == ["more than 5 redirects"] and looping.entries == 0
+
+    allowed, _ = redirecting_poller({"http://feeds.internal/rss": httpx.Response(200, text=RSS)}, seen,
+                                    OutboundPolicy(allow_hosts=frozenset({"feeds.internal"}),
+                                                   resolve=public_and_private))
+    result = asyncio.run(allowed.poll_once(FeedSettings(url="http://feeds.internal/rss", source="own",
+                                                        kind="review")))
+    assert result.accepted == 1 and result.errors == []

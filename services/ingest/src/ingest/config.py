@@ -11,6 +11,7 @@ from feedback_shared.config import (
     check_secret,
     service_settings_config,
 )
+from feedback_shared.outbound import OutboundPolicy
 
 
 class FeedSettings(BaseModel):
@@ -43,6 +44,12 @@ class Settings(PseudonymSettings):
     webhook_tolerance_s: int = 300
     #: RSS/Atom feeds to follow, e.g. ``[{"url": "https://…/feed", "source": "reddit", "kind": "mention"}]``.
     feeds: list[FeedSettings] = Field(default_factory=list)
+    #: Hosts (names, addresses or networks) a feed URL, or a redirect from one, may reach although they are
+    #: inward: loopback, private, link-local (``feedback_shared.outbound``). None by default.
+    feed_allow_hosts: list[str] = Field(default_factory=list)
+
+    def feed_outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy(allow_hosts=frozenset(self.feed_allow_hosts))
 
     @model_validator(mode="after")
     def _webhook_secrets_outside_development(self) -> Self:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from feedback_shared.adapters import generic_item
 from feedback_shared.errors import DependencyUnavailable
 from feedback_shared.loops import every
+from feedback_shared.outbound import OutboundPolicy, OutboundRefused, check_webhook_url
 from ingest.config import FeedSettings
 from ingest.mapping import submission_for
 from ingest.schemas import MentionIn, ReviewIn
@@ -158,28 +159,48 @@ class FeedParser:
         self._process = self._connection = None
 
 
+#: Redirects followed from a feed's URL, each one's target checked like the URL itself.
+MAX_FEED_REDIRECTS = 5
+
+
 class FeedPoller:
     def __init__(self, feeds: list[FeedSettings], service: IngestService, client: httpx.AsyncClient,
-                 parser: FeedParser | None = None) -> None:
+                 parser: FeedParser | None = None, policy: OutboundPolicy | None = None) -> None:
         self.feeds = feeds
         self.service = service
         self.client = client
         self.parser = parser or FeedParser()
+        #: What a feed URL and its redirects may reach: the public internet unless allow-listed.
+        self.policy = policy or OutboundPolicy()
         self._validators: dict[str, dict[str, str]] = {}
 
     async def poll_once(self, feed: FeedSettings) -> PollResult:
 
         result = PollResult()
         headers = self._validators.get(feed.url, {})
+        url = feed.url
         try:
-            async with self.client.stream("GET", feed.url, headers=headers, follow_redirects=True,
-                                          timeout=30) as resp:
-                if resp.status_code == 304:
-                    return result
-                if resp.status_code != 200:
-                    result.errors.append(f"fetch answered {resp.status_code}")
-                    return result
-                content = await read_at_most(resp, feed.max_bytes)
+            for hop in range(MAX_FEED_REDIRECTS + 1):
+                # Checked before each request (a redirect could point inward); the check resolves the name.
+                await asyncio.to_thread(check_webhook_url, url, self.policy)
+                async with self.client.stream("GET", url, headers=headers, follow_redirects=False,
+                                              timeout=30) as resp:
+                    if resp.is_redirect and resp.next_request is not None:
+                        if hop == MAX_FEED_REDIRECTS:
+                            result.errors.append(f"more than {MAX_FEED_REDIRECTS} redirects")
+                            return result
+                        url = str(resp.next_request.url)
+                        continue
+                    if resp.status_code == 304:
+                        return result
+                    if resp.status_code != 200:
+                        result.errors.append(f"fetch answered {resp.status_code}")
+                        return result
+                    content = await read_at_most(resp, feed.max_bytes)
+                    break
+        except OutboundRefused as exc:
+            result.errors.append(f"feed URL refused: {exc}")
+            return result
         except httpx.HTTPError as exc:
             result.errors.append(f"fetch failed: {type(exc).__name__}")
             return result

@@ -63,7 +63,8 @@ def create_app(
         app.state.database_ready = lambda: reachable(client)
         app.state.ingest_service = service = IngestService(mongo_repo, kafka_publisher, metrics)
         async with httpx.AsyncClient(headers={"User-Agent": "feedback-pipeline/1 (feed poller)"}) as http:
-            feed_poller = FeedPoller(settings.feeds, service, http) if settings.feeds else None
+            feed_poller = (FeedPoller(settings.feeds, service, http, policy=settings.feed_outbound_policy())
+                           if settings.feeds else None)
             poller = asyncio.create_task(feed_poller.run_forever()) if feed_poller is not None else None
             yield
             if poller is not None and feed_poller is not None:
