@@ -67,10 +67,11 @@ def create_app(
                            if settings.feeds else None)
             poller = asyncio.create_task(feed_poller.run_forever()) if feed_poller is not None else None
             yield
-            if poller is not None and feed_poller is not None:
+            if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+            if feed_poller is not None:
                 feed_poller.parser.close()
         kafka_publisher.close()
         client.close()

@@ -299,7 +299,8 @@ def _check_version(data: Mapping[str, Any], expected: str, name: str) -> str:
     return version
 
 
-def _encoder_adapter(data: Mapping[str, Any]) -> str | None:
+def encoder_adapter_of(data: Mapping[str, Any]) -> str | None:
+    """The encoder adaptation a head document says it was trained on (None: the plain encoder)."""
     adapter = data.get("embedding", {}).get("adapter")
     return None if adapter is None else str(adapter)
 
@@ -329,7 +330,7 @@ def parse_sentiment_head(data: Mapping[str, Any], *, expected_version: str = SEN
         lexical_weight=lexical_weight,
         neutral_log_bias=float(combination["neutral_log_bias"]),
         training_sha256=str(data["training_data"]["sha256"]),
-        encoder_adapter=_encoder_adapter(data),
+        encoder_adapter=encoder_adapter_of(data),
     )
 
 
@@ -396,7 +397,7 @@ def parse_needs_head(data: Mapping[str, Any], *, expected_version: str = NEEDS_H
         neighbours=neighbours,
         calibration_knn_scale=knn_scale,
         attention=attention,
-        encoder_adapter=_encoder_adapter(data),
+        encoder_adapter=encoder_adapter_of(data),
     )
 
 

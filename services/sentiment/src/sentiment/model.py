@@ -28,6 +28,7 @@ from sentiment.heads import (
     SENTIMENT_HEAD_VERSION,
     NeedsHead,
     SentimentHead,
+    encoder_adapter_of,
     load_needs_head,
     load_sentiment_head,
     read_head_document,
@@ -62,7 +63,7 @@ def _model_version() -> str:
     # with it while the head file on disk may still be in an older format.
     document = read_head_document(SENTIMENT_HEAD_FILE)
     combination = document.get("combination", {})
-    adapter = document.get("embedding", {}).get("adapter")
+    adapter = encoder_adapter_of(document)
     packaged = [f"sentimentai-{h['scoring']}{h['version']}" for h in combination.get("packaged", [])
                 if float(h["weight"]) > 0]
     return "+".join([embedding_runtime(adapter), SENTIMENT_HEAD_VERSION, *packaged, NEEDS_HEAD_VERSION])

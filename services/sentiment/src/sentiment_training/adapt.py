@@ -309,9 +309,8 @@ def cross_validate(repeat: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from feedback_shared.events import NEEDS
-    from sentiment.scoring import LABELS
     from sentiment_training.evaluate import default_data_file, read_items
+    from sentiment_training.train import label_indices, needs_matrix
 
     parser = argparse.ArgumentParser(prog="python -m sentiment_training.adapt", description=__doc__.split("\n")[0])
     parser.add_argument("--cv", type=int, metavar="REPEAT", help="measure on this repeat of the group folds instead")
@@ -321,8 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(" ".join(f"{key} {value:.4f}" for key, value in result.items()))
         return 0
     items = read_items(default_data_file("train.jsonl"))
-    labels = Labels(needs=np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64),
-                    sentiment=np.array([LABELS.index(item["label"]) for item in items], dtype=np.int64))
+    labels = Labels(needs=needs_matrix(items), sentiment=label_indices(items))
     trainer = AdapterTrainer([item["text"] for item in items])
     adapter = trainer.fit(np.arange(len(items), dtype=np.int64), labels)
     adapter.save(ADAPTER_FILE)

@@ -127,11 +127,9 @@ def fold_views(data: T.TrainingSet, embeddings: T.FloatArray, states: list[npt.N
 def run(out: Path, repeats: int = CROSS_FIT_REPEATS) -> CrossFittedViews:
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-    from feedback_shared.events import NEEDS
     from sentiment.encoder import E5Encoder, load_adapter
     from sentiment.heads import EMBEDDING_DIM
     from sentiment.model import embed_with_states
-    from sentiment.scoring import LABELS
     from sentiment_training.adapt import SEED, AdapterTrainer, Labels
     from sentiment_training.evaluate import default_data_file, read_items
 
@@ -142,10 +140,8 @@ def run(out: Path, repeats: int = CROSS_FIT_REPEATS) -> CrossFittedViews:
     items = read_items(path)
     data = T.TrainingSet(
         items=items, sha256=digest, embeddings=np.zeros((len(items), EMBEDDING_DIM)),
-        labels=np.array([LABELS.index(item["label"]) for item in items], dtype=np.int64),
-        languages=np.array([item["lang"] for item in items]),
-        needs=np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64),
-        packaged={}, lexical=None)
+        labels=T.label_indices(items), languages=np.array([item["lang"] for item in items]),
+        needs=T.needs_matrix(items), packaged={}, lexical=None)
     strata = [f"{item['lang']}/{item['label']}" for item in items]
     splits = T.stratified_splits(strata, folds=T.FOLDS, repeats=T.REPEATS, seed=T.SEED)[:repeats]
     # The folds' cache is keyed by what they depend on: a changed train.jsonl or setting starts afresh.

@@ -189,13 +189,23 @@ def load_training_set(path: Path, adapter: EncoderAdapter | Literal["packaged"] 
         items=items,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         embeddings=embeddings,
-        labels=np.array([LABELS.index(item["label"]) for item in items], dtype=np.int64),
+        labels=label_indices(items),
         languages=np.array([item["lang"] for item in items]),
-        needs=np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64),
+        needs=needs_matrix(items),
         packaged=packaged,
         lexical=lexical_matrix([item["text"] for item in items]),
         states=states,
     )
+
+
+def label_indices(items: Sequence[dict[str, Any]]) -> IntArray:
+    """Each item's sentiment label as its index into LABELS."""
+    return np.array([LABELS.index(item["label"]) for item in items], dtype=np.int64)
+
+
+def needs_matrix(items: Sequence[dict[str, Any]]) -> IntArray:
+    """(items, 16): 1 where the item carries the need."""
+    return np.array([[int(n in item["needs"]) for n in NEEDS] for item in items], dtype=np.int64)
 
 
 def lexical_matrix(texts: Sequence[str]) -> Any:
